@@ -1,0 +1,38 @@
+# gan_lab — `make train` runs the default job, `make test` the test suite; both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test test-all lint format bench clean
+
+install: $(STAMP)
+
+# torch goes in first and pinned, so nothing later pulls a different (multi-GB CUDA) build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+train: $(STAMP)
+	$(PY) -m gan_lab $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check gan_lab tests
+	$(PY) -m ruff format --check gan_lab tests
+
+format: $(STAMP)
+	$(PY) -m ruff format gan_lab tests
+	$(PY) -m ruff check --fix gan_lab tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,77 @@
+"""What every data source offers: its shape, and a way to fetch a minibatch by positions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Describes one sample. Models are sized from it, plots and metrics chosen by it."""
+
+    name: str
+    shape: tuple[int, ...]  # (D,) for points, (C, H, W) for images
+    kind: str  # "points" or "image"
+    # Images live in [-1, 1] (the generator ends in tanh); points are unbounded.
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+class Source(Dataset):
+    """A map-style dataset fetched a whole minibatch at a time (``__getitems__``).
+
+    ``size`` is the number of examples of a finite set, or None for a law sampled afresh
+    (the toy distributions): then the positions are only a counter that seeds the draw.
+    """
+
+    spec: DataSpec
+    size: int | None = None
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
+
+    def __len__(self) -> int:
+        if self.size is None:
+            raise TypeError(f"{self.spec.name} is a distribution, not a finite set")
+        return self.size
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` real examples for plots and metrics, drawn with ``generator``."""
+        raise NotImplementedError
+
+
+class TensorSource(Source):
+    """A finite data set held in memory as one tensor (N, *shape)."""
+
+    def __init__(self, data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None = None):
+        if tuple(data.shape[1:]) != spec.shape:
+            raise ValueError(f"data of shape {tuple(data.shape)} does not match spec {spec.shape}")
+        self.data = data.contiguous()
+        self.labels = labels
+        self.spec = spec
+        self.size = data.shape[0]
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return self.data[torch.as_tensor(positions, dtype=torch.long)]
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if n <= self.size:
+            idx = torch.randperm(self.size, generator=generator)[:n]
+        else:
+            idx = torch.randint(self.size, (n,), generator=generator)
+        return self.data[idx]

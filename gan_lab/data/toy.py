@@ -1,0 +1,87 @@
+"""Toy laws with known structure: the PacGAN ring and grid, a 1-D Gaussian, parallel lines.
+
+Every toy source is a distribution: a minibatch is a fresh draw, seeded by its positions in the
+stream, so the same (seed, iteration) gives the same points (exact resume, identical DDP shards).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gan_lab.data.base import DataSpec, Source
+from gan_lab.errors import check_int, check_range
+
+
+def _position_generator(seed: int, positions: list[int]) -> torch.Generator:
+    # A batch is identified by its first position (the sampler never reuses one).
+    return torch.Generator().manual_seed((seed * 1_000_003 + int(positions[0])) % (2**63 - 1))
+
+
+class GaussianMixture(Source):
+    """Equal-weight isotropic Gaussians at ``centers`` (M, D) with standard deviation ``std``."""
+
+    def __init__(self, name: str, centers: torch.Tensor, std: float, seed: int = 0):
+        self.centers = centers.float()
+        self.std = float(std)
+        self.seed = seed
+        self.spec = DataSpec(name, (centers.shape[1],), "points")
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        modes = torch.randint(len(self.centers), (n,), generator=generator)
+        noise = torch.randn(n, self.centers.shape[1], generator=generator)
+        return self.centers[modes] + self.std * noise
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return self.sample(len(positions), _position_generator(self.seed, positions))
+
+
+class Ring(GaussianMixture):
+    """``modes`` Gaussians at equally spaced angles on a circle (PacGAN: 8 modes, r=1, std 0.01)."""
+
+    def __init__(self, modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: int = 0):
+        check_int("dataset.modes", modes, 1)
+        check_range("dataset.radius", radius, 0, low_open=True)
+        check_range("dataset.std", std, 0, low_open=True)
+        angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
+        centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+        super().__init__("ring", centers, std, seed)
+
+
+class Grid(GaussianMixture):
+    """A size×size grid of Gaussians (PacGAN: 5×5 at {-4,-2,0,2,4}², std 0.05)."""
+
+    def __init__(self, size: int = 5, spacing: float = 2.0, std: float = 0.05, seed: int = 0):
+        check_int("dataset.size", size, 1)
+        check_range("dataset.spacing", spacing, 0, low_open=True)
+        check_range("dataset.std", std, 0, low_open=True)
+        axis = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) * spacing
+        centers = torch.cartesian_prod(axis, axis)
+        super().__init__("grid", centers, std, seed)
+
+
+class Gauss1D(GaussianMixture):
+    """A single 1-D Gaussian N(mean, std²)."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0, seed: int = 0):
+        check_range("dataset.std", std, 0, low_open=True)
+        super().__init__("gauss1d", torch.tensor([[float(mean)]]), std, seed)
+        self.mean = float(mean)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Normal(self.mean, self.std).log_prob(x)
+
+
+class ParallelLines(Source):
+    """Real data (0, Z) with Z ~ U[0, 1] (seed 002): the example where JS is flat and W = |θ|."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.spec = DataSpec("lines", (2,), "points")
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.stack([torch.zeros(n), torch.rand(n, generator=generator)], dim=1)
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return self.sample(len(positions), _position_generator(self.seed, positions))

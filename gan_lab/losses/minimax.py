@@ -1,0 +1,15 @@
+"""The original minimax game (Goodfellow 2014; seeds 000, 002): G minimises log(1 − D(G(z)))."""
+
+import torch
+import torch.nn.functional as F
+
+from gan_lab.losses.base import SigmoidBCE
+
+
+class Minimax(SigmoidBCE):
+    """Saturating: G's gradient vanishes when D confidently rejects fakes early in training."""
+
+    name = "minimax"
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -F.softplus(fake_logits).mean()  # log(1 - σ(v_f)) = -softplus(v_f)

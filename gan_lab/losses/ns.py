@@ -1,0 +1,15 @@
+"""Non-saturating GAN (Goodfellow 2014; seed 000 eq. 11): G minimises −log D(G(z))."""
+
+import torch
+import torch.nn.functional as F
+
+from gan_lab.losses.base import SigmoidBCE
+
+
+class NonSaturating(SigmoidBCE):
+    """Same fixed point as minimax, strong gradients when D rejects fakes. The lab's default."""
+
+    name = "ns"
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake_logits).mean()  # -log σ(v_f)

@@ -1,0 +1,83 @@
+"""DCGAN (Radford 2016; seed 003), sized by arithmetic for any square side b·2ⁿ (b ≥ 4, n ≥ 1).
+
+G: project z to b×b, then n stride-2 transposed convs (BN + ReLU, tanh out). D mirrors it with
+stride-2 convs (LeakyReLU 0.2, no norm on the input layer) and a b×b conv head. No pooling, no
+hidden fully connected layers. 28 px: 7→14→28; 32 px: 4→8→16→32; 64 px: 4→…→64.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.data.base import DataSpec
+from gan_lab.errors import ConfigError, check_int
+from gan_lab.nets.layers import dcgan_init, norm_layer
+
+
+def plan(spec: DataSpec) -> tuple[int, int]:
+    """(base side b, number of 2× stages n) for the data's image side."""
+    if not spec.is_image or spec.shape[1] != spec.shape[2]:
+        raise ConfigError("model", "dcgan", "a model that fits the data's shape",
+                          f"DCGAN needs square images (C, H, H); dataset={spec.name} has shape "
+                          f"{spec.shape}. Use model=mlp for point data.")
+    side, n = spec.shape[1], 0
+    while side % 2 == 0 and side // 2 >= 4:
+        side, n = side // 2, n + 1
+    if n == 0:
+        raise ConfigError("model", "dcgan", "images whose side is b·2ⁿ with b ≥ 4, n ≥ 1 "
+                          "(8, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
+    return side, n
+
+
+def _widths(width: int, max_width: int, n: int) -> list[int]:
+    """Channels per stage, finest first: width, 2·width, … capped at max_width."""
+    return [min(width * 2**i, max_width) for i in range(n)]
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, z_dim: int, spec: DataSpec, width: int, max_width: int):
+        super().__init__()
+        base, n = plan(spec)
+        widths = _widths(width, max_width, n)[::-1]  # coarse to fine
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),
+                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], spec.shape[0], 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])  # (N, z_dim) -> (N, C, H, W)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, spec: DataSpec, width: int, max_width: int, norm: str):
+        super().__init__()
+        base, n = plan(spec)
+        widths = _widths(width, max_width, n)
+        bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(spec.shape[0], widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(a, b, 4, 2, 1, bias=bias), norm_layer(norm, b, spatial=True),
+                       nn.LeakyReLU(0.2, True)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(widths[-1], 1, base, 1, 0)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).flatten()  # (N,)
+
+
+def build(spec: DataSpec, z_dim: int = 100, width: int = 64, max_width: int = 512,
+          d_norm: str = "batch") -> tuple[nn.Module, nn.Module]:
+    check_int("model.z_dim", z_dim, 1)
+    check_int("model.width", width, 1)
+    check_int("model.max_width", max_width, 1)
+    g = DCGANGenerator(z_dim, spec, width, max_width)
+    d = DCGANDiscriminator(spec, width, max_width, d_norm)
+    dcgan_init(g)
+    dcgan_init(d)
+    return g, d

@@ -1,0 +1,34 @@
+"""Small building blocks shared by the architectures."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gan_lab.errors import check_choice
+
+NORMS = ("batch", "layer", "none")
+
+
+def norm_layer(kind: str, channels: int, spatial: bool, key: str = "model.d_norm") -> nn.Module:
+    """Normalisation for ``channels`` features. "layer" on feature maps normalises over (C, H, W)
+    per sample (GroupNorm with one group), which keeps a critic's output per-sample as WGAN-GP needs.
+    """
+    check_choice(key, kind, NORMS)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels) if spatial else nn.LayerNorm(channels)
+    return nn.Identity()
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation (Radford 2016): conv weights N(0, 0.02), norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            if m.weight is not None:
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,7 @@
+"""No constraint on D (the DCGAN and minimax settings)."""
+
+from gan_lab.regularizers.base import Regularizer
+
+
+class NoRegularizer(Regularizer):
+    name = "none"

@@ -1,0 +1,25 @@
+"""R1 (Mescheder 2018): γ/2·E_real[‖∇_x V(x)‖²], optionally lazy (every N D steps, scaled by N)."""
+
+import torch
+from torch import nn
+
+from gan_lab.errors import check_int, check_range
+from gan_lab.regularizers.base import Regularizer, input_gradients
+
+
+class R1(Regularizer):
+    name = "r1"
+    preferred_d_norm = "none"
+    forbids_batch_norm = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1):
+        self.weight = check_range("regularizer.weight", weight, 0.0)  # γ
+        self.every = check_int("regularizer.every", every, 1)
+
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                d_step: int) -> torch.Tensor | None:
+        if d_step % self.every:
+            return None
+        sq_norm = input_gradients(discriminator, real).pow(2).sum(dim=1)
+        # Lazy regularisation (Karras 2020): scaling by `every` keeps the expected strength.
+        return 0.5 * self.weight * self.every * sq_norm.mean()

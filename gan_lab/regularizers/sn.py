@@ -1,0 +1,23 @@
+"""Spectral normalisation (Miyato 2018): every D layer's weight is W/σ(W), one power iteration per forward."""
+
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from gan_lab.errors import check_int
+from gan_lab.regularizers.base import Regularizer
+
+_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Conv1d)
+
+
+class SpectralNorm(Regularizer):
+    name = "sn"
+    preferred_d_norm = "none"  # SN-GAN's discriminators carry no batch norm
+
+    def __init__(self, n_power_iterations: int = 1):
+        self.n_power_iterations = check_int("regularizer.n_power_iterations", n_power_iterations, 1)
+
+    def wrap(self, discriminator: nn.Module) -> nn.Module:
+        for module in list(discriminator.modules()):
+            if isinstance(module, _LAYERS):
+                parametrizations.spectral_norm(module, n_power_iterations=self.n_power_iterations)
+        return discriminator

@@ -1,0 +1,33 @@
+"""One reporting call for statistics and one for images, reaching every configured logger.
+
+Steps are generator iterations (the lab's clock), never Lightning's global_step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
+
+# Short names shown in the progress bar, in this order.
+PROGRESS_BAR = {"train/d_loss": "d_loss", "train/g_loss": "g_loss", "train/d_real": "D(x)",
+                "train/d_fake": "D(G(z))", "train/wasserstein_estimate": "W"}
+
+
+def report(module, metrics: dict[str, float]) -> None:
+    """Send one row of metrics at ``module.iteration`` to every logger, the history and the bar."""
+    step = module.iteration
+    for logger in module.loggers:
+        logger.log_metrics(metrics, step=step)
+    module.history.append({"iteration": step, **metrics})
+    shown = {short: metrics[name] for name, short in PROGRESS_BAR.items() if name in metrics}
+    if shown and module._trainer is not None:
+        module.log_dict(shown, prog_bar=True, logger=False, on_step=True, on_epoch=False)
+
+
+def log_image(loggers: list[Logger], key: str, image: np.ndarray, step: int) -> None:
+    """An (H, W, 3) uint8 picture to every logger that can hold one (the run folder always has the PNG)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, image, step, dataformats="HWC")
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[image], step=step)

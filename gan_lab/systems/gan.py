@@ -1,0 +1,156 @@
+"""Algorithm 1 (Goodfellow 2014; seed 002) with manual optimisation.
+
+Per generator iteration: k D updates, each on a fresh real minibatch and fresh z, then one G
+update on fresh z; separate optimisers. The run's clock is ``iteration`` (generator iterations):
+Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from gan_lab.losses.base import GANLoss
+from gan_lab.regularizers.base import Regularizer
+from gan_lab.reporting import report
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    """‖∇θ‖₂ over all of ``module``'s parameters (stays on device: no sync)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class GAN(L.LightningModule):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
+                 regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
+                 *, k: int = 1, z_dim: int = 100, log_every: int = 25, seed: int = 0,
+                 run_config: dict | None = None):
+        """``k``: D updates per G update. ``log_every``: generator iterations between log rows;
+        statistics are averaged over the interval on device and synced once per row."""
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = regularizer.wrap(discriminator)
+        self.loss, self.regularizer = loss, regularizer
+        self._optimizer_d, self._optimizer_g = optimizer_d, optimizer_g
+        self.k, self.z_dim, self.log_every, self.seed = k, z_dim, log_every, seed
+        self.run_config = run_config
+        self.iteration = 0  # generator iterations completed
+        self.d_updates = 0
+        self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self._clock = (time.perf_counter(), 0)
+
+    # ---------------------------------------------------------------- Algorithm 1
+    def configure_optimizers(self):
+        return [self._optimizer_d(self.discriminator.parameters()),
+                self._optimizer_g(self.generator.parameters())]
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        opt_d, opt_g = self.optimizers()
+        log_now = (self.iteration + 1) % self.log_every == 0
+        reals = batch.chunk(self.k)  # (k·B, *shape) -> k fresh real minibatches
+        for j, real in enumerate(reals):
+            self.d_step(opt_d, real, measure_grad=log_now and j == self.k - 1)
+        self.g_step(opt_g, reals[0].shape[0], measure_grad=log_now)
+        self.iteration += 1
+        if log_now:
+            self._flush()
+
+    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
+        with torch.no_grad():
+            fake = self.generator(self.sample_z(real.shape[0]))
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+        d_loss = self.loss.d_loss(real_logits, fake_logits)
+        penalty = self.regularizer.penalty(self.discriminator, real, fake, self.d_updates)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss if penalty is None else d_loss + penalty)
+        if measure_grad:
+            self._accumulate({"grad_norm_d": grad_norm(self.discriminator)})
+        opt_d.step()
+        self.regularizer.after_d_step(self.discriminator)
+        self.d_updates += 1
+
+        stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
+        if penalty is not None:
+            stats["d_penalty"] = penalty
+        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
+        stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
+        self._accumulate(stats)
+
+    def g_step(self, opt_g, batch_size: int, measure_grad: bool = False) -> None:
+        # D is frozen so G's backward computes (and DDP reduces) only G's gradients.
+        self.discriminator.requires_grad_(False)
+        try:
+            fake_logits = self.discriminator(self.generator(self.sample_z(batch_size)))
+            g_loss = self.loss.g_loss(fake_logits)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+        finally:
+            self.discriminator.requires_grad_(True)
+        if measure_grad:
+            self._accumulate({"grad_norm_g": grad_norm(self.generator)})
+        opt_g.step()
+        self._accumulate({"g_loss": g_loss})
+
+    # ---------------------------------------------------------------- sampling
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if generator is not None:
+            return torch.randn(n, self.z_dim, generator=generator).to(self.device)
+        return torch.randn(n, self.z_dim, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """G(z) in eval mode (batch norm uses its running statistics), returned on the CPU in fp32."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            parts = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+        finally:
+            self.generator.train(was_training)
+        return torch.cat(parts)
+
+    # ---------------------------------------------------------------- statistics
+    def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        for name, value in stats.items():
+            value = value.detach().float()
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    def _flush(self) -> None:
+        names = sorted(self._sums)
+        values = torch.stack([self._sums[n] / self._counts[n] for n in names]).tolist()  # one sync
+        self._sums.clear()
+        self._counts.clear()
+        now, last_iteration = time.perf_counter(), self._clock[1]
+        rate = (self.iteration - last_iteration) / max(now - self._clock[0], 1e-9)
+        self._clock = (now, self.iteration)
+        metrics = {f"train/{n}": v for n, v in zip(names, values)}
+        metrics["perf/iterations_per_s"] = rate
+        report(self, metrics)
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_fit_start(self) -> None:
+        # Each rank draws its own z stream; weights were built (and DDP-broadcast) before this.
+        torch.manual_seed(self.seed * 1009 + self.global_rank + 1)
+        self._clock = (time.perf_counter(), self.iteration)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gan_lab"] = {"iteration": self.iteration, "d_updates": self.d_updates,
+                                 "config": self.run_config}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("gan_lab", {})
+        self.iteration = int(state.get("iteration", 0))
+        self.d_updates = int(state.get("d_updates", 0))

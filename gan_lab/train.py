@@ -1,0 +1,209 @@
+"""compose → instantiate → fit → write the run folder. Importable: tests call ``train(cfg, run_dir)``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleGrids
+from gan_lab.callbacks.ddp_check import WeightSyncCheck
+from gan_lab.data import GANDataModule, Source
+from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
+from gan_lab.errors import ConfigError, check_int
+from gan_lab.losses.base import GANLoss
+from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
+from gan_lab.metrics.toy import mode_metrics
+from gan_lab.regularizers.base import Regularizer
+from gan_lab.systems import GAN
+from gan_lab.viz import curves_picture, points_picture, save_png
+
+log = logging.getLogger("gan_lab")
+
+CURVES = {"losses": ["train/d_loss", "train/g_loss", "train/d_penalty"],
+          "discriminator outputs": ["train/d_real", "train/d_fake", "train/wasserstein_estimate"],
+          "gradient norms": ["train/grad_norm_d", "train/grad_norm_g"]}
+
+
+def build(node: DictConfig, **kwargs) -> Any:
+    """Instantiate a config node into plain Python objects; a ConfigError raised inside comes out as is."""
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def resolve_d_norm(d_norm: str, regularizer: Regularizer) -> str:
+    if d_norm == "auto":
+        return regularizer.preferred_d_norm
+    if d_norm == "batch" and regularizer.forbids_batch_norm:
+        raise ConfigError("model.d_norm", d_norm, "layer, none or auto with regularizer=" + regularizer.name,
+                          "A per-sample gradient penalty is meaningless through batch norm, which mixes "
+                          "the samples of a batch.")
+    return d_norm
+
+
+def validate_train(cfg: DictConfig) -> None:
+    t = cfg.train
+    check_int("train.k", t.k, 1)
+    check_int("train.iterations", t.iterations, 1)
+    check_int("train.batch_size", t.batch_size, 1)
+    check_int("train.log_every", t.log_every, 1)
+    check_int("train.sample_every", t.sample_every, 0)
+    check_int("train.checkpoint_every", t.checkpoint_every, 0)
+    check_int("train.num_workers", t.num_workers, 0)
+
+
+@dataclass
+class Components:
+    source: Source
+    loss: GANLoss
+    regularizer: Regularizer
+    generator: nn.Module
+    discriminator: nn.Module
+
+
+def build_components(cfg: DictConfig) -> Components:
+    """Everything a run needs, built and validated before any training starts."""
+    validate_train(cfg)
+    source = build(cfg.dataset)
+    loss = build(cfg.loss)
+    regularizer = build(cfg.regularizer)
+    d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
+    generator, discriminator = build(cfg.model, _partial_=True)(spec=source.spec, d_norm=d_norm)
+    return Components(source, loss, regularizer, generator, discriminator)
+
+
+def build_system(cfg: DictConfig, c: Components) -> GAN:
+    return GAN(c.generator, c.discriminator, c.loss, c.regularizer,
+               build(cfg.optimizer.d), build(cfg.optimizer.g),
+               k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
+               run_config=OmegaConf.to_container(cfg, resolve=True))
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    return [build(node, save_dir=str(run_dir / "logs")) for node in (cfg.logger or {}).values()]
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list) -> L.Trainer:
+    tc = cfg.trainer
+    strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes)
+    if tc.enable_progress_bar:
+        callbacks = [*callbacks, IterationProgressBar()]
+    return L.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
+                     strategy=strategy, precision=tc.precision, max_epochs=1, logger=loggers or False,
+                     callbacks=callbacks, enable_progress_bar=bool(tc.enable_progress_bar),
+                     enable_checkpointing=False, enable_model_summary=False,
+                     use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
+                     log_every_n_steps=1, default_root_dir=str(run_dir))
+
+
+def hydra_run_dir() -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train one run into ``run_dir`` (default: Hydra's run folder); return its metrics.json content."""
+    run_dir = Path(run_dir) if run_dir is not None else hydra_run_dir()
+    if run_dir is None:
+        raise ValueError("train() needs run_dir when called outside a Hydra app")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*`training_step` returns `None`.*")
+    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # hardware banners and tips, once per rank
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    c = build_components(cfg)
+    system = build_system(cfg, c)
+    data = GANDataModule(c.source, cfg.train.batch_size, cfg.train.k, cfg.train.iterations, cfg.seed,
+                         num_workers=cfg.train.num_workers)
+    samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
+    checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
+    sync_check = WeightSyncCheck()
+    extra = [build(node) for node in (cfg.get("callbacks") or {}).values()]
+    loggers = build_loggers(cfg, run_dir)
+
+    patch_hydra_ddp_launch()
+    with distributed_job():
+        trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, *extra], loggers)
+        started = time.perf_counter()
+        trainer.fit(system, datamodule=data)
+        wall = time.perf_counter() - started
+        if not trainer.is_global_zero:
+            return {}
+        summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result)
+        _finish_loggers(loggers)
+    print(f"gan_lab: run folder {run_dir}")
+    return summary
+
+
+def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
+             ddp: dict | None) -> dict[str, Any]:
+    """Final samples (.npy), pictures, history and metrics.json, all in the run folder."""
+    spec = source.spec
+    n = cfg.output.final_samples or (256 if spec.is_image else 2500)
+    g = torch.Generator().manual_seed(cfg.seed + 777)
+    fake = system.generate(system.sample_z(n, generator=g).cpu())
+    np.save(run_dir / "samples.npy", fake.numpy())
+
+    metrics: dict[str, float] = dict(system.history[-1]) if system.history else {}
+    metrics.pop("iteration", None)
+    protocols: dict[str, str] = {}
+    centers = getattr(source, "centers", None)
+    if not spec.is_image:
+        real = source.sample(n, g)
+        if spec.shape == (2,):
+            save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated", centers),
+                     run_dir / "scatter.png")
+        if centers is not None and len(centers) > 1:
+            toy = mode_metrics(fake, centers, source.std)
+            metrics.update({f"toy/{k}": v for k, v in toy.items()})
+            protocols["toy/*"] = f"{n} samples; {TOY_DEFINITION}"
+
+    with open(run_dir / "history.jsonl", "w") as f:
+        for row in system.history:
+            f.write(json.dumps(row) + "\n")
+    if system.history:
+        save_png(curves_picture(system.history, CURVES), run_dir / "losses.png")
+
+    summary = {"status": "finished", "iterations": system.iteration, "d_updates": system.d_updates,
+               "k": cfg.train.k, "wall_time_s": round(wall, 2),
+               "iterations_per_s": round(system.iteration / max(wall, 1e-9), 3),
+               "metrics": metrics, "protocols": protocols, "run_dir": str(run_dir)}
+    if ddp is not None and ddp["world_size"] > 1:
+        summary["ddp"] = ddp
+    with open(run_dir / "metrics.json", "w") as f:
+        json.dump(summary, f, indent=2, allow_nan=True)
+    return summary
+
+
+def _finish_loggers(loggers: list) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            wandb.finish()  # else the next sweep job logs into this run

@@ -1,0 +1,99 @@
+"""Pictures of a run: image grids, real-vs-generated scatter and histograms, loss curves.
+
+Every function returns an (H, W, 3) uint8 array, written as PNG and sent to the loggers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gan_lab.data.base import DataSpec  # noqa: E402
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """Tile images (N, C, H, W) in [-1, 1] into one RGB picture (padding is grey)."""
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if c == 1:
+        pixels = pixels.expand(n, 3, h, w)
+    grid = torch.full((3, ncol * (h + pad) + pad, nrow * (w + pad) + pad), 128, dtype=torch.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[:, top : top + h, left : left + w] = pixels[i, :3]
+    grid = grid.permute(1, 2, 0).numpy()
+    if scale > 1:
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return np.ascontiguousarray(grid)
+
+
+def _figure_to_array(fig) -> np.ndarray:
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def points_picture(fake: torch.Tensor, real: torch.Tensor, title: str = "",
+                   centers: torch.Tensor | None = None) -> np.ndarray:
+    """2-D: scatter of real vs generated points. 1-D: overlaid histograms."""
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fake, real = fake.float().numpy(), real.float().numpy()
+    if fake.shape[1] == 1:
+        lo = min(real.min(), fake.min())
+        hi = max(real.max(), fake.max())
+        bins = np.linspace(lo, hi, 60)
+        ax.hist(real[:, 0], bins=bins, alpha=0.5, density=True, label="real")
+        ax.hist(fake[:, 0], bins=bins, alpha=0.5, density=True, label="generated")
+    else:
+        ax.scatter(real[:, 0], real[:, 1], s=4, alpha=0.4, c="tab:blue", label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=4, alpha=0.4, c="tab:red", label="generated")
+        if centers is not None:
+            ax.scatter(centers[:, 0], centers[:, 1], s=60, marker="x", c="k", label="modes")
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def samples_picture(fake: torch.Tensor, real: torch.Tensor, spec: DataSpec, title: str = "",
+                    centers: torch.Tensor | None = None) -> np.ndarray:
+    if spec.is_image:
+        side = spec.shape[-1]
+        return image_grid(fake[:64], nrow=8, scale=max(1, 96 // side))
+    return points_picture(fake, real, title, centers)
+
+
+def curves_picture(history: Sequence[dict[str, float]], groups: dict[str, Sequence[str]]) -> np.ndarray:
+    """One panel per group of metric names, x = generator iteration."""
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.6 * len(groups)), dpi=100, squeeze=False)
+    steps = [row["iteration"] for row in history]
+    for ax, (title, names) in zip(axes[:, 0], groups.items()):
+        for name in names:
+            ys = [row.get(name, float("nan")) for row in history]
+            if not all(math.isnan(y) for y in ys):
+                ax.plot(steps, ys, label=name.split("/")[-1])
+        ax.set_title(title)
+        ax.set_xlabel("generator iteration")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def save_png(image: np.ndarray, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, image)
+    return path
