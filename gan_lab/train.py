@@ -22,10 +22,11 @@ from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleG
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
-from gan_lab.errors import ConfigError, check_int
+from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
 from gan_lab.metrics.toy import mode_metrics
+from gan_lab.nets.layers import NORMS
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.systems import GAN
 from gan_lab.viz import curves_picture, points_picture, save_png
@@ -51,6 +52,7 @@ def build(node: DictConfig, **kwargs) -> Any:
 
 
 def resolve_d_norm(d_norm: str, regularizer: Regularizer) -> str:
+    check_choice("model.d_norm", d_norm, (*NORMS, "auto"))
     if d_norm == "auto":
         return regularizer.preferred_d_norm
     if d_norm == "batch" and regularizer.forbids_batch_norm:

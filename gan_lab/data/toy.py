@@ -15,8 +15,9 @@ from gan_lab.errors import check_int, check_range
 
 
 def _position_generator(seed: int, positions: list[int]) -> torch.Generator:
-    # A batch is identified by its first position (the sampler never reuses one).
-    return torch.Generator().manual_seed((seed * 1_000_003 + int(positions[0])) % (2**63 - 1))
+    # A batch is identified by its first position (the sampler never reuses one); positions stay
+    # below 2**40 (10^12 samples), so distinct (seed, position) pairs give distinct seeds.
+    return torch.Generator().manual_seed((seed % 2**22) * 2**40 + int(positions[0]))
 
 
 class GaussianMixture(Source):

@@ -1,0 +1,271 @@
+"""Lipschitz constraints and penalties on D (SCIENCE.md, "Lipschitz constraints and penalties").
+
+Penalties are checked on discriminators whose input gradient is known in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gan_lab.errors import ConfigError
+from gan_lab.nets.mlp import MLPDiscriminator
+from gan_lab.regularizers import R1, GradientPenalty, NoRegularizer, SpectralNorm, WeightClip
+from gan_lab.train import resolve_d_norm
+
+
+class LinearD(nn.Module):
+    """D(x) = w·flatten(x) + b, returning (N,): ∇ₓD = w at every x."""
+
+    def __init__(self, w: list[float], b: float = 0.3, dtype=torch.float32):
+        super().__init__()
+        self.lin = nn.Linear(len(w), 1).to(dtype)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor([w], dtype=dtype))
+            self.lin.bias.fill_(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.flatten(1)).squeeze(1)
+
+
+class SquareD(nn.Module):
+    """D(x) = Σ x² per sample: ∇ₓD = 2x."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.pow(2).flatten(1).sum(dim=1)
+
+
+# weights with ‖w‖ = 5, 3, 0.5 and 1 (penalty 0)
+WEIGHTS = [[3.0, 4.0], [1.0, 2.0, 2.0], [0.3, -0.4], [0.6, 0.0, -0.8]]
+
+
+def _norm(w):
+    return math.sqrt(sum(x * x for x in w))
+
+
+def _batch(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) * 3, torch.randn(n, d, generator=g) - 2
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient penalty (WGAN-GP)
+
+
+@pytest.mark.parametrize("w", WEIGHTS)
+@pytest.mark.parametrize("lam", [10.0, 0.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gp_on_linear_critic_is_exact(w, lam, seed):
+    real, fake = _batch(8, len(w), seed)
+    penalty = GradientPenalty(weight=lam).penalty(LinearD(w), real, fake, d_step=0)
+    assert penalty.dim() == 0
+    expected = lam * (_norm(w) - 1.0) ** 2
+    assert penalty.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("w", [[3.0, 4.0], [1.0, 2.0, 2.0], [0.3, -0.4]])
+@pytest.mark.parametrize("lam", [10.0, 2.0])
+def test_gp_gradient_wrt_weights_matches_analytic(w, lam):
+    """Double backward: d/dw λ(‖w‖−1)² = 2λ(‖w‖−1)·w/‖w‖; the bias does not enter."""
+    # input_gradients runs D in float32 by design (fp16 double backward overflows), so D is fp32.
+    d = LinearD(w)
+    real, fake = _batch(6, len(w), 3)
+    penalty = GradientPenalty(weight=lam).penalty(d, real, fake, d_step=0)
+    assert penalty.requires_grad
+    penalty.backward()
+    n = _norm(w)
+    expected = torch.tensor([[2 * lam * (n - 1.0) * x / n for x in w]])
+    torch.testing.assert_close(d.lin.weight.grad, expected, rtol=1e-5, atol=1e-6)
+    assert d.lin.bias.grad is None or torch.count_nonzero(d.lin.bias.grad) == 0
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (5, 1, 2, 2)])
+@pytest.mark.parametrize("lam", [10.0, 1.0])
+def test_gp_on_quadratic_critic(shape, lam):
+    """real = fake = x ⇒ x̂ = x, ∇D(x̂) = 2x, penalty = λ·mean((‖2x‖ − 1)²)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 0.8
+    penalty = GradientPenalty(weight=lam).penalty(SquareD(), x, x.clone(), d_step=0)
+    flat = x.reshape(shape[0], -1).tolist()
+    expected = lam * sum((2.0 * _norm(row) - 1.0) ** 2 for row in flat) / len(flat)
+    assert penalty.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gp_interpolates_between_real_and_fake():
+    """1-D, D(x) = x²/2 so ∇D(x̂) = x̂; real = 0, fake = 1 ⇒ ‖∇‖ = 1 − ε ∈ [0, 1] per sample,
+    penalty/λ = mean(ε²) which for many uniform ε is close to E[ε²] = 1/3."""
+    torch.manual_seed(0)
+    n = 20_000
+    real, fake = torch.zeros(n, 1), torch.ones(n, 1)
+    d = lambda x: 0.5 * x.pow(2).sum(dim=1)  # noqa: E731
+
+    class Half(nn.Module):
+        def forward(self, x):
+            return d(x)
+
+    penalty = GradientPenalty(weight=1.0).penalty(Half(), real, fake, d_step=0).item()
+    assert penalty == pytest.approx(1.0 / 3.0, abs=0.02)
+
+
+@pytest.mark.parametrize("weight", [-1.0, -1e-3, float("nan")])
+def test_gp_negative_weight_refused(weight):
+    with pytest.raises(ConfigError, match="regularizer.weight"):
+        GradientPenalty(weight=weight)
+
+
+# --------------------------------------------------------------------------------------------
+# R1
+
+
+@pytest.mark.parametrize("w", WEIGHTS)
+@pytest.mark.parametrize("gamma", [10.0, 0.1])
+def test_r1_on_linear_critic(w, gamma):
+    real, fake = _batch(5, len(w), 11)
+    penalty = R1(weight=gamma).penalty(LinearD(w), real, fake, d_step=0)
+    assert penalty.item() == pytest.approx(gamma / 2 * _norm(w) ** 2, rel=1e-5)
+
+
+def test_r1_uses_real_samples_only():
+    """D = Σx²: R1 = γ/2·mean ‖2x_real‖², whatever the fakes are."""
+    real = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    fake = torch.full((2, 2), 100.0)
+    penalty = R1(weight=2.0).penalty(SquareD(), real, fake, d_step=0)
+    assert penalty.item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
+
+
+@pytest.mark.parametrize("every", [1, 2, 4, 16])
+def test_r1_lazy(every):
+    w, gamma = [3.0, 4.0], 2.0
+    reg, d = R1(weight=gamma, every=every), LinearD(w)
+    real, fake = _batch(4, 2, 5)
+    for step in range(2 * every + 1):
+        penalty = reg.penalty(d, real, fake, d_step=step)
+        if step % every:
+            assert penalty is None
+        else:
+            assert penalty is not None
+            assert penalty.item() == pytest.approx(gamma / 2 * every * 25.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"weight": -1.0}, "regularizer.weight"),
+    ({"weight": 1.0, "every": 0}, "regularizer.every"),
+    ({"weight": 1.0, "every": 1.5}, "regularizer.every"),
+])
+def test_r1_bad_settings_refused(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        R1(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Weight clipping
+
+
+@pytest.mark.parametrize("c", [0.1, 0.5, 1.0])
+def test_weight_clip_clamps_every_parameter(c):
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Linear(6, 16), nn.LeakyReLU(0.2), nn.Linear(16, 8), nn.LayerNorm(8), nn.Linear(8, 1))
+    with torch.no_grad():
+        for p in d.parameters():
+            p.normal_(0.0, 1.0)
+    before = [p.detach().clone() for p in d.parameters()]
+    WeightClip(clip_value=c).after_d_step(d)
+    for b, p in zip(before, d.parameters(), strict=True):
+        p = p.detach()
+        c32 = torch.tensor(c, dtype=p.dtype).item()  # c as the parameter dtype represents it
+        assert p.min().item() >= -c32 and p.max().item() <= c32
+        inside = b.abs() <= c
+        torch.testing.assert_close(p[inside], b[inside], rtol=0, atol=0)
+        torch.testing.assert_close(p[~inside], torch.sign(b[~inside]) * c, rtol=0, atol=0)
+    # Some weights were outside for every c (1.0 included), so the test exercises both branches.
+    assert any((b.abs() > c).any() for b in before)
+    assert any((b.abs() <= c).any() for b in before)
+
+
+@pytest.mark.parametrize("c", [0.0, -0.01, float("nan")])
+def test_weight_clip_bad_value_refused(c):
+    with pytest.raises(ConfigError, match="regularizer.clip_value"):
+        WeightClip(clip_value=c)
+
+
+# --------------------------------------------------------------------------------------------
+# Spectral normalisation
+
+
+def test_spectral_norm_makes_each_layer_1_lipschitz():
+    torch.manual_seed(0)
+    d = SpectralNorm().wrap(MLPDiscriminator(shape=(5,), hidden=[16, 16], norm="none"))
+    d.train()
+    linears = [m for m in d.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 3
+    # Before enough power iterations the layers are typically not yet normalised; run them.
+    x = torch.randn(32, 5)
+    with torch.no_grad():
+        for _ in range(50):
+            out = d(x)
+    assert out.shape == (32,)
+    d.eval()
+    for m in linears:
+        sigma = torch.linalg.matrix_norm(m.weight.detach(), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=1e-2)
+        # The effective weight is the raw weight divided by its own largest singular value.
+        raw = m.parametrizations.weight.original.detach()
+        raw_sigma = torch.linalg.matrix_norm(raw, ord=2).item()
+        torch.testing.assert_close(m.weight.detach(), raw / raw_sigma, rtol=1e-2, atol=1e-3)
+
+
+def test_spectral_norm_with_large_raw_weights():
+    torch.manual_seed(1)
+    d = SpectralNorm().wrap(MLPDiscriminator(shape=(5,), hidden=[16, 16], norm="none"))
+    with torch.no_grad():
+        for m in d.modules():
+            if isinstance(m, nn.Linear):
+                m.parametrizations.weight.original.mul_(25.0)
+        for _ in range(50):
+            d(torch.randn(8, 5))
+    for m in d.modules():
+        if isinstance(m, nn.Linear):
+            assert torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() == pytest.approx(1.0, abs=1e-2)
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_spectral_norm_bad_iterations_refused(n):
+    with pytest.raises(ConfigError, match="regularizer.n_power_iterations"):
+        SpectralNorm(n_power_iterations=n)
+
+
+# --------------------------------------------------------------------------------------------
+# D normalisation resolution
+
+
+@pytest.mark.parametrize("reg, expected", [
+    (GradientPenalty(), "layer"),
+    (NoRegularizer(), "batch"),
+    (SpectralNorm(), "none"),
+    (R1(), "none"),
+    (WeightClip(), "batch"),
+])
+def test_resolve_d_norm_auto(reg, expected):
+    assert resolve_d_norm("auto", reg) == expected
+
+
+@pytest.mark.parametrize("reg", [GradientPenalty(), R1()])
+def test_resolve_d_norm_refuses_batch_with_per_sample_penalty(reg):
+    with pytest.raises(ConfigError) as info:
+        resolve_d_norm("batch", reg)
+    assert "model.d_norm" in str(info.value)
+    assert reg.name in str(info.value)
+
+
+@pytest.mark.parametrize("reg", [GradientPenalty(), R1(), NoRegularizer(), SpectralNorm(), WeightClip()])
+@pytest.mark.parametrize("norm", ["layer", "none"])
+def test_resolve_d_norm_explicit_passes_through(reg, norm):
+    assert resolve_d_norm(norm, reg) == norm
+
+
+@pytest.mark.parametrize("reg", [NoRegularizer(), SpectralNorm(), WeightClip()])
+def test_resolve_d_norm_batch_allowed_without_penalty(reg):
+    assert resolve_d_norm("batch", reg) == "batch"

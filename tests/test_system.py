@@ -1,0 +1,104 @@
+"""Algorithm 1's mechanics on a real optimiser step: who changes, how often, within what bounds."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from gan_lab.train import build_components, build_system, train
+from tests.conftest import compose_cfg
+
+
+def _system(*overrides: str):
+    cfg = compose_cfg("model=mlp", "dataset=ring", "model.hidden=[16,16]", *overrides)
+    system = build_system(cfg, build_components(cfg))
+    opt_d, opt_g = system.configure_optimizers()
+    system.manual_backward = lambda loss: loss.backward()  # no Trainer attached
+    return system, opt_d, opt_g
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
+
+
+@pytest.mark.parametrize("loss", ["ns", "minimax", "wasserstein", "hinge", "lsgan"])
+def test_d_step_changes_only_d(loss):
+    system, opt_d, _ = _system(f"loss={loss}")
+    g0, d0 = _snapshot(system.generator), _snapshot(system.discriminator)
+    system.d_step(opt_d, torch.randn(32, 2))
+    assert _changed(g0, system.generator) == set()
+    weights = {k for k in d0 if k.endswith("weight")}
+    assert weights <= _changed(d0, system.discriminator)  # every D weight matrix moved
+    # (the critic's output bias cancels in E[v_f] - E[v_r]: a zero gradient is correct there)
+    assert all(p.grad is None for p in system.generator.parameters())
+
+
+@pytest.mark.parametrize("loss", ["ns", "minimax", "wasserstein", "hinge", "lsgan"])
+def test_g_step_changes_only_g(loss):
+    system, _, opt_g = _system(f"loss={loss}")
+    g0, d0 = _snapshot(system.generator), _snapshot(system.discriminator)
+    system.g_step(opt_g, 32)
+    assert _changed(d0, system.discriminator) == set()
+    assert {k for k in g0 if k.endswith("weight")} <= _changed(g0, system.generator)
+    assert all(p.grad is None for p in system.discriminator.parameters())
+    assert all(p.requires_grad for p in system.discriminator.parameters())  # unfrozen again
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_k_d_updates_per_g_update(tiny, tmp_path, k):
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", f"train.k={k}", "train.iterations=6",
+               "logger=none")
+    counts = {"d": 0, "g": 0}
+    original_step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        counts["d" if self.param_groups[0]["params"][0].shape[-1] == 2 else "g"] += 1
+        return original_step(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", counting_step)
+        summary = train(cfg, tmp_path)
+    assert counts == {"d": 6 * k, "g": 6}
+    assert summary["iterations"] == 6 and summary["d_updates"] == 6 * k
+
+
+def test_each_d_step_sees_a_fresh_real_minibatch(tiny, tmp_path):
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "train.k=3", "train.iterations=2",
+               "logger=none")
+    seen: list[torch.Tensor] = []
+    from gan_lab.systems.gan import GAN
+
+    original = GAN.d_step
+
+    def recording(self, opt_d, real, measure_grad=False):
+        seen.append(real.clone())
+        return original(self, opt_d, real, measure_grad)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GAN, "d_step", recording)
+        train(cfg, tmp_path)
+    assert len(seen) == 6 and all(r.shape == (16, 2) for r in seen)
+    for i in range(len(seen)):
+        for j in range(i):
+            assert not torch.equal(seen[i], seen[j])
+
+
+def test_clipping_keeps_every_d_weight_in_range(tiny, tmp_path):
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16,16]", "loss=wasserstein",
+               "regularizer=clip", "regularizer.clip_value=0.03", "train.k=2", "train.iterations=5",
+               "logger=none", "optimizer.d.lr=0.05")
+    captured = {}
+    from gan_lab.systems.gan import GAN
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GAN, "on_train_end", lambda self: captured.update(d=copy.deepcopy(self.discriminator)))
+        train(cfg, tmp_path)
+    params = torch.cat([p.detach().flatten() for p in captured["d"].parameters()])
+    assert params.abs().max() <= 0.03 + 1e-7
+    assert params.abs().max() == pytest.approx(0.03)  # the large lr pushed weights onto the bound

@@ -1,0 +1,98 @@
+"""End to end: the default job, the run folder it leaves, learning on the ring, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gan_lab.errors import ConfigError
+from gan_lab.train import build_components, train
+from tests.conftest import compose_cfg, run_cli
+
+
+def test_default_job_with_a_tiny_iteration_count(tmp_path):
+    proc = run_cli("debug=tiny", "logger=many", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("gan_lab: run folder ")]
+    assert len(line) == 1
+    run = tmp_path / line[0].split("run folder ", 1)[1].replace(str(tmp_path) + "/", "")
+    assert run.parent.parent == tmp_path / "outputs" and "dcgan-ns-mnist5k" in run.name
+    cfg_text = (run / ".hydra" / "config.yaml").read_text()
+    assert "gan_lab.nets.dcgan.build" in cfg_text and "NonSaturating" in cfg_text
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "final.png", "iter_000002.png", "iter_000004.png"]
+    samples = np.load(run / "samples.npy")
+    assert samples.shape == (64, 1, 28, 28) and samples.min() >= -1 and samples.max() <= 1
+    assert (run / "losses.png").is_file()
+    assert (run / "logs" / "csv" / "metrics.csv").is_file()
+    assert any((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["status"] == "finished" and summary["iterations"] == 4
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
+        assert f"train/{key}" in summary["metrics"]
+    assert 0 < summary["metrics"]["train/d_real"] < 1  # a probability for the sigmoid losses
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [row["iteration"] for row in history] == [2, 4]
+
+
+def test_toy_run_folder_has_points_and_a_scatter(tmp_path):
+    cfg = compose_cfg("debug=tiny", "model=mlp", "dataset=grid", "output.final_samples=null",
+                      "loss=wasserstein", "regularizer=gp")
+    summary = train(cfg, tmp_path)
+    assert np.load(tmp_path / "samples.npy").shape == (2500, 2)
+    assert (tmp_path / "scatter.png").is_file()
+    assert summary["metrics"]["toy/modes_total"] == 25
+    assert "wasserstein_estimate" in " ".join(summary["metrics"])
+    assert "train/d_penalty" in summary["metrics"]
+
+
+def test_short_ring_run_covers_most_modes(tmp_path):
+    """NS-GAN, MLP 256×3, batch 256, Adam 1e-3: a fixed seed reaches ≥ 6 of the 8 modes."""
+    cfg = compose_cfg("model=mlp", "dataset=ring", "logger=none", "train.iterations=1500",
+                      "train.batch_size=256", "optimizer.d.lr=1e-3", "optimizer.g.lr=1e-3",
+                      "optimizer.d.betas=[0.5,0.99]", "optimizer.g.betas=[0.5,0.99]",
+                      "train.sample_every=0", "trainer.enable_progress_bar=false", "seed=0")
+    metrics = train(cfg, tmp_path)["metrics"]
+    assert metrics["toy/modes_captured"] >= 6
+    assert metrics["toy/high_quality_pct"] >= 10.0
+
+
+BAD = [  # overrides, the key the message must name, words it must contain
+    (["train.k=0"], "train.k", ["integer >= 1"]),
+    (["train.batch_size=-4"], "train.batch_size", ["integer >= 1"]),
+    (["regularizer=clip", "regularizer.clip_value=-0.01"], "regularizer.clip_value", ["(0"]),
+    (["regularizer=gp", "regularizer.weight=-1"], "regularizer.weight", ["[0"]),
+    (["loss.label_smoothing=1.0"], "loss.label_smoothing", ["[0.0, 1.0)"]),
+    (["loss=wasserstein", "loss.label_smoothing=0.1"], "loss.label_smoothing", ["wasserstein", "minimax"]),
+    (["loss=hinge", "loss.label_smoothing=0.1"], "loss.label_smoothing", ["hinge"]),
+    (["dataset=ring"], "model", ["dcgan", "(2,)", "model=mlp"]),
+    (["dataset=digits", "regularizer=gp", "model.d_norm=batch"], "model.d_norm", ["gp", "layer"]),
+    (["dataset=digits", "model.d_norm=group"], "model.d_norm", ["batch, layer, none"]),
+    (["model=mlp", "dataset=ring", "model.hidden=[]"], "model.hidden", ["non-empty"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "words"), BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_settings_are_refused_before_training(overrides, key, words):
+    cfg = compose_cfg(*overrides)
+    with pytest.raises(ConfigError) as info:
+        build_components(cfg)
+    assert info.value.key == key
+    for word in [key, *words]:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(("args", "status", "words"), [
+    (["train.k=0"], 2, ["gan_lab: error: train.k=0", "integer >= 1"]),
+    (["loss=hingee"], 1, ["hingee", "Available options", "hinge", "wasserstein"]),
+    (["train.kk=3"], 1, ["kk", "not in struct"]),
+])
+def test_cli_errors_name_the_key_without_a_traceback(tmp_path, args, status, words):
+    proc = run_cli(*args, "debug=tiny", cwd=tmp_path)
+    assert proc.returncode == status
+    for word in words:
+        assert word in proc.stderr
+    assert "Traceback" not in proc.stderr
