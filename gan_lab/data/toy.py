@@ -8,19 +8,39 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from gan_lab.data.base import DataSpec, Source
 from gan_lab.errors import check_int, check_range
 
 
-def _position_generator(seed: int, positions: list[int]) -> torch.Generator:
-    # A batch is identified by its first position (the sampler never reuses one); positions stay
-    # below 2**40 (10^12 samples), so distinct (seed, position) pairs give distinct seeds.
-    return torch.Generator().manual_seed((seed % 2**22) * 2**40 + int(positions[0]))
+def _position_rng(seed: int, positions: list[int]) -> np.random.Generator:
+    # A batch is identified by its first position (the sampler never reuses one). NumPy's
+    # SeedSequence mixes (seed, position) whole: torch's CPU generator keeps only 32 seed bits.
+    return np.random.default_rng([seed, int(positions[0])])
 
 
-class GaussianMixture(Source):
+def _rng_from(generator: torch.Generator) -> np.random.Generator:
+    return np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+
+
+class ToySource(Source):
+    """A law sampled afresh: ``draw(n, rng)`` is the one sampling routine."""
+
+    seed: int = 0
+
+    def draw(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.draw(n, _rng_from(generator))
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return self.draw(len(positions), _position_rng(self.seed, positions))
+
+
+class GaussianMixture(ToySource):
     """Equal-weight isotropic Gaussians at ``centers`` (M, D) with standard deviation ``std``."""
 
     def __init__(self, name: str, centers: torch.Tensor, std: float, seed: int = 0):
@@ -29,13 +49,10 @@ class GaussianMixture(Source):
         self.seed = seed
         self.spec = DataSpec(name, (centers.shape[1],), "points")
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        modes = torch.randint(len(self.centers), (n,), generator=generator)
-        noise = torch.randn(n, self.centers.shape[1], generator=generator)
+    def draw(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        modes = torch.from_numpy(rng.integers(len(self.centers), size=n))
+        noise = torch.from_numpy(rng.standard_normal((n, self.centers.shape[1]), dtype=np.float32))
         return self.centers[modes] + self.std * noise
-
-    def __getitems__(self, positions: list[int]) -> torch.Tensor:
-        return self.sample(len(positions), _position_generator(self.seed, positions))
 
 
 class Ring(GaussianMixture):
@@ -74,15 +91,13 @@ class Gauss1D(GaussianMixture):
         return torch.distributions.Normal(self.mean, self.std).log_prob(x)
 
 
-class ParallelLines(Source):
+class ParallelLines(ToySource):
     """Real data (0, Z) with Z ~ U[0, 1] (seed 002): the example where JS is flat and W = |θ|."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
         self.spec = DataSpec("lines", (2,), "points")
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.stack([torch.zeros(n), torch.rand(n, generator=generator)], dim=1)
-
-    def __getitems__(self, positions: list[int]) -> torch.Tensor:
-        return self.sample(len(positions), _position_generator(self.seed, positions))
+    def draw(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        z = torch.from_numpy(rng.random(n, dtype=np.float32))
+        return torch.stack([torch.zeros(n), z], dim=1)
