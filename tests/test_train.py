@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from gan_lab.errors import ConfigError
 from gan_lab.train import build_components, train
@@ -21,14 +22,22 @@ def test_default_job_with_a_tiny_iteration_count(tmp_path):
     assert run.parent.parent == tmp_path / "outputs" and "dcgan-ns-mnist5k" in run.name
     cfg_text = (run / ".hydra" / "config.yaml").read_text()
     assert "gan_lab.nets.dcgan.build" in cfg_text and "NonSaturating" in cfg_text
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # plain data only
+    assert ckpt["gan_lab"]["iteration"] == 4 and ckpt["gan_lab"]["d_updates"] == 4
+    assert ckpt["gan_lab"]["config"]["model"]["_target_"] == "gan_lab.nets.dcgan.build"
+    assert any(k.startswith("generator.") for k in ckpt["state_dict"]) and len(ckpt["optimizer_states"]) == 2
+    assert not list((run / "checkpoints").glob(".*tmp*"))  # the temp file was renamed away
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
         "final.png", "iter_000002.png", "iter_000004.png"]
     samples = np.load(run / "samples.npy")
     assert samples.shape == (64, 1, 28, 28) and samples.min() >= -1 and samples.max() <= 1
     assert (run / "losses.png").is_file()
     assert (run / "logs" / "csv" / "metrics.csv").is_file()
-    assert any((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "logs" / "tensorboard")).Reload()
+    assert "samples" in events.Tags()["images"]  # sample grids reach the loggers, not only PNGs
+    assert [e.step for e in events.Scalars("train/d_loss")] == [2, 4]  # steps = generator iterations
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["status"] == "finished" and summary["iterations"] == 4
     for key in ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):

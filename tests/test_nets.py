@@ -1,0 +1,54 @@
+"""Architectures are sized from the data's shape by arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gan_lab.data.base import DataSpec
+from gan_lab.errors import ConfigError
+from gan_lab.nets import dcgan, mlp
+
+
+@pytest.mark.parametrize(("shape", "base", "stages"), [
+    ((1, 8, 8), 4, 1), ((1, 28, 28), 7, 2), ((3, 32, 32), 4, 3), ((3, 48, 48), 6, 3), ((3, 64, 64), 4, 4)])
+def test_dcgan_fits_square_images(shape, base, stages):
+    spec = DataSpec("x", shape, "image")
+    assert dcgan.plan(spec) == (base, stages)
+    g, d = dcgan.build(spec, z_dim=16, width=8, max_width=32)
+    fake = g(torch.randn(5, 16))
+    assert fake.shape == (5, *shape) and fake.abs().max() <= 1
+    assert d(fake).shape == (5,)
+    assert d.features(fake).shape[0] == 5
+    convs = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert len(convs) == stages + 1  # projection of z to b×b, then one per 2× stage
+
+
+def test_dcgan_64_has_the_papers_channel_plan():
+    g, d = dcgan.build(DataSpec("x", (3, 64, 64), "image"))
+    g_channels = [m.out_channels for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    d_channels = [m.out_channels for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert g_channels == [512, 256, 128, 64, 3]
+    assert d_channels == [64, 128, 256, 512, 1]
+    # DCGAN rules: no norm on D's input layer nor G's output layer, tanh out, LeakyReLU in D.
+    assert isinstance(list(d.body)[1], nn.LeakyReLU) and isinstance(list(g.net)[-1], nn.Tanh)
+
+
+@pytest.mark.parametrize(("shape", "words"), [
+    ((2,), "model=mlp"), ((1, 28, 32), "square"), ((1, 15, 15), "b·2ⁿ"), ((1, 6, 6), "b·2ⁿ")])
+def test_dcgan_refuses_data_it_cannot_fit(shape, words):
+    spec = DataSpec("x", shape, "points" if len(shape) == 1 else "image")
+    with pytest.raises(ConfigError, match=words) as info:
+        dcgan.build(spec)
+    assert info.value.key == "model"
+
+
+@pytest.mark.parametrize(("shape", "kind"), [((2,), "points"), ((1,), "points"), ((1, 28, 28), "image")])
+def test_mlp_runs_on_points_and_images(shape, kind):
+    spec = DataSpec("x", shape, kind)
+    g, d = mlp.build(spec, z_dim=8, hidden=[16, 16])
+    fake = g(torch.randn(7, 8))
+    assert fake.shape == (7, *shape) and d(fake).shape == (7,)
+    if kind == "image":
+        assert fake.abs().max() <= 1  # tanh for images, linear for points
