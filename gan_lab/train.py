@@ -29,6 +29,7 @@ from gan_lab.metrics.toy import mode_metrics
 from gan_lab.nets.layers import NORMS
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.systems import GAN
+from gan_lab.tricks import Tricks, apply_to_networks
 from gan_lab.viz import curves_picture, points_picture, save_png
 
 log = logging.getLogger("gan_lab")
@@ -80,6 +81,7 @@ class Components:
     regularizer: Regularizer
     generator: nn.Module
     discriminator: nn.Module
+    tricks: Tricks
 
 
 def build_components(cfg: DictConfig) -> Components:
@@ -88,15 +90,20 @@ def build_components(cfg: DictConfig) -> Components:
     source = build(cfg.dataset)
     loss = build(cfg.loss)
     regularizer = build(cfg.regularizer)
+    tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
     generator, discriminator = build(cfg.model, _partial_=True)(spec=source.spec, d_norm=d_norm)
-    return Components(source, loss, regularizer, generator, discriminator)
+    tricks.check_compatible(loss, regularizer, discriminator)
+    generator, discriminator = apply_to_networks(tricks, source.spec, generator, discriminator,
+                                                 cfg.model.z_dim, cfg.seed)
+    return Components(source, loss, regularizer, generator, discriminator, tricks)
 
 
 def build_system(cfg: DictConfig, c: Components) -> GAN:
     return GAN(c.generator, c.discriminator, c.loss, c.regularizer,
                build(cfg.optimizer.d), build(cfg.optimizer.g),
                k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
+               iterations=cfg.train.iterations, tricks=c.tricks,
                run_config=OmegaConf.to_container(cfg, resolve=True))
 
 
@@ -138,8 +145,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
-    data = GANDataModule(c.source, cfg.train.batch_size, cfg.train.k, cfg.train.iterations, cfg.seed,
-                         num_workers=cfg.train.num_workers)
+    data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
+                         cfg.seed, num_workers=cfg.train.num_workers)
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()

@@ -43,7 +43,7 @@ def test_d_step_changes_only_d(loss):
 def test_g_step_changes_only_g(loss):
     system, _, opt_g = _system(f"loss={loss}")
     g0, d0 = _snapshot(system.generator), _snapshot(system.discriminator)
-    system.g_step(opt_g, 32)
+    system.g_step(opt_g, torch.randn(32, 2))
     assert _changed(d0, system.discriminator) == set()
     assert {k for k in g0 if k.endswith("weight")} <= _changed(g0, system.generator)
     assert all(p.grad is None for p in system.discriminator.parameters())

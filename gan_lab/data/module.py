@@ -1,6 +1,7 @@
 """Minibatches as a pure function of (seed, iteration, rank).
 
 One item of the training stream is one generator iteration of Algorithm 1: k real minibatches
+(k D steps, plus K for an unrolled D when tricks.unroll_steps=K)
 of ``batch_size`` stacked as (k·B, *shape). Minibatch m = iteration·k + j of rank r takes the
 positions [m·B·W + r·B, … + B) of an endless stream; a finite set maps stream positions onto a
 fresh permutation per epoch. Nothing depends on how many batches were drawn before, so a run

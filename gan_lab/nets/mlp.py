@@ -15,13 +15,14 @@ from gan_lab.nets.layers import norm_layer
 class MLPGenerator(nn.Module):
     """z (N, z_dim) -> sample (N, *shape); tanh output for images, linear for points."""
 
-    def __init__(self, z_dim: int, shape: Sequence[int], hidden: Sequence[int], image: bool):
+    def __init__(self, z_dim: int, shape: Sequence[int], hidden: Sequence[int], image: bool,
+                 norm: str = "none"):
         super().__init__()
         self.shape = tuple(shape)
         dims = [z_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims, dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
+            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False, key="model.g_norm"), nn.ReLU()]
         numel = 1
         for s in self.shape:
             numel *= s
@@ -60,10 +61,10 @@ class MLPDiscriminator(nn.Module):
 
 
 def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 256),
-          d_norm: str = "none") -> tuple[nn.Module, nn.Module]:
+          d_norm: str = "none", g_norm: str = "none") -> tuple[nn.Module, nn.Module]:
     check_int("model.z_dim", z_dim, 1)
     hidden = list(hidden)
     if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
         raise ConfigError("model.hidden", hidden, "a non-empty list of positive layer widths")
-    return (MLPGenerator(z_dim, spec.shape, hidden, spec.is_image),
+    return (MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm),
             MLPDiscriminator(spec.shape, hidden, d_norm))

@@ -18,6 +18,10 @@ from torch import nn
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.reporting import report
+from gan_lab.tricks import Tricks
+from gan_lab.tricks.averaging import EMA, HistoricalAverage
+from gan_lab.tricks.noise import InstanceNoise
+from gan_lab.tricks.unroll import unrolled_critic
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -34,9 +38,10 @@ class GAN(L.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
                  *, k: int = 1, z_dim: int = 100, log_every: int = 25, seed: int = 0,
-                 run_config: dict | None = None):
+                 iterations: int = 1, tricks: Tricks | None = None, run_config: dict | None = None):
         """``k``: D updates per G update. ``log_every``: generator iterations between log rows;
-        statistics are averaged over the interval on device and synced once per row."""
+        statistics are averaged over the interval on device and synced once per row.
+        ``iterations``: the run's length (instance noise anneals over it)."""
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
@@ -45,6 +50,12 @@ class GAN(L.LightningModule):
         self._optimizer_d, self._optimizer_g = optimizer_d, optimizer_g
         self.k, self.z_dim, self.log_every, self.seed = k, z_dim, log_every, seed
         self.run_config = run_config
+        self.tricks = tricks = tricks or Tricks()
+        self.noise = InstanceNoise(tricks.instance_noise, tricks.instance_noise_schedule, iterations)
+        if tricks.historical_averaging:
+            self.d_history = HistoricalAverage(self.discriminator, tricks.historical_averaging)
+            self.g_history = HistoricalAverage(self.generator, tricks.historical_averaging)
+        self.generator_ema = EMA(self.generator, tricks.ema) if tricks.ema else None
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
         self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
@@ -57,29 +68,46 @@ class GAN(L.LightningModule):
         return [self._optimizer_d(self.discriminator.parameters()),
                 self._optimizer_g(self.generator.parameters())]
 
+    @property
+    def batches_per_iteration(self) -> int:
+        """Real minibatches one iteration consumes: k for D, K more for the unrolled copy."""
+        return self.k + self.tricks.unroll_steps
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
         log_now = (self.iteration + 1) % self.log_every == 0
-        reals = batch.chunk(self.k)  # (k·B, *shape) -> k fresh real minibatches
-        for j, real in enumerate(reals):
+        reals = batch.chunk(self.batches_per_iteration)  # (n·B, *shape) -> n fresh real minibatches
+        for j, real in enumerate(reals[: self.k]):
             self.d_step(opt_d, real, measure_grad=log_now and j == self.k - 1)
-        self.g_step(opt_g, reals[0].shape[0], measure_grad=log_now)
+        self.g_step(opt_g, reals[self.k - 1], list(reals[self.k:]), measure_grad=log_now)
         self.iteration += 1
         if log_now:
+            if self.tricks.instance_noise:
+                self._accumulate({"instance_noise_sigma": torch.tensor(self.noise.sigma_at(self.iteration))})
             self._flush()
+
+    def d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees: x, plus annealed instance noise when it is on."""
+        return self.noise(x, self.iteration)
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
         with torch.no_grad():
             fake = self.generator(self.sample_z(real.shape[0]))
+        real, fake = self.d_input(real), self.d_input(fake)
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         penalty = self.regularizer.penalty(self.discriminator, real, fake, self.d_updates)
+        total = d_loss if penalty is None else d_loss + penalty
+        if self.tricks.historical_averaging:
+            total = total + self.d_history.penalty(self.discriminator)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss if penalty is None else d_loss + penalty)
+        self.manual_backward(total)
         if measure_grad:
             self._accumulate({"grad_norm_d": grad_norm(self.discriminator)})
         opt_d.step()
         self.regularizer.after_d_step(self.discriminator)
+        if self.tricks.historical_averaging:
+            self.d_history.update(self.discriminator)
         self.d_updates += 1
 
         stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
@@ -89,20 +117,49 @@ class GAN(L.LightningModule):
         stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
         self._accumulate(stats)
 
-    def g_step(self, opt_g, batch_size: int, measure_grad: bool = False) -> None:
+    def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
+               measure_grad: bool = False) -> None:
+        """One G update on fresh z. ``real``: a minibatch D already saw (feature matching's target);
+        ``unroll_reals``: K fresh minibatches for the unrolled copy of D."""
         # D is frozen so G's backward computes (and DDP reduces) only G's gradients.
         self.discriminator.requires_grad_(False)
         try:
-            fake_logits = self.discriminator(self.generator(self.sample_z(batch_size)))
-            g_loss = self.loss.g_loss(fake_logits)
+            fake = self.d_input(self.generator(self.sample_z(real.shape[0])))
+            g_loss = self.generator_objective(fake, real, unroll_reals or [])
+            total = g_loss
+            if self.tricks.historical_averaging:
+                total = total + self.g_history.penalty(self.generator)
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
+            self.manual_backward(total)
         finally:
             self.discriminator.requires_grad_(True)
         if measure_grad:
             self._accumulate({"grad_norm_g": grad_norm(self.generator)})
         opt_g.step()
+        if self.tricks.historical_averaging:
+            self.g_history.update(self.generator)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
         self._accumulate({"g_loss": g_loss})
+
+    def generator_objective(self, fake: torch.Tensor, real: torch.Tensor,
+                            unroll_reals: list[torch.Tensor]) -> torch.Tensor:
+        if self.tricks.feature_matching:  # Salimans 2016: ‖E f(x) − E f(G(z))‖² on D's feature layer
+            with torch.no_grad():
+                target = self.discriminator.features(self.d_input(real)).mean(0)
+            return (self.discriminator.features(fake).mean(0) - target).pow(2).sum()
+        if unroll_reals:
+            return self.loss.g_loss(self.unrolled(unroll_reals)(fake))
+        return self.loss.g_loss(self.discriminator(fake))
+
+    def unrolled(self, reals: list[torch.Tensor]):
+        """D advanced K steps of its own optimiser on fresh data, as a function x -> logits."""
+        opt_d = self.optimizers()[0].optimizer
+        clip = getattr(self.regularizer, "clip_value", None) if self.regularizer.name == "clip" else None
+        zs = [self.sample_z(r.shape[0]) for r in reals]
+        return unrolled_critic(self.discriminator, opt_d, self.loss.d_loss, self.generator, reals, zs,
+                               second_order=self.tricks.unroll_second_order, clip_value=clip,
+                               d_input=self.d_input)
 
     # ---------------------------------------------------------------- sampling
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -112,13 +169,15 @@ class GAN(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """G(z) in eval mode (batch norm uses its running statistics), returned on the CPU in fp32."""
-        was_training = self.generator.training
-        self.generator.eval()
+        """G(z) in eval mode (batch norm uses its running statistics), returned on the CPU in fp32.
+        With ``tricks.ema`` on, the EMA generator draws."""
+        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
         try:
-            parts = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+            parts = [generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
         finally:
-            self.generator.train(was_training)
+            generator.train(was_training)
         return torch.cat(parts)
 
     # ---------------------------------------------------------------- statistics

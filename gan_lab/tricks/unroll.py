@@ -1,0 +1,103 @@
+"""Unrolled GAN (Metz 2017; seed 004): G's loss is taken against D advanced K optimiser steps.
+
+The copy is functional: D's parameters as a dict of tensors, updated by a differentiable copy of
+D's own optimiser (its hyper-parameters and current moments), so with ``second_order`` the G
+gradient flows through all K updates (∂θ_D^K/∂θ_G included). ``second_order=False`` is the
+first-order shortcut: the unrolled weights are constants and only G(z) → D_K carries gradient.
+The real D and its optimiser state are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+Params = dict[str, torch.Tensor]
+
+
+def _adam(group, p, g, state, t):
+    b1, b2 = group["betas"]
+    m = state.get("exp_avg", torch.zeros_like(p)) * b1 + (1 - b1) * g
+    v = state.get("exp_avg_sq", torch.zeros_like(p)) * b2 + (1 - b2) * g * g
+    step = float(state.get("step", 0)) + t
+    m_hat, v_hat = m / (1 - b1**step), v / (1 - b2**step)
+    # clamp keeps d√v/dv finite where v = 0 (a parameter that never had a gradient)
+    return p - group["lr"] * m_hat / (v_hat.clamp_min(1e-30).sqrt() + group["eps"]), {
+        "exp_avg": m, "exp_avg_sq": v, "step": state.get("step", 0)}
+
+
+def _rmsprop(group, p, g, state, t):
+    a = group["alpha"]
+    v = state.get("square_avg", torch.zeros_like(p)) * a + (1 - a) * g * g
+    return p - group["lr"] * g / (v.clamp_min(1e-30).sqrt() + group["eps"]), {"square_avg": v}
+
+
+def _sgd(group, p, g, state, t):
+    mu = group["momentum"]
+    if mu:
+        buf = state.get("momentum_buffer")
+        buf = g if buf is None else mu * buf + (1 - group["dampening"]) * g
+        return p - group["lr"] * buf, {"momentum_buffer": buf}
+    return p - group["lr"] * g, {}
+
+
+_UPDATES = {torch.optim.Adam: _adam, torch.optim.RMSprop: _rmsprop, torch.optim.SGD: _sgd}
+
+
+def functional_optimizer(optimizer: torch.optim.Optimizer, named: dict[str, nn.Parameter]):
+    """A differentiable ``step(params, grads, t) -> params`` mirroring ``optimizer`` from its state."""
+    update = _UPDATES.get(type(optimizer))
+    if update is None:
+        raise TypeError(f"unrolling supports Adam, RMSprop and SGD, not {type(optimizer).__name__}")
+    group = optimizer.param_groups[0]
+    if group.get("weight_decay"):
+        raise TypeError("unrolling does not model weight decay")
+    states = {n: {k: (v.detach() if torch.is_tensor(v) else v) for k, v in optimizer.state.get(p, {}).items()}
+              for n, p in named.items()}
+
+    def step(params: Params, grads: dict[str, torch.Tensor], t: int) -> Params:
+        out = {}
+        for n, p in params.items():
+            out[n], moments = update(group, p, grads[n], states[n], t)
+            states[n] = {**states[n], **moments}
+        return out
+
+    return step
+
+
+def unrolled_critic(discriminator: nn.Module, optimizer: torch.optim.Optimizer,
+                    d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    generator: nn.Module, reals: list[torch.Tensor], zs: list[torch.Tensor],
+                    second_order: bool = True, clip_value: float | None = None,
+                    d_input: Callable[[torch.Tensor], torch.Tensor] = lambda x: x):
+    """D after len(reals) unrolled steps, as a function x -> logits (N,).
+
+    Each step uses its own real minibatch and z. Buffers (batch-norm statistics, spectral-norm
+    vectors) are cloned, so the real D's state is unchanged.
+    """
+    named = dict(discriminator.named_parameters())
+    params: Params = {n: p.detach().requires_grad_(True) for n, p in named.items()}
+    buffers = {n: b.clone() for n, b in discriminator.named_buffers()}
+    step = functional_optimizer(optimizer, named)
+
+    def call(ps: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(discriminator, (ps, buffers), (x,))
+
+    for t, (real, z) in enumerate(zip(reals, zs), start=1):
+        fake = generator(z)
+        if not second_order:
+            fake = fake.detach()
+        loss = d_loss(call(params, d_input(real)), call(params, d_input(fake)))
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=second_order, allow_unused=True)
+        grads = {n: (g if g is not None else torch.zeros_like(params[n])) for n, g in zip(params, grads)}
+        params = step(params, grads, t)
+        if clip_value is not None:
+            params = {n: p.clamp(-clip_value, clip_value) for n, p in params.items()}
+        if not second_order:
+            params = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+
+    final = {n: p if second_order else p.detach() for n, p in params.items()}
+    return lambda x: call(final, x)
