@@ -7,6 +7,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
 from gan_lab.metrics.toy import mode_metrics
 from gan_lab.nets.layers import NORMS
+from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.systems import GAN
+from gan_lab.systems.mixture import MixtureGAN
 from gan_lab.tricks import Tricks, apply_to_networks
 from gan_lab.viz import curves_picture, points_picture, save_png
 
@@ -92,15 +95,51 @@ def build_components(cfg: DictConfig) -> Components:
     regularizer = build(cfg.regularizer)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
-    generator, discriminator = build(cfg.model, _partial_=True)(spec=source.spec, d_norm=d_norm)
+    nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "system"])
+    factory = build(nets, _partial_=True)
+    generator, discriminator = factory(spec=source.spec, d_norm=d_norm)
+    check_int("mixture.generators", cfg.mixture.generators, 1)
+    check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
+    if mixture_on(cfg):
+        check_mixture(cfg, tricks)
+        extra = max(cfg.mixture.generators, cfg.mixture.discriminators) - 1
+        pairs = [(generator, discriminator)] + [factory(spec=source.spec, d_norm=d_norm) for _ in range(extra)]
+        generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
+        discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
     tricks.check_compatible(loss, regularizer, discriminator)
     generator, discriminator = apply_to_networks(tricks, source.spec, generator, discriminator,
                                                  cfg.model.z_dim, cfg.seed)
     return Components(source, loss, regularizer, generator, discriminator, tricks)
 
 
+def mixture_on(cfg: DictConfig) -> bool:
+    return cfg.mixture.generators > 1 or cfg.mixture.discriminators > 1
+
+
+def check_mixture(cfg: DictConfig, tricks: Tricks) -> None:
+    if "system" in cfg.model:
+        raise ConfigError("mixture.generators", cfg.mixture.generators, "1 with this model",
+                          f"model={cfg.model._target_.split('.')[-2]} has its own training step; "
+                          "MIX+GAN mixes models trained by Algorithm 1 (mlp, dcgan).")
+    for key in ("feature_matching", "minibatch_discrimination", "virtual_batchnorm", "unroll_steps",
+                "historical_averaging"):
+        if getattr(tricks, key):
+            raise ConfigError(f"tricks.{key}", getattr(tricks, key), "off with a MIX+GAN mixture",
+                              f"mixture.generators={cfg.mixture.generators}, "
+                              f"mixture.discriminators={cfg.mixture.discriminators}: the mixture step "
+                              "does not apply this trick to its members.")
+
+
 def build_system(cfg: DictConfig, c: Components) -> GAN:
-    return GAN(c.generator, c.discriminator, c.loss, c.regularizer,
+    """The model's own system when its config names one (``model.system``), MIX+GAN's for a
+    mixture, else Algorithm 1's."""
+    if "system" in cfg.model:
+        system = build(cfg.model.system, _partial_=True)
+    elif mixture_on(cfg):
+        system = partial(MixtureGAN, entropy_weight=cfg.mixture.entropy_weight)
+    else:
+        system = GAN
+    return system(c.generator, c.discriminator, c.loss, c.regularizer,
                build(cfg.optimizer.d), build(cfg.optimizer.g),
                k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                iterations=cfg.train.iterations, tricks=c.tricks,
@@ -161,14 +200,14 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         wall = time.perf_counter() - started
         if not trainer.is_global_zero:
             return {}
-        summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result)
+        summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
         _finish_loggers(loggers)
     print(f"gan_lab: run folder {run_dir}")
     return summary
 
 
 def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
-             ddp: dict | None) -> dict[str, Any]:
+             ddp: dict | None, callbacks: list = ()) -> dict[str, Any]:
     """Final samples (.npy), pictures, history and metrics.json, all in the run folder."""
     spec = source.spec
     n = cfg.output.final_samples or (256 if spec.is_image else 2500)
@@ -189,6 +228,9 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
             toy = mode_metrics(fake, centers, source.std)
             metrics.update({f"toy/{k}": v for k, v in toy.items()})
             protocols["toy/*"] = f"{n} samples; {TOY_DEFINITION}"
+
+    for callback in callbacks:  # analysis callbacks contribute their own numbers
+        metrics.update(getattr(callback, "summary", None) or {})
 
     with open(run_dir / "history.jsonl", "w") as f:
         for row in system.history:

@@ -232,6 +232,9 @@ TRICKS = {
     "unrolled": ["tricks.unroll_steps=2"],
     "unrolled_first_order": ["tricks.unroll_steps=2", "tricks.unroll_second_order=false"],
     "ema": ["tricks.ema=0.9"],
+    "fgan_js_pi": ["loss=fgan", "loss.divergence=js_pi", "loss.pi=0.1"],
+    "fgan_rkl_saturating": ["loss=fgan", "loss.divergence=rkl", "loss.generator_objective=saturating"],
+    "mixture": ["mixture.generators=2", "mixture.discriminators=2"],
 }
 MODELS = {"mlp": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "model.g_norm=batch"],
           "dcgan": ["dataset=digits", "model.width=8"]}
@@ -239,7 +242,7 @@ MODELS = {"mlp": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "model.g_
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("trick", sorted(TRICKS))
-def test_every_trick_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_path):
+def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_path):
     cfg = tiny("logger=none", *MODELS[model], *TRICKS[trick], "train.iterations=3")
     summary = train(cfg, tmp_path)
     assert summary["iterations"] == 3

@@ -14,7 +14,7 @@ def weights_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, p in module.named_parameters():
         h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(p.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -30,8 +30,10 @@ class MinibatchDiscriminator(nn.Module):
     def __init__(self, inner: nn.Module, spec: DataSpec, kernels: int, kernel_dim: int):
         super().__init__()
         was_training = inner.training
+        side = getattr(inner, "resolution", None)  # a progressive D takes its current phase's size
+        shape = spec.shape if side is None else (spec.shape[0], side, side)
         with torch.no_grad():
-            width = inner.eval().features(torch.zeros(2, *spec.shape)).shape[1]
+            width = inner.eval().features(torch.zeros(2, *shape)).shape[1]
         inner.train(was_training)
         inner.head = None  # replaced by ours (an unused head would be dead weight in DDP and optimisers)
         self.inner = inner

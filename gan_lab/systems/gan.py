@@ -135,6 +135,8 @@ class GAN(L.LightningModule):
             self.discriminator.requires_grad_(True)
         if measure_grad:
             self._accumulate({"grad_norm_g": grad_norm(self.generator)})
+            if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
+                self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
         opt_g.step()
         if self.tricks.historical_averaging:
             self.g_history.update(self.generator)

@@ -1,0 +1,170 @@
+"""LAPGAN (Denton 2015; seed 004): Algorithm 1 run on every level of a Laplacian pyramid at once.
+
+As in the paper, the levels train independently on *real* pyramids. Each D update builds the pyramid of
+its real minibatch (gan_lab/nets/lapgan.py) and, for every level k < K, judges the real residual h_k
+against G_k(z_k, up(I_{k+1})) — both given the same real condition up(I_{k+1}) — and, at the coarsest
+level, the real I_K against G_K(z_K). The G update does likewise. The per-level losses are summed:
+the level networks share no parameter, so each level's D and G get exactly their own level's gradient,
+and one optimiser per player (over all levels) does K+1 independent updates.
+
+Only the steps differ from :class:`GAN` (its ``training_step`` chunks the k real minibatches and calls
+them); sampling runs the chain coarse to fine inside the generator's ``forward``, so ``generate``,
+the sample grids, samples.npy and the metrics see full-size images. At the end of a run the
+:class:`~gan_lab.callbacks.lapgan.LapganChainPlot` callback, registered by the system itself, draws
+``lapgan_chain.png``: every level of a few sampling chains and the residuals added between them.
+
+Regularizers act per level: ``after_d_step`` (weight clipping) on the whole discriminator, i.e. every
+level's D; a penalty (gp, r1) on each level's D as a function of what it judges (h_k, with the condition
+held fixed, or I_K), summed over levels. Logged: ``train/d_loss`` and ``train/g_loss`` (sums over
+levels), ``train/d_real``/``d_fake`` (means over levels), loss estimates (sums: for f-divergences the
+coarse term plus the conditional ones is the chain rule of the whole pyramid's divergence), and each
+level's own numbers as ``train/level{k}/…`` (k = 0 the finest, K the coarsest).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.errors import ConfigError
+from gan_lab.nets.lapgan import LaplacianDiscriminator, LaplacianGenerator, laplacian_pyramid
+from gan_lab.systems.gan import GAN, grad_norm
+
+
+class LAPGAN(GAN):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, **kwargs):
+        tricks = kwargs.get("tricks")
+        if tricks is not None:
+            for key, value in (("feature_matching", tricks.feature_matching),
+                               ("virtual_batchnorm", tricks.virtual_batchnorm),
+                               ("unroll_steps", tricks.unroll_steps)):
+                if value:
+                    raise ConfigError(f"tricks.{key}", value, f"{'0' if key == 'unroll_steps' else 'false'} "
+                                      "with model=lapgan",
+                                      "LAPGAN trains one (D, G) pair per pyramid level on real conditions; "
+                                      "this trick assumes a single G(z) judged by a single D(x).")
+        if not isinstance(generator, LaplacianGenerator) or not isinstance(discriminator, LaplacianDiscriminator):
+            raise ConfigError("model.system", type(self).__name__, "the LAPGAN system with model=lapgan's networks",
+                              f"got {type(generator).__name__} and {type(discriminator).__name__}")
+        super().__init__(generator, discriminator, *args, **kwargs)
+        if self.z_dim != generator.z_dim:
+            raise ConfigError("model.z_dim", self.z_dim, f"{generator.z_dim}, the generator's noise size")
+        self.levels = generator.levels
+
+    def configure_callbacks(self):
+        from gan_lab.callbacks.lapgan import LapganChainPlot
+
+        return [LapganChainPlot()]
+
+    # ---------------------------------------------------------------- one level at a time
+    def real_levels(self, real: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """What each level's D judges on real data and its condition, indexed by level k = 0 … K:
+        ([h_0, …, h_{K−1}, I_K], [up(I_1), …, up(I_K), None])."""
+        residuals, conditions, coarse = laplacian_pyramid(real, self.levels)
+        return [*residuals, coarse], [*conditions, None]
+
+    def fake_levels(self, conditions: list[torch.Tensor | None], n: int) -> list[torch.Tensor]:
+        """[G_0(z_0, c_0), …, G_{K−1}(z_{K−1}, c_{K−1}), G_K(z_K)] on fresh z and the given (real) conditions."""
+        g: LaplacianGenerator = self.generator
+        zs = g.split(self.sample_z(n))
+        return [g.refiners[k](zs[k], conditions[k]) for k in range(self.levels)] + [g.coarse(zs[-1])]
+
+    def judge(self, k: int, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.discriminator.level(k, x, condition)
+
+    def _level_critic(self, k: int, condition: torch.Tensor | None):
+        """Level k's D as a function of what it judges (condition fixed), for the penalty hooks."""
+        return lambda x: self.discriminator.level(k, x, condition)
+
+    # ---------------------------------------------------------------- Algorithm 1, per level
+    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
+        reals, conditions = self.real_levels(real)
+        with torch.no_grad():
+            fakes = self.fake_levels(conditions, real.shape[0])
+        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
+        total = real.new_zeros(())
+        stats: dict[str, torch.Tensor] = {}
+        d_losses, penalties, d_reals, d_fakes = [], [], [], []
+        for k in range(self.levels + 1):
+            r, f = self.d_input(reals[k]), self.d_input(fakes[k])
+            real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
+            d_loss = self.loss.d_loss(real_logits, fake_logits)
+            penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates)
+            total = total + (d_loss if penalty is None else d_loss + penalty)
+            d_losses.append(d_loss)
+            d_reals.append(as_output(real_logits).mean())
+            d_fakes.append(as_output(fake_logits).mean())
+            stats[f"level{k}/d_loss"] = d_loss
+            stats[f"level{k}/d_real"], stats[f"level{k}/d_fake"] = d_reals[-1], d_fakes[-1]
+            if penalty is not None:
+                penalties.append(penalty)
+                stats[f"level{k}/d_penalty"] = penalty
+            for name, value in self.loss.estimates(real_logits, fake_logits).items():
+                stats[f"level{k}/{name}"] = value
+                stats[name] = stats[name] + value if name in stats else value
+        if self.tricks.historical_averaging:
+            total = total + self.d_history.penalty(self.discriminator)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if measure_grad:
+            stats["grad_norm_d"] = grad_norm(self.discriminator)
+            for k, net in enumerate(self.discriminator.level_networks()):
+                stats[f"level{k}/grad_norm_d"] = grad_norm(net)
+        opt_d.step()
+        self.regularizer.after_d_step(self.discriminator)  # clipping reaches every level's D
+        if self.tricks.historical_averaging:
+            self.d_history.update(self.discriminator)
+        self.d_updates += 1
+
+        stats["d_loss"] = torch.stack(d_losses).sum()
+        stats["d_real"], stats["d_fake"] = torch.stack(d_reals).mean(), torch.stack(d_fakes).mean()
+        if penalties:
+            stats["d_penalty"] = torch.stack(penalties).sum()
+        self._accumulate(stats)
+
+    def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
+               measure_grad: bool = False) -> None:
+        """One G update of every level on fresh z, each refiner conditioned on the real up(I_{k+1})."""
+        _, conditions = self.real_levels(real)
+        stats: dict[str, torch.Tensor] = {}
+        self.discriminator.requires_grad_(False)  # only G's gradients are computed (and DDP-reduced)
+        try:
+            fakes = self.fake_levels(conditions, real.shape[0])
+            g_losses = []
+            for k in range(self.levels + 1):
+                g_loss = self.loss.g_loss(self.judge(k, self.d_input(fakes[k]), conditions[k]))
+                g_losses.append(g_loss)
+                stats[f"level{k}/g_loss"] = g_loss
+            g_loss = torch.stack(g_losses).sum()
+            total = g_loss
+            if self.tricks.historical_averaging:
+                total = total + self.g_history.penalty(self.generator)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(total)
+        finally:
+            self.discriminator.requires_grad_(True)
+        if measure_grad:
+            g: LaplacianGenerator = self.generator
+            stats["grad_norm_g"] = grad_norm(g)
+            for k, net in enumerate([*g.refiners, g.coarse]):
+                stats[f"level{k}/grad_norm_g"] = grad_norm(net)
+        opt_g.step()
+        if self.tricks.historical_averaging:
+            self.g_history.update(self.generator)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        stats["g_loss"] = g_loss
+        self._accumulate(stats)
+
+    # ---------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate_chain(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Every level of the sampling chains of z, coarse to fine [I_K, …, I_0], in eval mode, CPU fp32
+        (the EMA generator draws when ``tricks.ema`` is on, as in :meth:`generate`)."""
+        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
+        try:
+            return [image.float().cpu() for image in generator.chain(z.to(self.device))]
+        finally:
+            generator.train(was_training)

@@ -1,0 +1,97 @@
+"""MIX+GAN (Arora et al. 2017; seed 001): mixtures of T generators and T discriminators.
+
+Payoff: Σ_ij u_i v_j φ(G_i, D_j) with u = softmax(G logits), v = softmax(D logits); each player
+minimises its side of it minus λ·H(own weights), the entropy term that keeps a mixture from
+collapsing onto one member. Only the D and G steps differ from Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gan_lab.errors import check_range
+from gan_lab.systems.gan import GAN, grad_norm
+
+
+class MixtureGAN(GAN):
+    def __init__(self, *args, entropy_weight: float = 0.1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.entropy_weight = check_range("mixture.entropy_weight", entropy_weight, 0.0)
+
+    def _fakes(self, n: int, grad: bool) -> list[torch.Tensor]:
+        with torch.set_grad_enabled(grad):
+            return [self.d_input(g(self.sample_z(n))) for g in self.generator.members]
+
+    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
+        u, v = self.generator.weights.detach(), self.discriminator.weights
+        fakes = self._fakes(real.shape[0], grad=False)
+        real = self.d_input(real)
+        d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
+        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
+        mixed = self._mixture_sample(fakes, u)
+        for j, d in enumerate(self.discriminator.members):
+            real_logits = d(real)
+            d_real = d_real + v[j].detach() * as_output(real_logits).mean()
+            for i, fake in enumerate(fakes):
+                fake_logits = d(fake)
+                d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
+                d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
+            p = self.regularizer.penalty(d, real, mixed, self.d_updates)
+            if p is not None:
+                penalty = p if penalty is None else penalty + p
+        total = d_loss - self.entropy_weight * self.discriminator.entropy()
+        if penalty is not None:
+            total = total + penalty
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if measure_grad:
+            self._accumulate({"grad_norm_d": grad_norm(self.discriminator)})
+        opt_d.step()
+        for d in self.discriminator.members:  # clipping applies to D's weights, not its mixture logits
+            self.regularizer.after_d_step(d)
+        self.d_updates += 1
+        stats = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
+                 "mixture/d_entropy": self.discriminator.entropy()}
+        if penalty is not None:
+            stats["d_penalty"] = penalty
+        self._accumulate(stats)
+
+    def g_step(self, opt_g, real: torch.Tensor, unroll_reals=None, measure_grad: bool = False) -> None:
+        u, v = self.generator.weights, self.discriminator.weights.detach()
+        self.discriminator.requires_grad_(False)
+        try:
+            fakes = self._fakes(real.shape[0], grad=True)
+            g_loss = sum(u[i] * v[j] * self.loss.g_loss(d(fake))
+                         for i, fake in enumerate(fakes) for j, d in enumerate(self.discriminator.members))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss - self.entropy_weight * self.generator.entropy())
+        finally:
+            self.discriminator.requires_grad_(True)
+        if measure_grad:
+            self._accumulate({"grad_norm_g": grad_norm(self.generator)})
+        opt_g.step()
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        stats = {"g_loss": g_loss, "mixture/g_entropy": self.generator.entropy()}
+        stats.update({f"mixture/g_weight_{i}": w for i, w in enumerate(self.generator.weights)})
+        self._accumulate(stats)
+
+    @staticmethod
+    def _mixture_sample(fakes: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
+        """One minibatch drawn from the mixture: sample n from member i with probability u_i."""
+        choice = torch.multinomial(u, fakes[0].shape[0], replacement=True)
+        stacked = torch.stack(fakes)  # (T, N, …)
+        return stacked[choice, torch.arange(fakes[0].shape[0], device=choice.device)]
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Draws from the mixture; the member choice is seeded so a fixed z gives a fixed picture."""
+        mixture = self.generator_ema.module if self.generator_ema is not None else self.generator
+        was_training = mixture.training
+        mixture.eval()
+        pick = torch.Generator().manual_seed(self.seed + 99)
+        try:
+            parts = [mixture(chunk.to(self.device), generator=pick).float().cpu() for chunk in z.split(batch_size)]
+        finally:
+            mixture.train(was_training)
+        return torch.cat(parts)

@@ -1,0 +1,49 @@
+"""Progressive growing (Karras 2018): Algorithm 1 at the resolution of the current phase.
+
+Only the step differs from :class:`GAN`: before each iteration both players are set to the
+phase and fade-in α of ``phase_at(iteration)``, and real images are shrunk to that resolution.
+Samples are returned at the data's resolution (nearest upsampling during the early phases).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gan_lab.errors import check_int, check_range
+from gan_lab.nets.progressive import _Phased, downsample_to, phase_at
+from gan_lab.systems.gan import GAN
+
+
+class ProgressiveGAN(GAN):
+    def __init__(self, *args, phase_iterations: int = 500, fade_fraction: float = 0.5, **kwargs):
+        """``phase_iterations``: generator iterations per resolution (the last phase runs to the end);
+        ``fade_fraction``: share of a phase over which the new block fades in (α 0 → 1)."""
+        super().__init__(*args, **kwargs)
+        self.phase_iterations = check_int("model.system.phase_iterations", phase_iterations, 1)
+        self.fade_fraction = check_range("model.system.fade_fraction", fade_fraction, 0.0, 1.0)
+        self.n_phases = self.generator_networks()[0].n_phases
+
+    def generator_networks(self) -> list[_Phased]:
+        return [m for m in self.modules() if isinstance(m, _Phased)]
+
+    def set_schedule(self, iteration: int) -> tuple[int, float]:
+        phase, alpha = phase_at(iteration, self.phase_iterations, self.n_phases, self.fade_fraction)
+        for network in self.generator_networks():  # G, D, and the EMA copy of G if any
+            network.set_phase(phase, alpha)
+        return phase, alpha
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        phase, alpha = self.set_schedule(self.iteration)
+        resolution = self.generator_networks()[0].resolution
+        self._accumulate({"resolution": torch.tensor(float(resolution)), "alpha": torch.tensor(alpha)})
+        super().training_step(downsample_to(batch, resolution), batch_idx)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        self.set_schedule(max(self.iteration - 1, 0))  # the phase the last update trained
+        images = super().generate(z, batch_size)
+        target = self.generator_networks()[0].resolutions[-1]
+        if images.shape[-1] != target:
+            images = F.interpolate(images, size=(target, target), mode="nearest")
+        return images
