@@ -78,3 +78,35 @@ class GeneratorParameterPlot(L.Callback):
         save_png(_figure_to_array(fig), Path(trainer.default_root_dir) / self.filename)
         last = module.history[-1]
         self.summary = {name.replace("train/g/", "g/final_"): last[name] for name in names if name in last}
+
+
+class DensityFitPlot(L.Callback):
+    """1-D: the data density p against the generator's q (an affine G: q = N(loc, scale²)).
+
+    The JS_π picture of seed 001: which single Gaussian minimises a divergence to a bimodal p.
+    """
+
+    def __init__(self, lo: float = -5.0, hi: float = 5.0):
+        self.lo, self.hi = lo, hi
+        self.summary: dict[str, float] = {}
+
+    @torch.no_grad()
+    def on_train_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero:
+            return
+        source, g = trainer.datamodule.source, module.generator
+        x = torch.linspace(self.lo, self.hi, 801).unsqueeze(1)
+        p = source.log_prob(x).exp().squeeze(1)
+        q = g.log_prob(x).exp().squeeze(1)
+        loc, scale = float(g.loc), abs(float(g.scale))
+        self.summary = {"fit/loc": loc, "fit/scale": scale}
+        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+        ax.fill_between(x[:, 0], p, alpha=0.3, label="p (data)")
+        ax.plot(x[:, 0], q, c="tab:red", label=f"q = N({loc:.2f}, {scale:.2f}²)")
+        title = getattr(module.loss, "divergence", getattr(module.loss, "name", ""))
+        if title == "js_pi":
+            title += f", π = {module.loss.pi}"
+        ax.set_title(f"argmin_q D(p‖q) found by training: {title}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        save_png(_figure_to_array(fig), Path(trainer.default_root_dir) / "density_fit.png")

@@ -91,6 +91,20 @@ class Gauss1D(GaussianMixture):
         return torch.distributions.Normal(self.mean, self.std).log_prob(x)
 
 
+class Bimodal1D(GaussianMixture):
+    """Two equal 1-D Gaussians at ±``separation``/2 with standard deviation ``std`` (seed 001's P)."""
+
+    def __init__(self, separation: float = 4.0, std: float = 0.5, seed: int = 0):
+        check_range("dataset.separation", separation, 0, low_open=True)
+        check_range("dataset.std", std, 0, low_open=True)
+        half = float(separation) / 2
+        super().__init__("bimodal1d", torch.tensor([[-half], [half]]), std, seed)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        comps = torch.distributions.Normal(self.centers[:, 0], self.std).log_prob(x)  # (N, 2)
+        return torch.logsumexp(comps, dim=-1, keepdim=True) - math.log(2.0)
+
+
 class ParallelLines(ToySource):
     """Real data (0, Z) with Z ~ U[0, 1] (seed 002): the example where JS is flat and W = |θ|."""
 
