@@ -27,6 +27,8 @@ from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
 from gan_lab.metrics.toy import mode_metrics
+from gan_lab.metrics.univariate import DEFINITION as UNIVARIATE_DEFINITION
+from gan_lab.metrics.univariate import ks_statistic, wasserstein1_to_law
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
@@ -224,10 +226,13 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
         if spec.shape == (2,):
             save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated", centers),
                      run_dir / "scatter.png")
-        if centers is not None and len(centers) > 1:
+        if centers is not None and len(centers) > 1 and spec.shape == (2,):
             toy = mode_metrics(fake, centers, source.std)
             metrics.update({f"toy/{k}": v for k, v in toy.items()})
-            protocols["toy/*"] = f"{n} samples; {TOY_DEFINITION}"
+            protocols["toy/modes_*"] = f"{n} samples; {TOY_DEFINITION}"
+        if spec.shape == (1,) and hasattr(source, "cdf"):
+            metrics.update(univariate_metrics(fake, source))
+            protocols["toy/w1, toy/ks"] = f"{n} samples against the true law; {UNIVARIATE_DEFINITION}"
 
     for callback in callbacks:  # analysis callbacks contribute their own numbers
         metrics.update(getattr(callback, "summary", None) or {})
@@ -247,6 +252,14 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     with open(run_dir / "metrics.json", "w") as f:
         json.dump(summary, f, indent=2, allow_nan=True)
     return summary
+
+
+def univariate_metrics(fake: torch.Tensor, source) -> dict[str, float]:
+    """Exact W1 and KS of 1-D samples against the data's known law."""
+    x = fake.reshape(-1).double()
+    lo, hi = source.support()
+    lo, hi = min(lo, float(x.min()) - 1.0), max(hi, float(x.max()) + 1.0)
+    return {"toy/w1": wasserstein1_to_law(x, source.cdf, lo, hi), "toy/ks": ks_statistic(x, source.cdf)}
 
 
 def _finish_loggers(loggers: list) -> None:

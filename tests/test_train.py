@@ -105,3 +105,17 @@ def test_cli_errors_name_the_key_without_a_traceback(tmp_path, args, status, wor
     for word in words:
         assert word in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_one_dimensional_runs_report_exact_w1_and_ks(tmp_path):
+    """A frozen affine G = N(2, 0.5²) against p = N(0, 1): W1 and KS of its samples are known."""
+    from scipy import stats
+
+    cfg = compose_cfg("debug=tiny", "model=affine1d", "dataset=gauss1d", "logger=none", "optimizer.g.lr=0",
+                      "output.final_samples=2500")
+    metrics = train(cfg, tmp_path)["metrics"]
+    samples = np.load(tmp_path / "samples.npy")[:, 0]
+    assert metrics["toy/ks"] == pytest.approx(stats.kstest(samples, "norm").statistic, abs=1e-7)
+    reference = stats.wasserstein_distance(samples, stats.norm.ppf((np.arange(200000) + 0.5) / 200000))
+    assert metrics["toy/w1"] == pytest.approx(reference, abs=2e-3)
+    assert metrics["toy/w1"] == pytest.approx(2.0, abs=0.15)  # W1(N(2, .5²), N(0, 1)) ≈ 2.0 (means differ by 2)

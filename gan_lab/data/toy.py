@@ -49,6 +49,15 @@ class GaussianMixture(ToySource):
         self.seed = seed
         self.spec = DataSpec(name, (centers.shape[1],), "points")
 
+    def cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """The law's CDF (1-D mixtures only), float64: the mean of the components' normal CDFs."""
+        centers = self.centers[:, 0].double()
+        return torch.special.ndtr((x.double().reshape(-1, 1) - centers) / self.std).mean(dim=1)
+
+    def support(self) -> tuple[float, float]:
+        """An interval outside which the 1-D law has no mass worth a float64 (±12σ around the modes)."""
+        return float(self.centers.min()) - 12 * self.std, float(self.centers.max()) + 12 * self.std
+
     def draw(self, n: int, rng: np.random.Generator) -> torch.Tensor:
         modes = torch.from_numpy(rng.integers(len(self.centers), size=n))
         noise = torch.from_numpy(rng.standard_normal((n, self.centers.shape[1]), dtype=np.float32))
