@@ -121,12 +121,25 @@ class GAN(L.LightningModule):
                measure_grad: bool = False) -> None:
         """One G update on fresh z. ``real``: a minibatch D already saw (feature matching's target);
         ``unroll_reals``: K fresh minibatches for the unrolled copy of D."""
+
+        def objective():
+            fake = self.d_input(self.generator(self.sample_z(real.shape[0])))
+            return self.generator_objective(fake, real, unroll_reals or []), None, {}
+
+        self.update_generator(opt_g, objective, measure_grad)
+
+    def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
+        """The frame every G step shares: freeze D, minimise ``objective()`` over G, step, then fold
+        the new weights into historical averaging and the EMA.
+
+        ``objective()`` returns (g_loss, extra, stats): ``g_loss`` is logged as train/g_loss, ``extra``
+        (or None) is added to what G minimises, ``stats`` are logged as well.
+        """
         # D is frozen so G's backward computes (and DDP reduces) only G's gradients.
         self.discriminator.requires_grad_(False)
         try:
-            fake = self.d_input(self.generator(self.sample_z(real.shape[0])))
-            g_loss = self.generator_objective(fake, real, unroll_reals or [])
-            total = g_loss
+            g_loss, extra, stats = objective()
+            total = g_loss if extra is None else g_loss + extra
             if self.tricks.historical_averaging:
                 total = total + self.g_history.penalty(self.generator)
             opt_g.zero_grad(set_to_none=True)
@@ -142,7 +155,7 @@ class GAN(L.LightningModule):
             self.g_history.update(self.generator)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
-        self._accumulate({"g_loss": g_loss})
+        self._accumulate({"g_loss": g_loss, **stats})
 
     def generator_objective(self, fake: torch.Tensor, real: torch.Tensor,
                             unroll_reals: list[torch.Tensor]) -> torch.Tensor:

@@ -126,35 +126,18 @@ class LAPGAN(GAN):
                measure_grad: bool = False) -> None:
         """One G update of every level on fresh z, each refiner conditioned on the real up(I_{k+1})."""
         _, conditions = self.real_levels(real)
-        stats: dict[str, torch.Tensor] = {}
-        self.discriminator.requires_grad_(False)  # only G's gradients are computed (and DDP-reduced)
-        try:
+
+        def objective():
             fakes = self.fake_levels(conditions, real.shape[0])
-            g_losses = []
-            for k in range(self.levels + 1):
-                g_loss = self.loss.g_loss(self.judge(k, self.d_input(fakes[k]), conditions[k]))
-                g_losses.append(g_loss)
-                stats[f"level{k}/g_loss"] = g_loss
-            g_loss = torch.stack(g_losses).sum()
-            total = g_loss
-            if self.tricks.historical_averaging:
-                total = total + self.g_history.penalty(self.generator)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(total)
-        finally:
-            self.discriminator.requires_grad_(True)
-        if measure_grad:
+            g_losses = [self.loss.g_loss(self.judge(k, self.d_input(fakes[k]), conditions[k]))
+                        for k in range(self.levels + 1)]
+            return torch.stack(g_losses).sum(), None, {f"level{k}/g_loss": v for k, v in enumerate(g_losses)}
+
+        self.update_generator(opt_g, objective, measure_grad)
+        if measure_grad:  # gradients of the step just taken are still in place
             g: LaplacianGenerator = self.generator
-            stats["grad_norm_g"] = grad_norm(g)
-            for k, net in enumerate([*g.refiners, g.coarse]):
-                stats[f"level{k}/grad_norm_g"] = grad_norm(net)
-        opt_g.step()
-        if self.tricks.historical_averaging:
-            self.g_history.update(self.generator)
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-        stats["g_loss"] = g_loss
-        self._accumulate(stats)
+            self._accumulate({f"level{k}/grad_norm_g": grad_norm(net)
+                              for k, net in enumerate([*g.refiners, g.coarse])})
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()

@@ -57,24 +57,16 @@ class MixtureGAN(GAN):
         self._accumulate(stats)
 
     def g_step(self, opt_g, real: torch.Tensor, unroll_reals=None, measure_grad: bool = False) -> None:
-        u, v = self.generator.weights, self.discriminator.weights.detach()
-        self.discriminator.requires_grad_(False)
-        try:
+        def objective():
+            u, v = self.generator.weights, self.discriminator.weights.detach()
             fakes = self._fakes(real.shape[0], grad=True)
             g_loss = sum(u[i] * v[j] * self.loss.g_loss(d(fake))
                          for i, fake in enumerate(fakes) for j, d in enumerate(self.discriminator.members))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss - self.entropy_weight * self.generator.entropy())
-        finally:
-            self.discriminator.requires_grad_(True)
-        if measure_grad:
-            self._accumulate({"grad_norm_g": grad_norm(self.generator)})
-        opt_g.step()
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-        stats = {"g_loss": g_loss, "mixture/g_entropy": self.generator.entropy()}
-        stats.update({f"mixture/g_weight_{i}": w for i, w in enumerate(self.generator.weights)})
-        self._accumulate(stats)
+            stats = {"mixture/g_entropy": self.generator.entropy()}
+            stats.update({f"mixture/g_weight_{i}": w for i, w in enumerate(u)})
+            return g_loss, -self.entropy_weight * self.generator.entropy(), stats
+
+        self.update_generator(opt_g, objective, measure_grad)
 
     @staticmethod
     def _mixture_sample(fakes: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
