@@ -1,0 +1,122 @@
+"""``python -m gan_lab.evaluate run=<run folder> [n=…] [seed=0]``: every metric that applies, added
+to the run's metrics.json (from the EMA generator when the run kept one).
+
+Toy points: mode metrics (2-D mixtures), exact W1/KS (1-D), precision/recall/density/coverage and
+the Parzen log-likelihood against fresh draws from the law (truly held-out). Images: the
+memorization checks (nearest training neighbours, birthday duplicates) with their pictures, and
+the feature-space metrics of :mod:`gan_lab.metrics.features` where a domain feature extractor exists.
+Every number is stored under a name that carries its protocol, with the protocol text beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gan_lab.errors import ConfigError
+from gan_lab.metrics.density import kde_log_likelihood
+from gan_lab.metrics.memorization import DEFINITION as MEMO_DEFINITION
+from gan_lab.metrics.memorization import birthday_test, nearest_neighbours
+from gan_lab.metrics.neighbors import DEFINITION as PRDC_DEFINITION
+from gan_lab.metrics.neighbors import precision_recall_density_coverage
+from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
+from gan_lab.metrics.toy import mode_metrics
+from gan_lab.runs import load_run, parse_args
+from gan_lab.viz import image_grid, save_png
+
+ARGS = {"run": str, "n": int, "seed": int}
+
+
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
+
+
+def point_metrics(fake: torch.Tensor, source, g: torch.Generator) -> tuple[dict, dict]:
+    n = fake.shape[0]
+    real, val, test = source.sample(n, g), source.sample(n, g), source.sample(n, g)
+    out, protocols = {}, {}
+    centers = getattr(source, "centers", None)
+    if centers is not None and len(centers) > 1 and source.spec.shape == (2,):
+        out.update({f"toy/{k}": v for k, v in mode_metrics(fake, centers, source.std).items()})
+        protocols["toy/modes_*"] = f"{n} samples; {TOY_DEFINITION}"
+    if source.spec.shape == (1,) and hasattr(source, "cdf"):
+        from gan_lab.train import univariate_metrics
+
+        out.update(univariate_metrics(fake, source))
+    prdc = precision_recall_density_coverage(real, fake, k=5)
+    out.update({f"val/{k}_{_count(n)}_raw": v for k, v in prdc.items()})
+    protocols[f"val/*_{_count(n)}_raw"] = f"{n} real vs {n} fake points, k=5; {PRDC_DEFINITION}"
+    scale = float(real.std())
+    kde = kde_log_likelihood(fake, val, test, sigmas=torch.logspace(-3, 1, 21) * scale)
+    out[f"val/kde_loglik_{_count(n)}"], out[f"val/kde_loglik_sem_{_count(n)}"] = kde["log_likelihood"], kde["sem"]
+    protocols[f"val/kde_loglik_{_count(n)}"] = (f"Parzen window on {n} fake samples, bandwidth {kde['bandwidth']:.4g} "
+                                                f"chosen on {n} fresh real samples, mean ± SEM over {n} more")
+    return out, protocols
+
+
+def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, g: torch.Generator,
+                 shown: int = 32, s: int = 400) -> tuple[dict, dict]:
+    index, dist = nearest_neighbours(fake[:shown], train_images)
+    pairs = torch.stack([fake[:shown], train_images[index]], dim=1).flatten(0, 1)  # fake, nearest, …
+    side = fake.shape[-1]
+    save_png(image_grid(pairs, nrow=8, scale=max(1, 64 // side)), run_dir / "memorization.png")
+    real = train_images[torch.randperm(len(train_images), generator=g)[:s]]
+    b = birthday_test(fake[:s], real, pairs=16)
+    closest = torch.stack([fake[b["closest_pairs"][:, 0]], fake[b["closest_pairs"][:, 1]]], dim=1).flatten(0, 1)
+    save_png(image_grid(closest, nrow=8, scale=max(1, 64 // side)), run_dir / "duplicates.png")
+    out = {"memorization/nn_l2_median": float(dist.median()),
+           f"memorization/duplicate_rate_{s}": b["duplicate_rate"],
+           f"memorization/real_duplicate_rate_{s}": b["real_duplicate_rate"]}
+    protocols = {"memorization/*": f"{shown} samples vs {len(train_images)} training images (memorization.png: "
+                                   f"sample, nearest training image); birthday test on s={s} (duplicates.png: the 16 "
+                                   f"closest pairs); {MEMO_DEFINITION}"}
+    return out, protocols
+
+
+def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
+    started = time.perf_counter()
+    loaded = load_run(run)
+    system, source, spec = loaded.system, loaded.source, loaded.source.spec
+    n = n or (5000 if spec.is_image else 2500)
+    g = torch.Generator().manual_seed(seed)
+    fake = system.generate(system.sample_z(n, g).cpu())
+    if spec.is_image:
+        results, protocols = memorization(fake, source.data, loaded.run_dir, g)
+    else:
+        results, protocols = point_metrics(fake, source, g)
+    return _store(loaded.run_dir, results, protocols, n, time.perf_counter() - started)
+
+
+def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float) -> dict:
+    path = run_dir / "metrics.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
+    summary.setdefault("metrics", {}).update(results)
+    summary.setdefault("protocols", {}).update(protocols)
+    summary["evaluation"] = {"samples": n, "seconds": round(seconds, 2)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(path)  # metrics.json is never half-written
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv, ARGS, "evaluate")
+        if "run" not in args:
+            raise ConfigError("run", None, "a run folder", "usage: python -m gan_lab.evaluate run=<run folder>")
+        summary = evaluate(**args)
+        for key in sorted(summary["metrics"]):
+            if key.startswith(("val/", "toy/", "memorization/", "fid", "kid", "is_")):
+                print(f"{key:45s} {summary['metrics'][key]}")
+        print(f"gan_lab: evaluated {args['run']} in {summary['evaluation']['seconds']} s")
+    except ConfigError as e:
+        print(f"gan_lab: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

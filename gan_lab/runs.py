@@ -1,0 +1,89 @@
+"""Rebuild a finished (or interrupted) run from its folder: config, networks, weights, data.
+
+The checkpoint carries the composed config (``checkpoint["gan_lab"]["config"]``), so the folder
+alone is enough; it is read with ``weights_only=True`` (no arbitrary unpickling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.data.base import Source
+from gan_lab.errors import ConfigError
+from gan_lab.systems.gan import GAN
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: DictConfig
+    system: GAN
+    source: Source
+    checkpoint: Path
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError("run", str(run_dir), "a gan_lab run folder with checkpoints/last.ckpt",
+                          "No checkpoint there: is it a run folder, and did the run save one?")
+    return path
+
+
+def with_current_defaults(cfg: DictConfig) -> DictConfig:
+    """Top-level blocks a run saved before they existed (e.g. ``tricks``) take today's defaults."""
+    from hydra import compose, initialize_config_dir
+
+    from gan_lab.__main__ import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        defaults = compose(config_name="config")
+    for key in defaults:
+        if key not in cfg:
+            cfg[key] = defaults[key]
+    return cfg
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    from gan_lab.train import build_components, build_system
+
+    run_dir = Path(run_dir)
+    path = checkpoint_path(run_dir)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # truncated, corrupt, or carrying objects we refuse to unpickle
+        raise ConfigError("run", str(run_dir), "a readable checkpoint",
+                          f"{path} could not be loaded safely: {type(e).__name__}: {e}") from None
+    cfg = with_current_defaults(OmegaConf.create(ckpt["gan_lab"]["config"]))
+    components = build_components(cfg)
+    system = build_system(cfg, components)
+    system.load_state_dict(ckpt["state_dict"])
+    system.iteration = int(ckpt["gan_lab"]["iteration"])
+    system.d_updates = int(ckpt["gan_lab"].get("d_updates", 0))
+    system.to(device).eval()
+    return LoadedRun(run_dir, cfg, system, components.source, path)
+
+
+def parse_args(argv: list[str], allowed: dict[str, type], command: str) -> dict:
+    """``key=value`` arguments for the small commands; unknown keys name the allowed ones."""
+    out: dict = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            raise ConfigError(key or arg, value, f"one of {', '.join(f'{k}=…' for k in allowed)}",
+                              f"usage: python -m gan_lab.{command} " + " ".join(f"{k}=…" for k in allowed))
+        kind = allowed[key]
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ConfigError(key, value, "true or false")
+            out[key] = value.lower() in ("true", "1")
+        else:
+            try:
+                out[key] = kind(value)
+            except ValueError:
+                raise ConfigError(key, value, f"a {kind.__name__}") from None
+    return out

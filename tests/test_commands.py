@@ -1,0 +1,82 @@
+"""The commands that work on a finished run folder: sample and evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gan_lab.evaluate import evaluate
+from gan_lab.runs import load_run
+from gan_lab.sample import lerp, sample, slerp
+from gan_lab.train import train
+from tests.conftest import compose_cfg
+
+
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ring_run")
+    train(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none",
+                      "tricks.ema=0.5"), run)
+    return run
+
+
+def test_a_run_folder_rebuilds_the_trained_generator(ring_run):
+    loaded = load_run(ring_run)
+    saved = np.load(ring_run / "samples.npy")
+    g = torch.Generator().manual_seed(0 + 777)  # the seed finalize() draws samples.npy with
+    again = loaded.system.generate(loaded.system.sample_z(len(saved), generator=g).cpu())
+    np.testing.assert_array_equal(again.numpy(), saved)  # same weights (EMA included), same z
+    assert loaded.system.iteration == 4
+
+
+def test_sample_writes_n_samples_and_latent_walks(ring_run, tmp_path):
+    out = sample(str(ring_run), n=300, out=str(tmp_path / "s"), interpolate=True, steps=5, rows=3)
+    assert np.load(out / "samples.npy").shape == (300, 2)
+    assert {p.name for p in out.iterdir()} == {"samples.npy", "samples.png", "interpolation_lerp.png",
+                                                "interpolation_slerp.png"}
+
+
+def test_interpolations_hit_both_ends_and_slerp_keeps_the_norm():
+    z0, z1 = torch.randn(4, 64), torch.randn(4, 64)
+    t = torch.linspace(0, 1, 5)
+    for fn in (lerp, slerp):
+        path = fn(z0, z1, t)
+        torch.testing.assert_close(path[:, 0], z0, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(path[:, -1], z1, atol=1e-5, rtol=1e-5)
+    same_norm = z1 / z1.norm(dim=1, keepdim=True) * z0.norm(dim=1, keepdim=True)
+    norms = slerp(z0, same_norm, t).norm(dim=2)
+    torch.testing.assert_close(norms, z0.norm(dim=1, keepdim=True).expand(4, 5), rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_adds_every_toy_metric_with_its_protocol(ring_run):
+    summary = evaluate(str(ring_run))
+    m = summary["metrics"]
+    for key in ("toy/modes_captured", "val/precision_2500_raw", "val/recall_2500_raw", "val/density_2500_raw",
+                "val/coverage_2500_raw", "val/kde_loglik_2500", "val/kde_loglik_sem_2500"):
+        assert key in m
+    assert "train/d_loss" in m  # training's numbers are kept
+    assert any(k.startswith("val/kde_loglik") for k in summary["protocols"])
+    assert json.loads((ring_run / "metrics.json").read_text())["evaluation"]["samples"] == 2500
+
+
+def test_commands_refuse_a_folder_that_is_not_a_run(tmp_path):
+    for module in ("gan_lab.sample", "gan_lab.evaluate"):
+        import subprocess
+        import sys
+
+        proc = subprocess.run([sys.executable, "-m", module, f"run={tmp_path}"], capture_output=True, text=True)
+        assert proc.returncode == 2 and "checkpoints/last.ckpt" in proc.stderr and "Traceback" not in proc.stderr
+        proc = subprocess.run([sys.executable, "-m", module, "runn=x"], capture_output=True, text=True)
+        assert proc.returncode == 2 and "run=" in proc.stderr
+
+
+
+def test_evaluate_on_images_writes_the_memorization_pictures(tmp_path):
+    train(compose_cfg("debug=tiny", "dataset=digits", "model.width=8", "logger=none"), tmp_path)
+    m = evaluate(str(tmp_path), n=500)["metrics"]
+    assert (tmp_path / "memorization.png").is_file() and (tmp_path / "duplicates.png").is_file()
+    assert m["memorization/nn_l2_median"] > 0
+    assert 0 <= m["memorization/duplicate_rate_400"] <= 1 and m["memorization/real_duplicate_rate_400"] <= 0.05
