@@ -77,6 +77,25 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
     return out, protocols
 
 
+def feature_metrics(fake: torch.Tensor, source, seed: int) -> tuple[dict, dict]:
+    """FID, KID, IS, class coverage and precision/recall/density/coverage on the data set's domain
+    classifier (trained once and cached, as are the real features)."""
+    from gan_lab.metrics.features import ImageMetrics, extract, n_tag
+
+    image_metrics = ImageMetrics.for_source(source, seed=seed)
+    n = fake.shape[0]
+    out = {f"val/{k}": v for k, v in image_metrics.compute(fake).items()}
+    real_features = image_metrics.real_stats()["features"]
+    fake_features, _ = extract(image_metrics.classifier, fake)
+    prdc = precision_recall_density_coverage(real_features[: max(n, 2)], fake_features, k=5)
+    tag = f"{n_tag(n)}_{image_metrics.extractor}"
+    out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
+    accuracy = image_metrics.classifier_info.get("accuracy") if image_metrics.classifier_info else None
+    protocols = {f"val/*_{tag}": f"{image_metrics.describe(n)}; classifier validation accuracy {accuracy}; "
+                                 f"precision/recall/density/coverage with k=5 on the same features"}
+    return out, protocols
+
+
 def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
     started = time.perf_counter()
     loaded = load_run(run)
@@ -86,6 +105,10 @@ def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
     fake = system.generate(system.sample_z(n, g).cpu())
     if spec.is_image:
         results, protocols = memorization(fake, source.data, loaded.run_dir, g)
+        if getattr(source, "labels", None) is not None:  # a domain classifier can be trained
+            more, more_protocols = feature_metrics(fake, source, seed)
+            results.update(more)
+            protocols.update(more_protocols)
     else:
         results, protocols = point_metrics(fake, source, g)
     return _store(loaded.run_dir, results, protocols, n, time.perf_counter() - started)

@@ -204,6 +204,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             return {}
         summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
         _finish_loggers(loggers)
+    from gan_lab.report import write_report
+
+    print(f"gan_lab: report {write_report(run_dir)}")
     print(f"gan_lab: run folder {run_dir}")
     return summary
 

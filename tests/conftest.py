@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(config_dir())
 
 os.environ.setdefault("WANDB_SILENT", "true")
+# Domain classifiers and real-feature statistics are cached here, not in the user's ~/.cache.
+os.environ.setdefault("GAN_LAB_CACHE", os.path.join(tempfile.gettempdir(), "gan_lab_test_cache"))
 os.environ.setdefault("WANDB_MODE", "offline")
 
 

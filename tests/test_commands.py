@@ -80,3 +80,7 @@ def test_evaluate_on_images_writes_the_memorization_pictures(tmp_path):
     assert (tmp_path / "memorization.png").is_file() and (tmp_path / "duplicates.png").is_file()
     assert m["memorization/nn_l2_median"] > 0
     assert 0 <= m["memorization/duplicate_rate_400"] <= 1 and m["memorization/real_duplicate_rate_400"] <= 0.05
+    for key in ("fid", "kid", "kid_std", "is", "classes_covered", "class_kl", "precision", "recall", "density",
+                "coverage"):
+        assert f"val/{key}_500_digits_classifier" in m
+    assert m["val/fid_500_digits_classifier"] > 0 and 1 <= m["val/classes_covered_500_digits_classifier"] <= 10
