@@ -97,21 +97,27 @@ def feature_metrics(fake: torch.Tensor, source, seed: int) -> tuple[dict, dict]:
 
 
 def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
-    started = time.perf_counter()
+    """Rebuild the run from its folder, measure it, and add the numbers to its metrics.json."""
     loaded = load_run(run)
-    system, source, spec = loaded.system, loaded.source, loaded.source.spec
+    return evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed)
+
+
+def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0) -> dict:
+    """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir."""
+    started = time.perf_counter()
+    spec = source.spec
     n = n or (5000 if spec.is_image else 2500)
     g = torch.Generator().manual_seed(seed)
     fake = system.generate(system.sample_z(n, g).cpu())
     if spec.is_image:
-        results, protocols = memorization(fake, source.data, loaded.run_dir, g)
+        results, protocols = memorization(fake, source.data, run_dir, g)
         if getattr(source, "labels", None) is not None:  # a domain classifier can be trained
             more, more_protocols = feature_metrics(fake, source, seed)
             results.update(more)
             protocols.update(more_protocols)
     else:
         results, protocols = point_metrics(fake, source, g)
-    return _store(loaded.run_dir, results, protocols, n, time.perf_counter() - started)
+    return _store(run_dir, results, protocols, n, time.perf_counter() - started)
 
 
 def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float) -> dict:

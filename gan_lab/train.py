@@ -203,6 +203,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         if not trainer.is_global_zero:
             return {}
         summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
+        if cfg.eval.at_end:
+            summary = _evaluate_at_end(cfg, run_dir, system, c.source, loggers)
         _finish_loggers(loggers)
     from gan_lab.report import write_report
 
@@ -254,6 +256,20 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
         summary["ddp"] = ddp
     with open(run_dir / "metrics.json", "w") as f:
         json.dump(summary, f, indent=2, allow_nan=True)
+    return summary
+
+
+def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list) -> dict:
+    """The evaluation metrics of the final generator, into metrics.json and every logger."""
+    from gan_lab.evaluate import evaluate_system
+
+    before = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    summary = evaluate_system(system, source, run_dir, cfg.eval.samples, cfg.seed)
+    new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
+    for logger in loggers:
+        logger.log_metrics(new, step=system.iteration)
+    share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
+    log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
     return summary
 
 

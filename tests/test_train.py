@@ -14,7 +14,7 @@ from tests.conftest import compose_cfg, run_cli
 
 
 def test_default_job_with_a_tiny_iteration_count(tmp_path):
-    proc = run_cli("debug=tiny", "logger=many", cwd=tmp_path)
+    proc = run_cli("debug=tiny", "logger=many", "eval.at_end=true", "eval.samples=256", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("gan_lab: run folder ")]
     assert len(line) == 1
@@ -43,6 +43,9 @@ def test_default_job_with_a_tiny_iteration_count(tmp_path):
     for key in ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
         assert f"train/{key}" in summary["metrics"]
     assert 0 < summary["metrics"]["train/d_real"] < 1  # a probability for the sigmoid losses
+    for key in ("val/fid_256_mnist5k_classifier", "val/is_256_mnist5k_classifier", "memorization/nn_l2_median"):
+        assert key in summary["metrics"] and key.split("/")[0] in "".join(summary["protocols"])
+    assert "val/fid_256_mnist5k_classifier" in (run / "report.html").read_text()  # the report shows them
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in history] == [2, 4]
 
