@@ -90,7 +90,8 @@ def feature_metrics(fake: torch.Tensor, source, seed: int) -> tuple[dict, dict]:
     prdc = precision_recall_density_coverage(real_features[: max(n, 2)], fake_features, k=5)
     tag = f"{n_tag(n)}_{image_metrics.extractor}"
     out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
-    accuracy = image_metrics.classifier_info.get("accuracy") if image_metrics.classifier_info else None
+    info = image_metrics.classifier_info or {}
+    accuracy = f"{info['val_accuracy']:.3f}" if "val_accuracy" in info else "unknown"
     protocols = {f"val/*_{tag}": f"{image_metrics.describe(n)}; classifier validation accuracy {accuracy}; "
                                  f"precision/recall/density/coverage with k=5 on the same features"}
     return out, protocols

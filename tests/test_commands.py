@@ -84,3 +84,5 @@ def test_evaluate_on_images_writes_the_memorization_pictures(tmp_path):
                 "coverage"):
         assert f"val/{key}_500_digits_classifier" in m
     assert m["val/fid_500_digits_classifier"] > 0 and 1 <= m["val/classes_covered_500_digits_classifier"] <= 10
+    protocol = json.loads((tmp_path / "metrics.json").read_text())["protocols"]["val/*_500_digits_classifier"]
+    assert "validation accuracy 0.9" in protocol  # the extractor's quality is stated beside its numbers
