@@ -21,6 +21,7 @@ from torch import nn
 
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleGrids
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
+from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
 from gan_lab.errors import ConfigError, check_choice, check_int
@@ -77,6 +78,8 @@ def validate_train(cfg: DictConfig) -> None:
     check_int("train.sample_every", t.sample_every, 0)
     check_int("train.checkpoint_every", t.checkpoint_every, 0)
     check_int("train.num_workers", t.num_workers, 0)
+    check_int("eval.every", cfg.eval.every, 0)
+    check_int("eval.every_samples", cfg.eval.every_samples, 2)
 
 
 @dataclass
@@ -191,12 +194,13 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()
+    periodic = PeriodicEvaluation(c.source, cfg.eval.every, cfg.eval.every_samples, cfg.seed)
     extra = [build(node) for node in (cfg.get("callbacks") or {}).values()]
     loggers = build_loggers(cfg, run_dir)
 
     patch_hydra_ddp_launch()
     with distributed_job():
-        trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, *extra], loggers)
+        trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, periodic, *extra], loggers)
         started = time.perf_counter()
         trainer.fit(system, datamodule=data)
         wall = time.perf_counter() - started

@@ -86,3 +86,21 @@ def test_evaluate_on_images_writes_the_memorization_pictures(tmp_path):
     assert m["val/fid_500_digits_classifier"] > 0 and 1 <= m["val/classes_covered_500_digits_classifier"] <= 10
     protocol = json.loads((tmp_path / "metrics.json").read_text())["protocols"]["val/*_500_digits_classifier"]
     assert "validation accuracy 0.9" in protocol  # the extractor's quality is stated beside its numbers
+
+
+def test_metrics_are_measured_during_training(tiny, tmp_path):
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "logger=csv", "train.iterations=6",
+               "eval.every=3", "eval.every_samples=200")
+    train(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    measured = [r["iteration"] for r in rows if "toy/modes_captured" in r]
+    assert measured == [3, 6]
+    assert "toy/modes_captured" in (tmp_path / "logs" / "csv" / "metrics.csv").read_text()  # reached the logger
+
+
+def test_image_metrics_during_training_use_the_domain_classifier(tiny, tmp_path):
+    cfg = tiny("dataset=digits", "model.width=8", "logger=none", "train.iterations=2", "eval.every=2",
+               "eval.every_samples=100")
+    train(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert any("val/fid_100_digits_classifier" in r for r in rows)

@@ -1,0 +1,48 @@
+"""Evaluation metrics during training, every ``every`` generator iterations, on rank 0.
+
+The cheap members of the evaluation: mode metrics (2-D mixtures), exact W1/KS (1-D), and for
+labelled image sets FID/KID/IS/class coverage on the cached domain classifier (its real features
+are computed once). Rows go through the same reporting call as the training statistics, so they
+reach every logger, history.jsonl and the report's curves, under the same protocol names.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from gan_lab.metrics.toy import mode_metrics
+from gan_lab.reporting import report
+
+
+class PeriodicEvaluation(L.Callback):
+    def __init__(self, source, every: int, samples: int = 1000, seed: int = 0):
+        self.source, self.every, self.samples, self.seed = source, every, samples, seed
+        self._image_metrics = None
+
+    def measure(self, module) -> dict[str, float]:
+        spec, n = self.source.spec, self.samples
+        g = torch.Generator().manual_seed(self.seed + 31)
+        fake = module.generate(module.sample_z(n, g).cpu())
+        if spec.is_image:
+            if getattr(self.source, "labels", None) is None:
+                return {}
+            if self._image_metrics is None:
+                from gan_lab.metrics.features import ImageMetrics
+
+                self._image_metrics = ImageMetrics.for_source(self.source, seed=self.seed, kid_subsets=20)
+            return {f"val/{k}": v for k, v in self._image_metrics.compute(fake).items()}
+        centers = getattr(self.source, "centers", None)
+        if centers is not None and len(centers) > 1 and spec.shape == (2,):
+            return {f"toy/{k}": float(v) for k, v in mode_metrics(fake, centers, self.source.std).items()}
+        if spec.shape == (1,) and hasattr(self.source, "cdf"):
+            from gan_lab.train import univariate_metrics
+
+            return univariate_metrics(fake, self.source)
+        return {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every and module.iteration % self.every == 0 and trainer.is_global_zero:
+            metrics = self.measure(module)
+            if metrics:
+                report(module, metrics)
