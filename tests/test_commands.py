@@ -104,3 +104,16 @@ def test_image_metrics_during_training_use_the_domain_classifier(tiny, tmp_path)
     train(cfg, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert any("val/fid_100_digits_classifier" in r for r in rows)
+
+
+def test_measuring_during_training_does_not_change_the_run(tiny, tmp_path):
+    """Same seed, with and without in-training evaluation: the same weights, bit for bit."""
+    digests = []
+    for every in (0, 2):
+        run = tmp_path / f"every{every}"
+        train(tiny("dataset=digits", "model.width=8", "logger=none", "train.iterations=6", f"eval.every={every}",
+                   "eval.every_samples=100"), run)
+        state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        digests.append({k: v for k, v in state.items() if k.startswith("generator.")})
+    for key, value in digests[0].items():
+        assert torch.equal(value, digests[1][key]), key

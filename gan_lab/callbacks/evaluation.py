@@ -43,6 +43,10 @@ class PeriodicEvaluation(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every and module.iteration % self.every == 0 and trainer.is_global_zero:
-            metrics = self.measure(module)
+            # Measuring must not move training's RNG (building the classifier draws init weights):
+            # with or without it, a seeded run follows the same trajectory.
+            devices = [module.device] if module.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                metrics = self.measure(module)
             if metrics:
                 report(module, metrics)
