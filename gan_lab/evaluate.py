@@ -11,49 +11,39 @@ Every number is stored under a name that carries its protocol, with the protocol
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.metrics.density import kde_log_likelihood
+from gan_lab.metrics.features import n_tag
 from gan_lab.metrics.memorization import DEFINITION as MEMO_DEFINITION
 from gan_lab.metrics.memorization import birthday_test, nearest_neighbours
 from gan_lab.metrics.neighbors import DEFINITION as PRDC_DEFINITION
 from gan_lab.metrics.neighbors import precision_recall_density_coverage
-from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
-from gan_lab.metrics.toy import mode_metrics
-from gan_lab.runs import load_run, parse_args
+from gan_lab.metrics.toy import toy_metrics
+from gan_lab.runs import load_run, run_command
 from gan_lab.viz import image_grid, save_png
 
 ARGS = {"run": str, "n": int, "seed": int}
 
 
-def _count(n: int) -> str:
-    return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
+def default_samples(spec) -> int:
+    return 5000 if spec.is_image else 2500
 
 
 def point_metrics(fake: torch.Tensor, source, g: torch.Generator) -> tuple[dict, dict]:
     n = fake.shape[0]
     real, val, test = source.sample(n, g), source.sample(n, g), source.sample(n, g)
-    out, protocols = {}, {}
-    centers = getattr(source, "centers", None)
-    if centers is not None and len(centers) > 1 and source.spec.shape == (2,):
-        out.update({f"toy/{k}": v for k, v in mode_metrics(fake, centers, source.std).items()})
-        protocols["toy/modes_*"] = f"{n} samples; {TOY_DEFINITION}"
-    if source.spec.shape == (1,) and hasattr(source, "cdf"):
-        from gan_lab.train import univariate_metrics
-
-        out.update(univariate_metrics(fake, source))
+    out, protocols = toy_metrics(fake, source)
     prdc = precision_recall_density_coverage(real, fake, k=5)
-    out.update({f"val/{k}_{_count(n)}_raw": v for k, v in prdc.items()})
-    protocols[f"val/*_{_count(n)}_raw"] = f"{n} real vs {n} fake points, k=5; {PRDC_DEFINITION}"
+    out.update({f"val/{k}_{n_tag(n)}_raw": v for k, v in prdc.items()})
+    protocols[f"val/*_{n_tag(n)}_raw"] = f"{n} real vs {n} fake points, k=5; {PRDC_DEFINITION}"
     scale = float(real.std())
     kde = kde_log_likelihood(fake, val, test, sigmas=torch.logspace(-3, 1, 21) * scale)
-    out[f"val/kde_loglik_{_count(n)}"], out[f"val/kde_loglik_sem_{_count(n)}"] = kde["log_likelihood"], kde["sem"]
-    protocols[f"val/kde_loglik_{_count(n)}"] = (f"Parzen window on {n} fake samples, bandwidth {kde['bandwidth']:.4g} "
+    out[f"val/kde_loglik_{n_tag(n)}"], out[f"val/kde_loglik_sem_{n_tag(n)}"] = kde["log_likelihood"], kde["sem"]
+    protocols[f"val/kde_loglik_{n_tag(n)}"] = (f"Parzen window on {n} fake samples, bandwidth {kde['bandwidth']:.4g} "
                                                 f"chosen on {n} fresh real samples, mean ± SEM over {n} more")
     return out, protocols
 
@@ -80,7 +70,7 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
 def feature_metrics(fake: torch.Tensor, source, seed: int) -> tuple[dict, dict]:
     """FID, KID, IS, class coverage and precision/recall/density/coverage on the data set's domain
     classifier (trained once and cached, as are the real features)."""
-    from gan_lab.metrics.features import ImageMetrics, extract, n_tag
+    from gan_lab.metrics.features import ImageMetrics, extract
 
     image_metrics = ImageMetrics.for_source(source, seed=seed)
     n = fake.shape[0]
@@ -103,13 +93,17 @@ def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
     return evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed)
 
 
-def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0) -> dict:
-    """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir."""
+def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
+                    fake: torch.Tensor | None = None) -> dict:
+    """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
+    ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``."""
     started = time.perf_counter()
     spec = source.spec
-    n = n or (5000 if spec.is_image else 2500)
     g = torch.Generator().manual_seed(seed)
-    fake = system.generate(system.sample_z(n, g).cpu())
+    if fake is None:
+        n = n or default_samples(spec)
+        fake = system.generate(system.sample_z(n, g).cpu())
+    n = fake.shape[0]
     if spec.is_image:
         results, protocols = memorization(fake, source.data, run_dir, g)
         if getattr(source, "labels", None) is not None:  # a domain classifier can be trained
@@ -133,19 +127,15 @@ def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float
     return summary
 
 
+def _print(summary: dict) -> str:
+    for key in sorted(summary["metrics"]):
+        if key.startswith(("val/", "toy/", "memorization/")):
+            print(f"{key:45s} {summary['metrics'][key]}")
+    return f"evaluated in {summary['evaluation']['seconds']} s"
+
+
 def main(argv: list[str] | None = None) -> None:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv, ARGS, "evaluate")
-        if "run" not in args:
-            raise ConfigError("run", None, "a run folder", "usage: python -m gan_lab.evaluate run=<run folder>")
-        summary = evaluate(**args)
-        for key in sorted(summary["metrics"]):
-            if key.startswith(("val/", "toy/", "memorization/", "fid", "kid", "is_")):
-                print(f"{key:45s} {summary['metrics'][key]}")
-        print(f"gan_lab: evaluated {args['run']} in {summary['evaluation']['seconds']} s")
-    except ConfigError as e:
-        print(f"gan_lab: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(lambda args: _print(evaluate(**args)), ARGS, "evaluate", argv)
 
 
 if __name__ == "__main__":

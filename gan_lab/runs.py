@@ -6,6 +6,8 @@ alone is enough; it is read with ``weights_only=True`` (no arbitrary unpickling)
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +89,17 @@ def parse_args(argv: list[str], allowed: dict[str, type], command: str) -> dict:
             except ValueError:
                 raise ConfigError(key, value, f"a {kind.__name__}") from None
     return out
+
+
+def run_command(body: Callable[[dict], str], allowed: dict[str, type], command: str,
+                argv: list[str] | None = None) -> None:
+    """The frame of the run-folder commands: parse ``key=value`` (``run=`` required), run ``body``,
+    print its closing line; a ConfigError is one line on stderr and exit status 2."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv, allowed, command)
+        if "run" not in args:
+            raise ConfigError("run", None, "a run folder", f"usage: python -m gan_lab.{command} run=<run folder> …")
+        print(f"gan_lab: {body(args)}")
+    except ConfigError as e:
+        print(f"gan_lab: error: {e}", file=sys.stderr)
+        sys.exit(2)

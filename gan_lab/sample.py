@@ -7,14 +7,12 @@ EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (l
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gan_lab.errors import ConfigError
-from gan_lab.runs import load_run, parse_args
+from gan_lab.runs import load_run, run_command
 from gan_lab.viz import image_grid, points_picture, samples_picture, save_png
 
 ARGS = {"run": str, "n": int, "out": str, "interpolate": bool, "seed": int, "steps": int, "rows": int}
@@ -63,14 +61,7 @@ def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool =
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv, ARGS, "sample")
-        if "run" not in args:
-            raise ConfigError("run", None, "a run folder", "usage: python -m gan_lab.sample run=<run folder> n=…")
-        print(f"gan_lab: samples in {sample(**args)}")
-    except ConfigError as e:
-        print(f"gan_lab: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(lambda args: f"samples in {sample(**args)}", ARGS, "sample", argv)
 
 
 if __name__ == "__main__":

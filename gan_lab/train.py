@@ -26,10 +26,6 @@ from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
 from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.losses.base import GANLoss
-from gan_lab.metrics.toy import DEFINITION as TOY_DEFINITION
-from gan_lab.metrics.toy import mode_metrics
-from gan_lab.metrics.univariate import DEFINITION as UNIVARIATE_DEFINITION
-from gan_lab.metrics.univariate import ks_statistic, wasserstein1_to_law
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
@@ -206,9 +202,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         wall = time.perf_counter() - started
         if not trainer.is_global_zero:
             return {}
-        summary = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
+        summary, fake = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
         if cfg.eval.at_end:
-            summary = _evaluate_at_end(cfg, run_dir, system, c.source, loggers)
+            summary = _evaluate_at_end(cfg, run_dir, system, c.source, loggers, fake)
         _finish_loggers(loggers)
     from gan_lab.report import write_report
 
@@ -226,23 +222,12 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     fake = system.generate(system.sample_z(n, generator=g).cpu())
     np.save(run_dir / "samples.npy", fake.numpy())
 
-    metrics: dict[str, float] = dict(system.history[-1]) if system.history else {}
-    metrics.pop("iteration", None)
-    protocols: dict[str, str] = {}
-    centers = getattr(source, "centers", None)
-    if not spec.is_image:
+    # the last value of every series (training rows and in-training measurement rows interleave)
+    metrics: dict[str, float] = {k: v for row in system.history for k, v in row.items() if k != "iteration"}
+    if not spec.is_image and spec.shape == (2,):
         real = source.sample(n, g)
-        if spec.shape == (2,):
-            save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated", centers),
-                     run_dir / "scatter.png")
-        if centers is not None and len(centers) > 1 and spec.shape == (2,):
-            toy = mode_metrics(fake, centers, source.std)
-            metrics.update({f"toy/{k}": v for k, v in toy.items()})
-            protocols["toy/modes_*"] = f"{n} samples; {TOY_DEFINITION}"
-        if spec.shape == (1,) and hasattr(source, "cdf"):
-            metrics.update(univariate_metrics(fake, source))
-            protocols["toy/w1, toy/ks"] = f"{n} samples against the true law; {UNIVARIATE_DEFINITION}"
-
+        save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated",
+                                getattr(source, "centers", None)), run_dir / "scatter.png")
     for callback in callbacks:  # analysis callbacks contribute their own numbers
         metrics.update(getattr(callback, "summary", None) or {})
 
@@ -255,34 +240,29 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     summary = {"status": "finished", "iterations": system.iteration, "d_updates": system.d_updates,
                "k": cfg.train.k, "wall_time_s": round(wall, 2),
                "iterations_per_s": round(system.iteration / max(wall, 1e-9), 3),
-               "metrics": metrics, "protocols": protocols, "run_dir": str(run_dir)}
+               "metrics": metrics, "protocols": {}, "run_dir": str(run_dir)}
     if ddp is not None and ddp["world_size"] > 1:
         summary["ddp"] = ddp
     with open(run_dir / "metrics.json", "w") as f:
         json.dump(summary, f, indent=2, allow_nan=True)
-    return summary
+    return summary, fake
 
 
-def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list) -> dict:
-    """The evaluation metrics of the final generator, into metrics.json and every logger."""
-    from gan_lab.evaluate import evaluate_system
+def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
+                     fake: torch.Tensor) -> dict:
+    """The evaluation metrics of the final generator, into metrics.json and every logger; when the
+    sizes agree it measures exactly the samples saved in samples.npy."""
+    from gan_lab.evaluate import default_samples, evaluate_system
 
     before = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-    summary = evaluate_system(system, source, run_dir, cfg.eval.samples, cfg.seed)
+    n = cfg.eval.samples or default_samples(source.spec)
+    summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None)
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
     for logger in loggers:
         logger.log_metrics(new, step=system.iteration)
     share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
     log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
     return summary
-
-
-def univariate_metrics(fake: torch.Tensor, source) -> dict[str, float]:
-    """Exact W1 and KS of 1-D samples against the data's known law."""
-    x = fake.reshape(-1).double()
-    lo, hi = source.support()
-    lo, hi = min(lo, float(x.min()) - 1.0), max(hi, float(x.max()) + 1.0)
-    return {"toy/w1": wasserstein1_to_law(x, source.cdf, lo, hi), "toy/ks": ks_statistic(x, source.cdf)}
 
 
 def _finish_loggers(loggers: list) -> None:

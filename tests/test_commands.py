@@ -96,6 +96,8 @@ def test_metrics_are_measured_during_training(tiny, tmp_path):
     measured = [r["iteration"] for r in rows if "toy/modes_captured" in r]
     assert measured == [3, 6]
     assert "toy/modes_captured" in (tmp_path / "logs" / "csv" / "metrics.csv").read_text()  # reached the logger
+    final = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert "train/d_loss" in final and "toy/modes_captured" in final  # both kinds of row end in the summary
 
 
 def test_image_metrics_during_training_use_the_domain_classifier(tiny, tmp_path):

@@ -51,7 +51,7 @@ def test_default_job_with_a_tiny_iteration_count(tmp_path):
 
 
 def test_toy_run_folder_has_points_and_a_scatter(tmp_path):
-    cfg = compose_cfg("debug=tiny", "model=mlp", "dataset=grid", "output.final_samples=null",
+    cfg = compose_cfg("debug=tiny", "model=mlp", "dataset=grid", "output.final_samples=null", "eval.at_end=true",
                       "loss=wasserstein", "regularizer=gp")
     summary = train(cfg, tmp_path)
     assert np.load(tmp_path / "samples.npy").shape == (2500, 2)
@@ -115,7 +115,7 @@ def test_one_dimensional_runs_report_exact_w1_and_ks(tmp_path):
     from scipy import stats
 
     cfg = compose_cfg("debug=tiny", "model=affine1d", "dataset=gauss1d", "logger=none", "optimizer.g.lr=0",
-                      "output.final_samples=2500")
+                      "eval.at_end=true", "output.final_samples=2500")
     metrics = train(cfg, tmp_path)["metrics"]
     samples = np.load(tmp_path / "samples.npy")[:, 0]
     assert metrics["toy/ks"] == pytest.approx(stats.kstest(samples, "norm").statistic, abs=1e-7)

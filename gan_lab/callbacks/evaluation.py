@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from gan_lab.metrics.toy import mode_metrics
+from gan_lab.metrics.toy import toy_metrics
 from gan_lab.reporting import report
 
 
@@ -32,14 +32,7 @@ class PeriodicEvaluation(L.Callback):
 
                 self._image_metrics = ImageMetrics.for_source(self.source, seed=self.seed, kid_subsets=20)
             return {f"val/{k}": v for k, v in self._image_metrics.compute(fake).items()}
-        centers = getattr(self.source, "centers", None)
-        if centers is not None and len(centers) > 1 and spec.shape == (2,):
-            return {f"toy/{k}": float(v) for k, v in mode_metrics(fake, centers, self.source.std).items()}
-        if spec.shape == (1,) and hasattr(self.source, "cdf"):
-            from gan_lab.train import univariate_metrics
-
-            return univariate_metrics(fake, self.source)
-        return {}
+        return {k: float(v) for k, v in toy_metrics(fake, self.source)[0].items()}
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every and module.iteration % self.every == 0 and trainer.is_global_zero:
