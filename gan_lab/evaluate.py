@@ -26,7 +26,7 @@ from gan_lab.metrics.toy import toy_metrics
 from gan_lab.runs import load_run, run_command
 from gan_lab.viz import image_grid, save_png
 
-ARGS = {"run": str, "n": int, "seed": int}
+ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str}
 
 
 def default_samples(spec) -> int:
@@ -67,36 +67,57 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
     return out, protocols
 
 
-def feature_metrics(fake: torch.Tensor, source, seed: int) -> tuple[dict, dict]:
-    """FID, KID, IS, class coverage and precision/recall/density/coverage on the data set's domain
-    classifier (trained once and cached, as are the real features)."""
-    from gan_lab.metrics.features import ImageMetrics, extract
+def feature_metrics(fake: torch.Tensor, source, seed: int, inception: str = "auto",
+                    inception_weights: str | None = None, allow_cpu_inception: bool = True) -> tuple[dict, dict]:
+    """FID, KID, IS, class coverage and precision/recall/density/coverage on every feature extractor
+    that applies: the data set's domain classifier (trained once and cached, as are the real
+    features) and the FID Inception network when its weights are on disk."""
+    from gan_lab.metrics.features import image_metric_suites
 
-    image_metrics = ImageMetrics.for_source(source, seed=seed)
+    out, protocols = {}, {}
     n = fake.shape[0]
-    out = {f"val/{k}": v for k, v in image_metrics.compute(fake).items()}
-    real_features = image_metrics.real_stats()["features"]
-    fake_features, _ = extract(image_metrics.classifier, fake)
-    prdc = precision_recall_density_coverage(real_features[: max(n, 2)], fake_features, k=5)
-    tag = f"{n_tag(n)}_{image_metrics.extractor}"
-    out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
-    info = image_metrics.classifier_info or {}
-    accuracy = f"{info['val_accuracy']:.3f}" if "val_accuracy" in info else "unknown"
-    protocols = {f"val/*_{tag}": f"{image_metrics.describe(n)}; classifier validation accuracy {accuracy}; "
-                                 f"precision/recall/density/coverage with k=5 on the same features"}
+    for image_metrics in image_metric_suites(source, inception, inception_weights, allow_cpu_inception, seed=seed):
+        out.update({f"val/{k}": v for k, v in image_metrics.compute(fake).items()})
+        real_features = image_metrics.real_stats()["features"]
+        prdc = precision_recall_density_coverage(real_features[: max(n, 2)], image_metrics.last_fake_features, k=5)
+        tag = f"{n_tag(n)}_{image_metrics.extractor}"
+        out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
+        info = image_metrics.classifier_info or {}
+        origin = (f"classifier validation accuracy {info['val_accuracy']:.3f}" if "val_accuracy" in info
+                  else f"weights {info.get('weights', 'unknown')}")
+        protocols[f"val/*_{tag}"] = (f"{image_metrics.describe(n)}; {origin}; "
+                                     f"precision/recall/density/coverage with k=5 on the same features")
     return out, protocols
 
 
-def evaluate(run: str, n: int | None = None, seed: int = 0) -> dict:
-    """Rebuild the run from its folder, measure it, and add the numbers to its metrics.json."""
+def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "auto",
+             inception_weights: str | None = None) -> dict:
+    """Rebuild the run from its folder, measure it, and add the numbers to its metrics.json.
+    ``inception=auto`` adds the Inception metrics whenever the weights file is found (any device)."""
     loaded = load_run(run)
-    return evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed)
+    return evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
+                           inception_weights=inception_weights)
+
+
+def image_kde(fake: torch.Tensor, heldout: torch.Tensor) -> tuple[dict, dict]:
+    """Parzen log-likelihood of held-out real images (never trained on) under a KDE on ``fake``:
+    pixels mapped to [0, 1] as in Goodfellow 2014 / f-GAN Table 4; σ chosen on the held-out set's first
+    half, the mean ± SEM reported on its second half."""
+    n, half = fake.shape[0], heldout.shape[0] // 2
+    kde = kde_log_likelihood((fake + 1) / 2, (heldout[:half] + 1) / 2, (heldout[half:] + 1) / 2)
+    key = f"val/kde_loglik_{n_tag(n)}"
+    return ({key: kde["log_likelihood"], f"val/kde_loglik_sem_{n_tag(n)}": kde["sem"]},
+            {key: f"Parzen window on {n} generated images (pixels in [0, 1]), bandwidth {kde['bandwidth']:.4g} chosen "
+                  f"on {half} held-out real images, mean ± SEM over {heldout.shape[0] - half} more held-out images"})
 
 
 def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
-                    fake: torch.Tensor | None = None) -> dict:
+                    fake: torch.Tensor | None = None, inception: str = "auto", inception_weights: str | None = None,
+                    allow_cpu_inception: bool = True) -> dict:
     """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
-    ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``."""
+    ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``.
+    ``inception``/``inception_weights``/``allow_cpu_inception``: see
+    :func:`gan_lab.metrics.features.image_metric_suites`."""
     started = time.perf_counter()
     spec = source.spec
     g = torch.Generator().manual_seed(seed)
@@ -106,8 +127,10 @@ def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: i
     n = fake.shape[0]
     if spec.is_image:
         results, protocols = memorization(fake, source.data, run_dir, g)
-        if getattr(source, "labels", None) is not None:  # a domain classifier can be trained
-            more, more_protocols = feature_metrics(fake, source, seed)
+        parts = [feature_metrics(fake, source, seed, inception, inception_weights, allow_cpu_inception)]
+        if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
+            parts.append(image_kde(fake, source.heldout))
+        for more, more_protocols in parts:
             results.update(more)
             protocols.update(more_protocols)
     else:

@@ -26,6 +26,7 @@ from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
 from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.losses.base import GANLoss
+from gan_lab.metrics.features import INCEPTION_CHOICES
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
@@ -76,6 +77,7 @@ def validate_train(cfg: DictConfig) -> None:
     check_int("train.num_workers", t.num_workers, 0)
     check_int("eval.every", cfg.eval.every, 0)
     check_int("eval.every_samples", cfg.eval.every_samples, 2)
+    check_choice("eval.inception", str(cfg.eval.inception).lower(), INCEPTION_CHOICES)
 
 
 @dataclass
@@ -190,7 +192,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()
-    periodic = PeriodicEvaluation(c.source, cfg.eval.every, cfg.eval.every_samples, cfg.seed)
+    periodic = PeriodicEvaluation(c.source, cfg.eval.every, cfg.eval.every_samples, cfg.seed, inception_options(cfg))
     extra = [build(node) for node in (cfg.get("callbacks") or {}).values()]
     loggers = build_loggers(cfg, run_dir)
 
@@ -256,13 +258,20 @@ def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source
 
     before = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     n = cfg.eval.samples or default_samples(source.spec)
-    summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None)
+    summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None,
+                              **inception_options(cfg))
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
     for logger in loggers:
         logger.log_metrics(new, step=system.iteration)
     share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
     log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
     return summary
+
+
+def inception_options(cfg: DictConfig) -> dict[str, Any]:
+    """eval.inception settings; ``auto`` measures with Inception only on a GPU run (it is slow on a CPU)."""
+    return {"inception": str(cfg.eval.inception).lower(), "inception_weights": cfg.eval.inception_weights,
+            "allow_cpu_inception": cfg.trainer.get("accelerator") not in (None, "cpu")}
 
 
 def _finish_loggers(loggers: list) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gan_lab.data.module import IterationBatchSampler
+from gan_lab.errors import ConfigError
 from gan_lab.data.toy import Gauss1D, Grid, ParallelLines, Ring
 from gan_lab.metrics.toy import mode_metrics
 
@@ -99,14 +100,14 @@ def test_parallel_lines():
 def mnist():
     from gan_lab.data.images import mnist5k
 
-    return mnist5k()
+    return mnist5k(holdout=0)
 
 
 @pytest.fixture(scope="module")
 def digits():
     from gan_lab.data.images import digits
 
-    return digits()
+    return digits(holdout=0)
 
 
 def test_mnist5k(mnist):
@@ -129,6 +130,24 @@ def test_digits(digits):
     assert len(levels) == 17
     torch.testing.assert_close(levels, torch.linspace(-1, 1, 17))
     assert digits.labels.numel() == 1797 and set(digits.labels.tolist()) == set(range(10))
+
+
+def test_holdout_is_a_fixed_disjoint_split(digits):
+    from gan_lab.data.images import digits as load_digits
+
+    held = load_digits(holdout=297)
+    assert tuple(held.data.shape) == (1500, 1, 8, 8) and tuple(held.heldout.shape) == (297, 1, 8, 8)
+    assert held.labels.numel() == 1500 and len(held) == 1500
+    rows = lambda x: {tuple(r) for r in x.flatten(1).tolist()}
+    assert rows(held.data) | rows(held.heldout) == rows(digits.data)  # a partition of the whole set …
+    assert torch.equal(load_digits(holdout=297).heldout, held.heldout)  # … drawn the same way every time
+    kept = [i for i, r in enumerate(digits.data.flatten(1).tolist()) if tuple(r) in rows(held.data)]
+    assert torch.equal(torch.bincount(held.labels, minlength=10), torch.bincount(digits.labels[kept], minlength=10))
+    assert digits.heldout is None
+    with pytest.raises(ConfigError, match="dataset.holdout"):
+        load_digits(holdout=1797)
+    with pytest.raises(ConfigError, match="dataset.holdout"):
+        load_digits(holdout=-1)
 
 
 def test_tensor_source_fetches_by_position(digits):

@@ -53,7 +53,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digit_set():
-    return digits()
+    return digits(holdout=0)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_digits_classifier_accuracy(digit_clf):
 
 
 def test_mnist5k_classifier_accuracy(tmp_path):
-    source = mnist5k()
+    source = mnist5k(holdout=0)
     start = time.perf_counter()
     model, info = load_or_train(source, tmp_path, seed=0)
     took = time.perf_counter() - start

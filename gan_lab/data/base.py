@@ -56,13 +56,21 @@ class Source(Dataset):
 
 
 class TensorSource(Source):
-    """A finite data set held in memory as one tensor (N, *shape)."""
+    """A finite data set held in memory as one tensor (N, *shape).
 
-    def __init__(self, data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None = None):
+    ``heldout``: real examples of the same law that training never sees (a test split, or a seeded
+    holdout of the set), for held-out metrics such as the Parzen log-likelihood; None if there are none.
+    """
+
+    def __init__(self, data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None = None,
+                 heldout: torch.Tensor | None = None):
         if tuple(data.shape[1:]) != spec.shape:
             raise ValueError(f"data of shape {tuple(data.shape)} does not match spec {spec.shape}")
+        if heldout is not None and tuple(heldout.shape[1:]) != spec.shape:
+            raise ValueError(f"held-out data of shape {tuple(heldout.shape)} does not match spec {spec.shape}")
         self.data = data.contiguous()
         self.labels = labels
+        self.heldout = heldout
         self.spec = spec
         self.size = data.shape[0]
 
@@ -75,3 +83,18 @@ class TensorSource(Source):
         else:
             idx = torch.randint(self.size, (n,), generator=generator)
         return self.data[idx]
+
+
+def with_holdout(data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None, holdout: int,
+                 key: str = "dataset.holdout", seed: int = 0) -> TensorSource:
+    """A TensorSource training on all but ``holdout`` examples of ``data``; those (a fixed draw,
+    ``seed``) become its ``heldout`` set. ``holdout=0`` keeps everything for training."""
+    from gan_lab.errors import ConfigError
+
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= len(data) - 2:
+        raise ConfigError(key, holdout, f"an integer in [0, {len(data) - 2}] (examples kept out of training)")
+    if holdout == 0:
+        return TensorSource(data, spec, labels)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    train, held = order[:-holdout].sort().values, order[-holdout:].sort().values
+    return TensorSource(data[train], spec, None if labels is None else labels[train], heldout=data[held])

@@ -1,12 +1,19 @@
-"""FID, KID and IS on a domain feature extractor, with real statistics cached on disk.
+"""FID, KID and IS on a feature extractor, with real statistics cached on disk.
 
 Protocol (every number is reported under a name that states it)::
 
-    {metric}_{n_fake}_{extractor}      e.g. fid_5k_mnist5k_classifier, kid_std_1k_digits_classifier
+    {metric}_{n_fake}_{extractor}      e.g. fid_10k_inception, fid_5k_mnist5k_classifier, kid_std_1k_digits_classifier
 
 ``n_fake`` is written ``1k``/``5k``/``10k`` for whole thousands, else exactly (``fid_500_…``).
-Features: FID and KID use the 128-d penultimate layer of the data set's domain classifier
-(:mod:`gan_lab.metrics.classifier`), IS and the class coverage use its class logits (softmax).
+Two extractors (:func:`image_metric_suites` picks them):
+
+- ``inception``: the FID InceptionV3 (:mod:`gan_lab.metrics.inception`; 2048-d pool features for
+  FID/KID, 1008 bias-free logits for IS), when torch-fidelity's weights file is on disk. Numbers
+  comparable with the literature's.
+- ``{dataset}_classifier``: the data set's domain classifier (:mod:`gan_lab.metrics.classifier`;
+  128-d penultimate features, class logits for IS and the class coverage), trained once and cached,
+  for labelled sets. Comparable only with numbers from the same cached weights.
+
 The arithmetic is torchmetrics' (``FrechetInceptionDistance``, ``KernelInceptionDistance``,
 ``InceptionScore``): we extract the features ourselves, in batches and without gradients, and hand
 them to the torchmetrics objects through a pass-through ``feature=`` module, so those objects hold
@@ -187,6 +194,7 @@ class ImageMetrics:
         self.real_from_cache: bool | None = None  # set when the real features are first needed
         self._real: dict[str, torch.Tensor] | None = None
         self._fid = None
+        self.last_fake_features: torch.Tensor | None = None
         self.classifier_info: dict[str, Any] | None = None
 
     @classmethod
@@ -197,6 +205,18 @@ class ImageMetrics:
         classifier, info = load_or_train(source, cache_dir, seed=classifier_seed)
         metrics = cls(source, classifier, info["extractor"], cache_dir=cache_dir, **kwargs)
         metrics.classifier_info = info
+        return metrics
+
+    @classmethod
+    def inception(cls, source, weights: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                  **kwargs: Any) -> ImageMetrics:
+        """Metrics on the FID InceptionV3 loaded from ``weights`` (on the GPU when there is one)."""
+        from gan_lab.metrics.inception import load_inception
+
+        net = load_inception(weights).to("cuda" if torch.cuda.is_available() else "cpu")
+        kwargs.setdefault("batch_size", 200 if torch.cuda.is_available() else 50)
+        metrics = cls(source, net, "inception", cache_dir=cache_dir, **kwargs)
+        metrics.classifier_info = {"weights": str(weights)}
         return metrics
 
     # ---- real statistics ---------------------------------------------------------------------
@@ -237,7 +257,8 @@ class ImageMetrics:
     # ---- metrics -----------------------------------------------------------------------------
     def describe(self, n_fake: int) -> str:
         """One line naming the protocol behind the numbers, for reports."""
-        return (f"FID/KID on the 128-d penultimate features and IS on the logits of {self.extractor} "
+        what = getattr(self.classifier, "description", "the 128-d penultimate features and the class logits")
+        return (f"FID/KID/IS on {what} of {self.extractor} "
                 f"(weights {self.extractor_id.rsplit('-', 1)[-1]}); n_fake={n_fake}, n_real={self.n_real} "
                 f"from {self.dataset} (seed {self.real_seed}); KID: cubic polynomial kernel, "
                 f"{self.kid_subsets} subsets of {min(self.kid_subset_size, n_fake, self.n_real)}; "
@@ -250,6 +271,7 @@ class ImageMetrics:
                               f"a batch of at least 2 images of shape {self.image_shape}")
         n = int(fake.shape[0])
         feats, logits = extract(self.classifier, fake.detach(), self.batch_size)
+        self.last_fake_features = feats  # for precision/recall on the same features, without a second pass
         real = self.real_stats()
         fid_cls, kid_cls, is_cls = _torchmetrics_image()
         d = real["features"].shape[1]
@@ -273,10 +295,41 @@ class ImageMetrics:
                 kid_mean, kid_std = kid.compute()
                 torch.manual_seed(self.seed)
                 is_mean, is_std = inception.compute()
-        cov = _coverage_from_logits(logits, logits.shape[1])
         key = lambda m: metric_key(m, n, self.extractor)
-        return {key("fid"): fid, key("kid"): float(kid_mean), key("kid_std"): float(kid_std),
-                key("is"): float(is_mean), key("is_std"): float(is_std) if min(self.is_splits, n) > 1 else math.nan,
-                key("classes_covered"): cov["classes_covered"], key("class_kl"): cov["class_kl_to_uniform"]}
+        out = {key("fid"): fid, key("kid"): float(kid_mean), key("kid_std"): float(kid_std),
+               key("is"): float(is_mean), key("is_std"): float(is_std) if min(self.is_splits, n) > 1 else math.nan}
+        if getattr(self.classifier, "counts_classes", True):  # the data set's own classes (not ImageNet's)
+            cov = _coverage_from_logits(logits, logits.shape[1])
+            out.update({key("classes_covered"): cov["classes_covered"], key("class_kl"): cov["class_kl_to_uniform"]})
+        return out
 
     __call__ = compute
+
+
+INCEPTION_CHOICES = ("auto", "true", "false")
+
+
+def image_metric_suites(source, inception: str | bool = "auto", inception_weights: str | None = None,
+                        allow_cpu_inception: bool = True, cache_dir: str | os.PathLike | None = None,
+                        seed: int = 0, **kwargs: Any) -> list[ImageMetrics]:
+    """The feature extractors that apply to ``source``: its domain classifier when it has class labels,
+    and the FID Inception network when its weights are found (``inception``: ``auto`` = when found,
+    and on the CPU only if ``allow_cpu_inception``; ``true`` = required, a clear error if missing;
+    ``false`` = never). ``kwargs`` go to every :class:`ImageMetrics` (``n_real``, KID settings)."""
+    from gan_lab.metrics.inception import WEIGHTS_FILE, default_weights_path, find_weights
+
+    setting = str(inception).lower()
+    if setting not in INCEPTION_CHOICES:
+        raise ConfigError("eval.inception", inception, "one of " + ", ".join(INCEPTION_CHOICES))
+    suites = []
+    if getattr(source, "labels", None) is not None:
+        suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))
+    if setting != "false":
+        weights = find_weights(inception_weights)
+        if weights is None and setting == "true":
+            raise ConfigError("eval.inception", inception, "false or auto, or the weights file on disk",
+                              f"the FID Inception weights are not at {default_weights_path()}: place torch-fidelity's "
+                              f"{WEIGHTS_FILE} there (or pass eval.inception_weights=<path>); nothing is downloaded")
+        if weights is not None and (setting == "true" or allow_cpu_inception or torch.cuda.is_available()):
+            suites.append(ImageMetrics.inception(source, weights, cache_dir, seed=seed, **kwargs))
+    return suites
