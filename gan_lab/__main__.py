@@ -34,7 +34,10 @@ def _run(cfg: DictConfig):
             raise
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # an ordinary exception fails this job only; the sweep goes on
-        print(f"gan_lab: error: {e}", file=sys.stderr)
+        text = str(e)
+        if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the error's own line
+            text = text.rstrip().splitlines()[-1].removeprefix(f"{ConfigError.__module__}.ConfigError: ")
+        print(f"gan_lab: error: {text}", file=sys.stderr)
         sys.exit(2)
 
 

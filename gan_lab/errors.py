@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+_WHOLE = object()
+
 
 class ConfigError(ValueError):
     """A setting the lab cannot use. The message names the key, the value and what is allowed.
@@ -13,7 +15,10 @@ class ConfigError(ValueError):
     (``HYDRA_FULL_ERROR=1`` shows the traceback).
     """
 
-    def __init__(self, key: str, value: Any, allowed: str, why: str = ""):
+    def __init__(self, key: str, value: Any = _WHOLE, allowed: str = "", why: str = ""):
+        if value is _WHOLE:  # one finished message: how DataLoader workers re-raise in the main process
+            self.key, self.value, self.allowed = "", None, ""
+            return super().__init__(key)
         self.key, self.value, self.allowed = key, value, allowed
         text = f"{key}={value!r} is not allowed: {allowed}"
         super().__init__(f"{text}. {why}".strip() if why else text)

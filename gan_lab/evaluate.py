@@ -126,7 +126,8 @@ def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: i
         fake = system.generate(system.sample_z(n, g).cpu())
     n = fake.shape[0]
     if spec.is_image:
-        results, protocols = memorization(fake, source.data, run_dir, g)
+        train_images = source.data if getattr(source, "data", None) is not None else source.sample(10_000, g)
+        results, protocols = memorization(fake, train_images, run_dir, g)
         parts = [feature_metrics(fake, source, seed, inception, inception_weights, allow_cpu_inception)]
         if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
             parts.append(image_kde(fake, source.heldout))

@@ -28,6 +28,9 @@ BASE = {
 }
 # Options that need other data than their group's base.
 EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): ["dataset=gauss1d"]}
+# Data sets read from disk: the test writes tiny files in each real format (tests/test_data_files.py).
+ON_DISK = {"mnist": [], "fashion_mnist": [], "cifar10": [], "celeba": ["dataset.size=8", "dataset.crop=140"],
+           "folder": ["dataset.size=8"]}
 COMPOSE_ONLY = {
     ("accelerator", "gpu"): "needs a CUDA device",
     ("accelerator", "ddp"): "needs CUDA devices",
@@ -41,9 +44,28 @@ def test_every_group_has_a_base():
     assert groups == set(BASE), "a new config group needs an entry in BASE"
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from tests.test_data_files import solid, write_celeba, write_cifar, write_idx_set
+
+    root = tmp_path_factory.mktemp("data")
+    write_idx_set(root, "MNIST")
+    write_idx_set(root, "FashionMNIST", gz=True)
+    write_cifar(root)
+    write_celeba(root)
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9)]):
+        solid(root / "folder" / f"{i}.png", colour)
+    return root
+
+
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_group_file_composes_and_trains(group, option, tmp_path):
-    cfg = compose_cfg("debug=tiny", *BASE[group], f"{group}={option}", *EXTRA.get((group, option), []))
+def test_group_file_composes_and_trains(group, option, tmp_path, request):
+    disk = []
+    if group == "dataset" and option in ON_DISK:
+        root = request.getfixturevalue("data_dir")
+        disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={root / 'folder'}"]
+                                                               if option == "folder" else [])
+    cfg = compose_cfg("debug=tiny", *BASE[group], f"{group}={option}", *EXTRA.get((group, option), []), *disk)
     if (group, option) in COMPOSE_ONLY:
         if option in ("gpu", "ddp") and torch.cuda.is_available():
             pass  # a GPU machine runs it for real

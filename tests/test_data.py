@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gan_lab.data.module import IterationBatchSampler
-from gan_lab.errors import ConfigError
 from gan_lab.data.toy import Gauss1D, Grid, ParallelLines, Ring
+from gan_lab.errors import ConfigError
 from gan_lab.metrics.toy import mode_metrics
 
 # --------------------------------------------------------------------------------------------

@@ -249,6 +249,20 @@ def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_pat
     assert math.isfinite(summary["metrics"]["train/g_loss"])
 
 
+def test_diffaug_augments_every_d_input_and_trains(tiny, tmp_path):
+    """DiffAugment sits in d_input, which every D evaluation of every system goes through."""
+    from gan_lab.train import build_system
+
+    cfg = tiny("logger=none", *MODELS["dcgan"], "tricks.diffaug=[cutout]", "train.iterations=3")
+    system = build_system(cfg, build_components(cfg))
+    assert system.tricks.diffaug == "cutout"
+    seen = system.d_input(torch.ones(5, 1, 8, 8))
+    assert ((seen == 0).flatten(1).sum(1) > 0).all() and ((seen == 0).flatten(1).sum(1) <= 16).all()  # ≤ 4×4 cut
+    cfg = tiny("logger=none", *MODELS["dcgan"], "tricks.diffaug='color,translation,cutout'", "train.iterations=3")
+    summary = train(cfg, tmp_path)
+    assert summary["iterations"] == 3 and math.isfinite(summary["metrics"]["train/g_loss"])
+
+
 def test_unrolling_draws_k_plus_k_minibatches(tiny, tmp_path):
     cfg = tiny("logger=none", *MODELS["mlp"], "tricks.unroll_steps=3", "train.k=2", "train.iterations=2")
     c = build_components(cfg)
@@ -268,6 +282,8 @@ BAD = [
     (["tricks.instance_noise=-0.1"], "tricks.instance_noise", "[0.0"),
     (["tricks.instance_noise_schedule=cosine"], "tricks.instance_noise_schedule", "linear, constant"),
     (["tricks.unroll_steps=-1"], "tricks.unroll_steps", ">= 0"),
+    (["tricks.diffaug=[colour]"], "tricks.diffaug", "color, translation, cutout"),
+    (["model=mlp", "dataset=ring", "tricks.diffaug=[translation]"], "tricks.diffaug", "point data"),
 ]
 
 

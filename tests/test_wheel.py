@@ -17,6 +17,8 @@ def test_module_runs_from_a_built_wheel(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("gan_lab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "gan_lab/conf/config.yaml" in names and "gan_lab/conf/model/dcgan.yaml" in names
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gan_lab").rglob("*.py") if "__pycache__" not in p.parts}
+    assert sources <= set(names), f"missing from the wheel: {sorted(sources - set(names))}"
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "WANDB_MODE": "offline"}

@@ -172,22 +172,22 @@ class ImageMetrics:
                  cache_dir: str | os.PathLike | None = None, n_real: int | None = None, real_seed: int = 0,
                  kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
                  batch_size: int = 500, seed: int = 0):
-        data = getattr(real, "data", None)
-        self.dataset = getattr(getattr(real, "spec", None), "name", "real")
-        if data is None or data.dim() != 4:
-            raise ConfigError("dataset", self.dataset, "an image set (a TensorSource with .data (N, C, H, W))")
+        spec = getattr(real, "spec", None)
+        self.dataset = getattr(spec, "name", "real")
+        if spec is None or not spec.is_image or len(real) < 2:
+            raise ConfigError("dataset", self.dataset, "an image set of at least 2 images")
         self.real = real
         self.classifier = classifier.eval()
         self.extractor = extractor or f"{self.dataset}_classifier"
         self.extractor_id = f"{self.extractor}-{weights_hash(classifier)}"
-        self.n_real = check_int("metrics.n_real", n_real if n_real is not None else min(data.shape[0], 10_000), 2)
+        self.n_real = check_int("metrics.n_real", n_real if n_real is not None else min(len(real), 10_000), 2)
         self.real_seed = real_seed
         self.kid_subsets = check_int("metrics.kid_subsets", kid_subsets)
         self.kid_subset_size = check_int("metrics.kid_subset_size", kid_subset_size, 2)
         self.is_splits = check_int("metrics.is_splits", is_splits)
         self.batch_size = check_int("metrics.batch_size", batch_size)
         self.seed = seed
-        self.image_shape = tuple(data.shape[1:])
+        self.image_shape = tuple(spec.shape)
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.real_stats_path = root / "real_stats" / (
             f"{self.dataset}__{self.extractor_id}__n{self.n_real}__s{self.real_seed}.pt")
@@ -223,8 +223,9 @@ class ImageMetrics:
     def real_images(self) -> torch.Tensor:
         """The ``n_real`` real images the statistics are computed on (a seeded draw from the set)."""
         gen = torch.Generator().manual_seed(self.real_seed)
-        if self.n_real == self.real.data.shape[0]:
-            return self.real.data
+        data = getattr(self.real, "data", None)  # in memory; a streaming source decodes a seeded draw
+        if data is not None and self.n_real == data.shape[0]:
+            return data
         return self.real.sample(self.n_real, gen)
 
     def real_stats(self) -> dict[str, torch.Tensor]:
@@ -322,8 +323,8 @@ def image_metric_suites(source, inception: str | bool = "auto", inception_weight
     if setting not in INCEPTION_CHOICES:
         raise ConfigError("eval.inception", inception, "one of " + ", ".join(INCEPTION_CHOICES))
     suites = []
-    if getattr(source, "labels", None) is not None:
-        suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))
+    if getattr(source, "labels", None) is not None and getattr(source, "data", None) is not None:
+        suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))  # labelled, in memory
     if setting != "false":
         weights = find_weights(inception_weights)
         if weights is None and setting == "true":

@@ -20,6 +20,7 @@ from gan_lab.regularizers.base import Regularizer
 from gan_lab.reporting import report
 from gan_lab.tricks import Tricks
 from gan_lab.tricks.averaging import EMA, HistoricalAverage
+from gan_lab.tricks.diffaug import diff_augment
 from gan_lab.tricks.noise import InstanceNoise
 from gan_lab.tricks.unroll import unrolled_critic
 
@@ -87,7 +88,10 @@ class GAN(L.LightningModule):
             self._flush()
 
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What D sees: x, plus annealed instance noise when it is on."""
+        """What D sees, real or fake, in both players' steps: x under a fresh DiffAugment draw
+        (``tricks.diffaug``), plus annealed instance noise, when those are on."""
+        if self.tricks.diffaug:
+            x = diff_augment(x, self.tricks.diffaug)
         return self.noise(x, self.iteration)
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:

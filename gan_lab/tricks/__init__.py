@@ -15,6 +15,7 @@ from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.tricks.diffaug import parse_policy
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Tricks:
     unroll_steps: int = 0  # K: G's step sees D advanced K optimiser steps (Metz 2017); 0 = off
     unroll_second_order: bool = True  # backprop through the K steps; false: first-order shortcut
     ema: float = 0.0  # decay of an EMA of G's weights used for sampling; 0 = off (e.g. 0.999)
+    diffaug: str = ""  # DiffAugment policy on every D input, real and fake (Zhao 2020): "color,translation,cutout"
 
     def __post_init__(self):
         check_int("tricks.minibatch_kernels", self.minibatch_kernels, 1)
@@ -41,6 +43,7 @@ class Tricks:
         check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
         check_int("tricks.unroll_steps", self.unroll_steps, 0)
         check_range("tricks.ema", self.ema, 0.0, 1.0, high_open=True)
+        self.diffaug = ",".join(parse_policy(self.diffaug))  # canonical form; a bad name is a ConfigError
         for key in ("feature_matching", "minibatch_discrimination", "virtual_batchnorm", "unroll_second_order"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"tricks.{key}", getattr(self, key), "true or false")
@@ -66,6 +69,9 @@ class Tricks:
 
 def apply_to_networks(tricks: Tricks, spec: DataSpec, generator: nn.Module, discriminator: nn.Module,
                       z_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:
+    if tricks.diffaug and not spec.is_image:
+        raise ConfigError("tricks.diffaug", tricks.diffaug, '"" (off) with point data',
+                          f"DiffAugment transforms images; dataset={spec.name} holds points of shape {spec.shape}.")
     from gan_lab.nets.minibatch import MinibatchDiscriminator
     from gan_lab.nets.vbn import VirtualBatchNormGenerator
 
