@@ -75,6 +75,9 @@ def validate_train(cfg: DictConfig) -> None:
     check_int("train.sample_every", t.sample_every, 0)
     check_int("train.checkpoint_every", t.checkpoint_every, 0)
     check_int("train.num_workers", t.num_workers, 0)
+    for key in ("channels_last", "compile_generator"):
+        if not isinstance(cfg.train.get(key, False), bool):
+            raise ConfigError(f"train.{key}", cfg.train.get(key), "true or false")
     check_int("eval.every", cfg.eval.every, 0)
     check_int("eval.every_samples", cfg.eval.every_samples, 2)
     check_choice("eval.inception", str(cfg.eval.inception).lower(), INCEPTION_CHOICES)
@@ -142,11 +145,13 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
         system = partial(MixtureGAN, entropy_weight=cfg.mixture.entropy_weight)
     else:
         system = GAN
-    return system(c.generator, c.discriminator, c.loss, c.regularizer,
-               build(cfg.optimizer.d), build(cfg.optimizer.g),
-               k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
-               iterations=cfg.train.iterations, tricks=c.tricks,
-               run_config=OmegaConf.to_container(cfg, resolve=True))
+    system = system(c.generator, c.discriminator, c.loss, c.regularizer,
+                    build(cfg.optimizer.d), build(cfg.optimizer.g),
+                    k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
+                    iterations=cfg.train.iterations, tricks=c.tricks,
+                    run_config=OmegaConf.to_container(cfg, resolve=True))
+    system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False))
+    return system
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:

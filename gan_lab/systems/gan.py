@@ -57,6 +57,7 @@ class GAN(L.LightningModule):
             self.d_history = HistoricalAverage(self.discriminator, tricks.historical_averaging)
             self.g_history = HistoricalAverage(self.generator, tricks.historical_averaging)
         self.generator_ema = EMA(self.generator, tricks.ema) if tricks.ema else None
+        self.channels_last = False  # set by use_speed_options
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
         self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
@@ -74,8 +75,21 @@ class GAN(L.LightningModule):
         """Real minibatches one iteration consumes: k for D, K more for the unrolled copy."""
         return self.k + self.tricks.unroll_steps
 
+    def use_speed_options(self, channels_last: bool = False, compile_generator: bool = False) -> None:
+        """``channels_last``: NHWC memory layout for both networks and every real batch (faster convs on
+        recent CPUs and tensor cores). ``compile_generator``: ``torch.compile`` of G's forward, in place,
+        so parameter names and checkpoints are unchanged. D is never compiled: the gradient penalty's
+        double backward fails through a compiled D (DESIGN.md pitfalls)."""
+        if channels_last:
+            self.channels_last = True
+            self.to(memory_format=torch.channels_last)
+        if compile_generator:
+            self.generator.compile()
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         log_now = (self.iteration + 1) % self.log_every == 0
         reals = batch.chunk(self.batches_per_iteration)  # (n·B, *shape) -> n fresh real minibatches
         for j, real in enumerate(reals[: self.k]):

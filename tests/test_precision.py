@@ -1,0 +1,70 @@
+"""bf16 mixed precision for every loss and penalty, channels_last, and torch.compile of G, on the CPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan_lab.errors import ConfigError
+from gan_lab.train import build_components, build_system, train
+from tests.conftest import compose_cfg, group_options
+
+IMAGES = ["dataset=digits", "model.width=8", "logger=none", "train.iterations=3"]
+LOSSES = [[f"loss={name}"] for name in group_options("loss")] + [
+    ["loss=fgan", f"loss.divergence={d}"] for d in ("kl", "rkl", "pearson", "hellinger", "js_pi")]
+PENALTIES = [["loss=wasserstein", "regularizer=gp"], ["loss=ns", "regularizer=r1"], ["loss=hinge", "regularizer=sn"],
+             ["loss=wasserstein", "regularizer=clip"]]
+
+
+@pytest.mark.parametrize("overrides", LOSSES + PENALTIES, ids=lambda o: "-".join(x.split("=")[1] for x in o))
+def test_bf16_mixed_trains_every_loss_and_penalty(overrides, tiny, tmp_path):
+    summary = train(tiny(*IMAGES, *overrides, "trainer.precision=bf16-mixed"), tmp_path)
+    assert summary["iterations"] == 3
+    finals = summary["metrics"]
+    for key in ("train/d_loss", "train/g_loss", "train/grad_norm_d", "train/grad_norm_g"):
+        assert math.isfinite(finals[key]), (key, finals)
+    if "regularizer=gp" in overrides or "regularizer=r1" in overrides:
+        assert math.isfinite(finals["train/d_penalty"]) and finals["train/d_penalty"] >= 0
+
+
+def test_penalty_under_bf16_autocast_is_computed_in_fp32():
+    """The double backward runs in fp32 whatever the autocast: the penalty matches the fp32 value."""
+    cfg = compose_cfg(*IMAGES, "loss=wasserstein", "regularizer=gp")
+    c = build_components(cfg)
+    system = build_system(cfg, c)
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, torch.rand(16, 1, 8, 8, generator=g) * 2 - 1
+    torch.manual_seed(1)
+    exact = system.regularizer.penalty(system.discriminator, real, fake, 0)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = system.regularizer.penalty(system.discriminator, real, fake, 0)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_is_used_and_gives_the_same_first_steps(tiny, tmp_path):
+    cfg = compose_cfg(*IMAGES, "train.channels_last=true")
+    system = build_system(cfg, build_components(cfg))
+    convs = [m for m in system.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.dim() == 4]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    a = train(tiny(*IMAGES, "train.channels_last=true"), tmp_path / "a")
+    b = train(tiny(*IMAGES), tmp_path / "b")
+    for key in ("train/d_loss", "train/g_loss"):  # a layout, not a different computation
+        assert a["metrics"][key] == pytest.approx(b["metrics"][key], rel=1e-3, abs=1e-4)
+
+
+def test_speed_options_are_booleans(tmp_path):
+    with pytest.raises(ConfigError, match="train.channels_last"):
+        train(compose_cfg(*IMAGES, "train.channels_last=3"), tmp_path)
+
+
+@pytest.mark.slow
+def test_compiled_generator_trains_and_keeps_parameter_names(tiny, tmp_path):
+    cfg = tiny(*IMAGES, "train.compile_generator=true")
+    system = build_system(cfg, build_components(cfg))
+    assert not any("_orig_mod" in k for k in system.state_dict())
+    summary = train(cfg, tmp_path)
+    assert summary["iterations"] == 3 and math.isfinite(summary["metrics"]["train/g_loss"])
