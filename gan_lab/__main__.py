@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def _run(cfg: DictConfig):
     from gan_lab.train import train
 
     try:
-        return train(cfg)
+        return objective(cfg, train(cfg))
     except ConfigError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -39,6 +40,20 @@ def _run(cfg: DictConfig):
             text = text.rstrip().splitlines()[-1].removeprefix(f"{ConfigError.__module__}.ConfigError: ")
         print(f"gan_lab: error: {text}", file=sys.stderr)
         sys.exit(2)
+
+
+def objective(cfg: DictConfig, summary: dict):
+    """The job's return value: the final value of ``sweep.objective`` when set (what an Optuna sweep
+    minimises; non-finite or missing values count as +inf, a failed trial), else the summary."""
+    name = (cfg.get("sweep") or {}).get("objective")
+    if not name or not summary:  # no objective, or a non-zero DDP rank
+        return summary
+    metrics = summary.get("metrics", {})
+    if name not in metrics:
+        known = ", ".join(sorted(k for k in metrics if k.startswith(("val/", "toy/", "train/"))))
+        raise ConfigError("sweep.objective", name, f"a metric this run reports: {known}")
+    value = float(metrics[name])
+    return value if math.isfinite(value) else math.inf
 
 
 def main() -> None:

@@ -155,7 +155,35 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
-    return [build(node, save_dir=str(run_dir / "logs")) for node in (cfg.logger or {}).values()]
+    loggers = []
+    for node in (cfg.logger or {}).values():
+        is_wandb = str(node.get("_target_", "")).endswith("WandbLogger")
+        extra = wandb_identity(node, run_dir, _hydra_job()) if is_wandb else {}
+        loggers.append(build(node, save_dir=str(run_dir / "logs"), **extra))
+    return loggers
+
+
+def _hydra_job() -> dict[str, str] | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return {"multirun": hc.mode == RunMode.MULTIRUN, "sweep_dir": str(hc.sweep.dir),
+            "overrides": hc.job.override_dirname}
+
+
+def wandb_identity(node: DictConfig, run_dir: Path, job: dict | None) -> dict[str, str]:
+    """wandb run name and group when the config leaves them null: one group per sweep (its folder,
+    e.g. ``multirun/2026-11-22/18-45-20``), each job named by its overrides (else by its run folder)."""
+    out = {}
+    if node.get("name") is None:
+        out["name"] = (job or {}).get("overrides") or run_dir.name
+    if node.get("group") is None and job and job["multirun"]:
+        parts = Path(job["sweep_dir"]).parts
+        out["group"] = "/".join(parts[-3:])
+    return out
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list) -> L.Trainer:
