@@ -10,17 +10,19 @@ Cases (each one generator iteration = k D steps + 1 G step, k = 1):
 
 Both sides start from the same composed config (the real ``conf/`` tree, as ``python -m gan_lab``
 composes it) and the same networks: ``build_components(cfg)`` after seeding with ``cfg.seed``, so G
-and D have identical architectures *and* identical initial weights (checked: ``init_sha256``).
+and D have identical architectures *and* identical initial weights (checked on every run:
+``arch_sha256``, ``init_sha256``, parameter counts).
 
-Lab side: exactly what ``gan_lab.train.train`` wires up to ``trainer.fit`` — ``build_components``,
-``build_system`` (the GAN LightningModule, manual optimisation), ``GANDataModule`` (the DataLoader
-over the source, indices on the CPU, batches moved to the device by Lightning), the lab's callbacks
-(sample grids, checkpoint, DDP weight check, periodic evaluation), the default CSV logger into a
-temporary run folder, ``build_trainer`` and ``Trainer.fit``. Statistics are accumulated on device
-and flushed every ``train.log_every`` (default 25) as in any run. Differences from a user's run: the
-progress bar is off, ``train.sample_every``, ``train.checkpoint_every`` and ``eval.every`` are 0, so
-sample grids, the checkpoint and evaluation happen only at the end of ``fit``, after the timed
-window (``eval.at_end`` and the post-fit report are skipped), and ``train.iterations`` = W + N.
+Lab side: a real run, ``gan_lab.train.train(cfg, run_dir)`` — the function ``python -m gan_lab``
+calls — into a temporary run folder: ``build_components``, ``build_system`` (the GAN LightningModule,
+manual optimisation), ``GANDataModule`` (a DataLoader over the source, indices drawn on the CPU,
+batches moved to the device by Lightning), the lab's callbacks, the default CSV logger and
+``Trainer.fit``. Statistics are accumulated on device and flushed every ``train.log_every`` (default
+25) as in any run. Only these settings differ from the lab's defaults: ``trainer.enable_progress_bar=false``;
+``train.sample_every=0``, ``train.checkpoint_every=0`` and ``eval.every=0``, so the sample grid, the
+checkpoint and the metrics.json/report happen once, at the end of ``fit`` or after it, outside the
+timed window (``eval.at_end=false`` skips the final evaluation); ``train.iterations`` = W + N; and one
+extra callback (:class:`WindowTimer`, via ``cfg.callbacks``) after the lab's own.
 
 Plain side: a hand-written loop, no Lightning: the same data tensor moved to the device once
 (for the ring, a law with no finite tensor, a pool of points drawn once from it), batches by
@@ -29,7 +31,8 @@ indexing with a fresh random permutation per epoch; per iteration: D step on G(z
 (``requires_grad_(False)``, as the lab does, so both sides do the same arithmetic); the same
 optimiser class and hyper-parameters from the config; ``loss.item()`` once every ``log_every``
 iterations (one host sync per log interval, like the lab's flush); ``torch.autocast`` for
-``bf16-mixed`` (what Lightning's precision plugin does).
+``bf16-mixed`` (what Lightning's precision plugin does); ``train.channels_last`` and
+``train.compile_generator`` (off by default) mirrored when an ``--override`` turns them on.
 
 Timing: warm-up W iterations are run and ignored, then N iterations are timed with
 ``time.perf_counter()`` read at the end of iteration W and of iteration W + N (on the lab side by a
@@ -50,8 +53,9 @@ import argparse
 import contextlib
 import copy
 import functools
+import hashlib
+import io
 import json
-import logging
 import os
 import platform
 import random
@@ -59,7 +63,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,12 +76,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_lab.__main__ import config_dir
-from gan_lab.callbacks import IterationCheckpoint, SampleGrids
-from gan_lab.callbacks.ddp_check import WeightSyncCheck, weights_digest
-from gan_lab.callbacks.evaluation import PeriodicEvaluation
-from gan_lab.data import GANDataModule
+from gan_lab.callbacks.ddp_check import weights_digest
 from gan_lab.data.base import DataSpec, TensorSource
-from gan_lab.train import build_components, build_loggers, build_system, build_trainer, inception_options
+from gan_lab.train import build_components, train
 
 THRESHOLD = 0.9  # the lab's DCGAN CPU fp32 iterations/s must reach this share of the plain loop's
 CHECKED = ("dcgan32", "cpu", "32-true")
@@ -100,7 +100,7 @@ CASES = {
                     warmup=10, iterations=60, dataset="gan_lab.bench.mnist5k_32"),
     "mlp_ring": Case("mlp_ring", ("model=mlp", "dataset=ring", "loss=ns", "optimizer=adam", "regularizer=none",
                                   "train.batch_size=256", "train.k=1", "optimizer.d.lr=1e-3", "optimizer.g.lr=1e-3"),
-                     warmup=50, iterations=500),
+                     warmup=30, iterations=300),
 }
 
 
@@ -171,7 +171,8 @@ class Side:
     threads: int  # torch.get_num_threads() inside the timed window
     params_g: int
     params_d: int
-    init_sha256: str  # digest of G's and D's weights before training
+    init_sha256: str  # digest of G's and D's weights (names and bytes) before training
+    arch_sha256: str  # digest of G's and D's module structure (their repr)
     trained: dict[str, bool]  # did G's / D's weights move?
     objects: dict[str, Any] = field(default_factory=dict, repr=False)  # nets, for tests; not in the JSON
 
@@ -204,14 +205,31 @@ def _init_digest(generator: torch.nn.Module, discriminator: torch.nn.Module) -> 
     return weights_digest(generator)[:16] + weights_digest(discriminator)[:16]
 
 
+def _arch_digest(generator: torch.nn.Module, discriminator: torch.nn.Module) -> str:
+    return hashlib.sha256(f"{generator!r}\n{discriminator!r}".encode()).hexdigest()[:32]
+
+
 class WindowTimer(L.Callback):
-    """Reads the clock at the end of iteration ``warmup`` and of iteration ``warmup + iterations``."""
+    """The lab side's stopwatch, added to a real run as an extra callback (``cfg.callbacks``, after
+    the lab's own, so their batch-end hooks fall inside the window). It reads the clock at the end
+    of iteration ``warmup`` and of iteration ``warmup + iterations``, records what the run trained,
+    and writes it all to ``<run folder>/bench_window.json``."""
+
+    FILE = "bench_window.json"
 
     def __init__(self, warmup: int, iterations: int):
         self.warmup, self.iterations = warmup, iterations
         self.start: float | None = None
         self.stop: float | None = None
         self.threads = 0
+        self._before: list[list[torch.Tensor]] = []
+        self._record: dict[str, Any] = {}
+
+    def on_train_start(self, trainer, module) -> None:
+        g, d = module.generator, module.discriminator
+        self._before = _snapshot(g, d)
+        self._record = {"params_g": _count(g), "params_d": _count(d), "init_sha256": _init_digest(g, d),
+                        "arch_sha256": _arch_digest(g, d)}
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         done = batch_idx + 1
@@ -223,48 +241,34 @@ class WindowTimer(L.Callback):
             _sync(module.device)
             self.stop = time.perf_counter()
 
-
-def _quiet() -> None:
-    """The warnings and banners ``train()`` silences."""
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*`training_step` returns `None`.*")
-    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*Tensor Cores.*")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    def on_train_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero:
+            return
+        trained = {"generator": _moved(self._before[0], module.generator),
+                   "discriminator": _moved(self._before[1], module.discriminator)}
+        record = {**self._record, "start": self.start, "stop": self.stop, "threads": self.threads,
+                  "iteration": module.iteration, "trained": trained}
+        (Path(trainer.default_root_dir) / self.FILE).write_text(json.dumps(record))
 
 
 def run_lab(cfg: DictConfig, warmup: int, iterations: int) -> Side:
-    """``Trainer.fit`` of the lab's GAN system, wired as ``gan_lab.train.train`` wires it."""
-    _quiet()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    c = build_components(cfg)
-    init = _init_digest(c.generator, c.discriminator)
-    before = _snapshot(c.generator, c.discriminator)
-    system = build_system(cfg, c)
-    data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
-                         cfg.seed, num_workers=cfg.train.num_workers)
-    timer = WindowTimer(warmup, iterations)
+    """One real run: ``gan_lab.train.train(cfg, run_dir)``, the function ``python -m gan_lab`` calls,
+    into a temporary run folder, with :class:`WindowTimer` as an extra callback."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.callbacks = OmegaConf.create({"bench_window": {"_target_": f"{__name__}.WindowTimer",
+                                                           "warmup": warmup, "iterations": iterations}})
     with tempfile.TemporaryDirectory(prefix="gan_lab_bench_") as tmp:
-        run_dir = Path(tmp)
-        callbacks = [SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed),
-                     IterationCheckpoint(run_dir, cfg.train.checkpoint_every), WeightSyncCheck(),
-                     PeriodicEvaluation(c.source, cfg.eval.every, cfg.eval.every_samples, cfg.seed,
-                                        inception_options(cfg)),
-                     timer]  # last: the lab's own batch-end hooks fall inside the window
-        loggers = build_loggers(cfg, run_dir)
-        trainer = build_trainer(cfg, run_dir, callbacks, loggers)
-        trainer.fit(system, datamodule=data)
-        for logger in loggers:
-            logger.finalize("success")
-    if system.iteration != warmup + iterations or timer.start is None or timer.stop is None:
-        raise RuntimeError(f"lab run ended at iteration {system.iteration}, expected {warmup + iterations}")
-    seconds = timer.stop - timer.start
-    return Side(iterations / seconds, seconds, warmup, iterations, timer.threads,
-                _count(system.generator), _count(system.discriminator), init,
-                {"generator": _moved(before[0], system.generator),
-                 "discriminator": _moved(before[1], system.discriminator)},
-                {"generator": system.generator, "discriminator": system.discriminator})
+        with contextlib.redirect_stdout(io.StringIO()):  # its "report …" / "run folder …" lines
+            summary = train(cfg, tmp)
+        record = json.loads((Path(tmp) / WindowTimer.FILE).read_text())
+    total = warmup + iterations
+    if summary.get("iterations") != total or record["iteration"] != total or None in (record["start"],
+                                                                                         record["stop"]):
+        raise RuntimeError(f"lab run ended at iteration {summary.get('iterations')}, expected {total}")
+    seconds = record["stop"] - record["start"]
+    return Side(iterations / seconds, seconds, warmup, iterations, record["threads"], record["params_g"],
+                record["params_d"], record["init_sha256"], record["arch_sha256"], record["trained"])
 
 
 def _seed(seed: int) -> None:
@@ -288,7 +292,7 @@ def run_plain(cfg: DictConfig, warmup: int, iterations: int, device: str = "cpu"
     _seed(cfg.seed)  # what the lab's L.seed_everything does: identical initial weights
     c = build_components(cfg)
     generator, discriminator = c.generator.to(dev).train(), c.discriminator.to(dev).train()
-    init = _init_digest(generator, discriminator)
+    init, arch = _init_digest(generator, discriminator), _arch_digest(generator, discriminator)
     before = _snapshot(generator, discriminator)
     opt_d = _optimizer(cfg.optimizer.d, discriminator.parameters())
     opt_g = _optimizer(cfg.optimizer.g, generator.parameters())
@@ -301,6 +305,13 @@ def run_plain(cfg: DictConfig, warmup: int, iterations: int, device: str = "cpu"
         g = torch.Generator().manual_seed(cfg.seed)
         pool = c.source.sample(max(50_000, 4 * batch * k * total), g)
     pool = pool.to(dev)
+    if cfg.train.get("channels_last", False):  # the lab's speed options, mirrored when a run turns them on
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
+        if pool.dim() == 4:
+            pool = pool.contiguous(memory_format=torch.channels_last)
+    if cfg.train.get("compile_generator", False):
+        generator.compile()
     n = pool.shape[0]
     torch.manual_seed(cfg.seed * 1009 + 1)  # the z stream, seeded as the lab's on_fit_start does
     perm, pos = torch.randperm(n, device=dev), 0
@@ -345,7 +356,7 @@ def run_plain(cfg: DictConfig, warmup: int, iterations: int, device: str = "cpu"
             stop = time.perf_counter()
     seconds = stop - start
     return Side(iterations / seconds, seconds, warmup, iterations, threads, _count(generator),
-                _count(discriminator), init,
+                _count(discriminator), init, arch,
                 {"generator": _moved(before[0], generator), "discriminator": _moved(before[1], discriminator)},
                 {"generator": generator, "discriminator": discriminator, "losses": losses})
 
@@ -369,7 +380,7 @@ def bench_case(case: Case, device: str, precision: str, warmup: int, iterations:
     plain = statistics.median(s.it_s for s in runs["plain"])
     lab = statistics.median(s.it_s for s in runs["lab"])
     batch = int(cfg.train.batch_size)
-    first_p, first_l = runs["plain"][0], runs["lab"][0]
+    first_l = runs["lab"][0]
     return {
         "case": case.name, "device": device, "precision": precision, "batch_size": batch,
         "k": int(cfg.train.k), "log_every": int(cfg.train.log_every), "warmup": warmup,
@@ -378,11 +389,11 @@ def bench_case(case: Case, device: str, precision: str, warmup: int, iterations:
         "lab_images_s": round(lab * batch, 1), "plain_images_s": round(plain * batch, 1),
         "pair_ratios": [round(b.it_s / a.it_s, 4) for a, b in zip(runs["plain"], runs["lab"])],
         "params": {"generator": first_l.params_g, "discriminator": first_l.params_d},
-        "same_networks": (first_p.params_g, first_p.params_d, first_p.init_sha256)
-        == (first_l.params_g, first_l.params_d, first_l.init_sha256),
+        "same_networks": all((s.params_g, s.params_d, s.init_sha256, s.arch_sha256)
+                             == (first_l.params_g, first_l.params_d, first_l.init_sha256, first_l.arch_sha256)
+                             for side in runs.values() for s in side),
         "threads": sorted({s.threads for side in runs.values() for s in side}),
         "plain_runs": [s.as_json() for s in runs["plain"]], "lab_runs": [s.as_json() for s in runs["lab"]],
-        "_sides": runs,  # live objects for callers (tests); dropped from the JSON
     }
 
 
@@ -401,11 +412,12 @@ def settings(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gan_lab.bench", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m gan_lab.bench",
+                                description="Time the lab's training step (Lightning) against a plain PyTorch "
+                                "loop with the same networks, batch and data (make bench).")
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} (default: all)")
-    p.add_argument("--iterations", type=int, help="timed iterations N per run (default: dcgan32 60, mlp_ring 500)")
-    p.add_argument("--warmup", type=int, help="warm-up iterations W before the window (default: 10, 50)")
+    p.add_argument("--iterations", type=int, help="timed iterations N per run (default: dcgan32 60, mlp_ring 300)")
+    p.add_argument("--warmup", type=int, help="warm-up iterations W before the window (default: 10, 30)")
     p.add_argument("--repeats", type=int, default=3, help="runs per side, interleaved; the median is reported")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cpu, plus cuda when available")
     p.add_argument("--precision", choices=PRECISIONS,
@@ -480,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     check = {"threshold": THRESHOLD, "case": "/".join(CHECKED), "ran": bool(checked), "skipped": args.no_check,
              "passed": not failed}
     payload = {"environment": environment(), "check": check,
-               "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
+               "results": rows}
     print_table(rows, console)
     for r in checked:
         verdict = "ok" if r["ratio"] >= THRESHOLD else "FAIL"

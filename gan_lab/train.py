@@ -75,6 +75,8 @@ def validate_train(cfg: DictConfig) -> None:
     check_int("train.sample_every", t.sample_every, 0)
     check_int("train.checkpoint_every", t.checkpoint_every, 0)
     check_int("train.num_workers", t.num_workers, 0)
+    if cfg.train.get("data_on_device", "auto") not in ("auto", True, False):
+        raise ConfigError("train.data_on_device", cfg.train.data_on_device, "auto, true or false")
     for key in ("channels_last", "compile_generator"):
         if not isinstance(cfg.train.get(key, False), bool):
             raise ConfigError(f"train.{key}", cfg.train.get(key), "true or false")
@@ -221,7 +223,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     c = build_components(cfg)
     system = build_system(cfg, c)
     data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
-                         cfg.seed, num_workers=cfg.train.num_workers)
+                         cfg.seed, num_workers=cfg.train.num_workers, on_device=cfg.train.get("data_on_device", "auto"))
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_lab.data.base import Source
+from gan_lab.errors import ConfigError
 
 
 class IterationBatchSampler(Sampler[list[int]]):
@@ -60,20 +61,60 @@ def _as_is(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
+class _Positions(Dataset):
+    """The on-device path's loader yields only the minibatch's dataset indices (a LongTensor)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return torch.as_tensor(positions, dtype=torch.long)
+
+
+ON_DEVICE_LIMIT = 1024**3  # on_device=auto: in-memory sets up to 1 GiB (MNIST 188 MB, CIFAR-10 614 MB as float32)
+
+
 class GANDataModule(L.LightningDataModule):
-    """Serves the training stream of a :class:`Source`; rank and world size come from the trainer."""
+    """Serves the training stream of a :class:`Source`; rank and world size come from the trainer.
+
+    ``on_device``: a set held in memory (``source.data``) is copied once to the training device and each
+    minibatch is gathered there from indices, skipping the DataLoader's host-to-device copies (``auto``:
+    when the set is at most 1 GiB). Other sources (toy laws, image files) go through the DataLoader,
+    with ``num_workers`` processes decoding in parallel. Both paths serve the same minibatches.
+    """
 
     def __init__(self, source: Source, batch_size: int, k: int, iterations: int, seed: int,
-                 start_iteration: int = 0, num_workers: int = 0):
+                 start_iteration: int = 0, num_workers: int = 0, on_device: bool | str = "auto"):
         super().__init__()
         self.source, self.batch_size, self.k = source, batch_size, k
         self.iterations, self.seed, self.start_iteration = iterations, seed, start_iteration
         self.num_workers = num_workers
+        data = getattr(source, "data", None)
+        if on_device == "auto":
+            on_device = data is not None and data.numel() * data.element_size() <= ON_DEVICE_LIMIT
+        elif on_device and data is None:
+            raise ConfigError("train.data_on_device", True, "false or auto for this data set",
+                              f"{source.spec.name} is not held in memory as one tensor (a law sampled afresh, "
+                              "or image files decoded per minibatch)")
+        self.on_device = bool(on_device)
+        self._device_data: torch.Tensor | None = None
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = IterationBatchSampler(self.source.size, self.batch_size, self.k, self.seed,
                                         self.start_iteration, self.iterations, rank, world)
+        if self.on_device:
+            return DataLoader(_Positions(self.source.size), batch_sampler=sampler, collate_fn=_as_is)
         return DataLoader(self.source, batch_sampler=sampler, collate_fn=_as_is,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        if not self.on_device:
+            return batch
+        if self._device_data is None or self._device_data.device != batch.device:
+            self._device_data = self.source.data.to(batch.device)  # once per run and rank
+        return self._device_data[batch]
