@@ -126,8 +126,8 @@ def test_one_dimensional_runs_report_exact_w1_and_ks(tmp_path):
 
 def test_on_device_data_serves_the_same_minibatches(tiny, tmp_path):
     """Gathering batches from a device copy of the set gives bit-identical training to the DataLoader path."""
-    from gan_lab.data.module import GANDataModule
     from gan_lab.data.images import digits
+    from gan_lab.data.module import GANDataModule
 
     assert GANDataModule(digits(), 8, 1, 2, 0).on_device  # auto: in memory and small
     with pytest.raises(ConfigError, match="train.data_on_device"):
