@@ -23,6 +23,10 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring); run on an idle machine
+bench: $(STAMP)
+	$(PY) -m gan_lab.bench $(ARGS)
+
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

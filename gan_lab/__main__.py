@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.errors import ConfigError
+
+# hydra.run.dir: a resumed run (resume=<folder>) writes into its own folder, a new run into a fresh one
+OmegaConf.register_new_resolver("gan_lab_run_dir", lambda resume, fresh: resume or fresh, replace=True)
 
 
 def config_dir() -> str:
@@ -28,18 +32,53 @@ def _run(cfg: DictConfig):
 
     from gan_lab.train import train
 
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return objective(cfg, train(cfg))
-    except ConfigError as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # an ordinary exception fails this job only; the sweep goes on
-        text = str(e)
-        if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the error's own line
-            text = text.rstrip().splitlines()[-1].removeprefix(f"{ConfigError.__module__}.ConfigError: ")
-        print(f"gan_lab: error: {text}", file=sys.stderr)
-        sys.exit(2)
+        summary = train(cfg)
+    except KeyboardInterrupt:
+        raise  # Ctrl-C stops the whole sweep
+    except BaseException as e:  # noqa: BLE001 - in a sweep, nothing a job raises may end the others
+        if multirun:
+            return _failed_job(cfg, e)
+        if isinstance(e, ConfigError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            text = str(e)
+            if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the error's own line
+                text = text.rstrip().splitlines()[-1].removeprefix(f"{ConfigError.__module__}.ConfigError: ")
+            print(f"gan_lab: error: {text}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    if summary.get("status") == "diverged":
+        if multirun:  # this job failed; the sweep goes on and its summary lists the reason
+            return _failed_value(cfg)
+        sys.exit(DIVERGED_STATUS)
+    return objective(cfg, summary)
+
+
+def _failed_job(cfg: DictConfig, err: BaseException):
+    """Record a sweep job's failure in its run folder (metrics.json, status failed, the reason) and its
+    log, and let the sweep go on; the sweep's summary lists it and a re-run retries it."""
+    import json
+    import traceback
+
+    from hydra.core.hydra_config import HydraConfig
+
+    reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    if isinstance(err, SystemExit):
+        reason = f"the job exited with status {err.code}"
+    logging.getLogger("gan_lab").error("job failed: %s\n%s", reason, "".join(traceback.format_exception(err)))
+    run_dir = Path(str(cfg.resume)) if cfg.get("resume") else Path(HydraConfig.get().runtime.output_dir)
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        path.write_text(json.dumps({"status": "failed", "reason": reason, "run_dir": str(run_dir)}, indent=2))
+    return _failed_value(cfg)
+
+
+def _failed_value(cfg: DictConfig):
+    """What a failed job returns: +inf for an Optuna objective (a trial that lost), else None."""
+    return math.inf if (cfg.get("sweep") or {}).get("objective") else None
+
+
+DIVERGED_STATUS = 3  # exit status of a run stopped by the divergence guard (2: a bad setting)
 
 
 def objective(cfg: DictConfig, summary: dict):

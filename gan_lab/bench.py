@@ -15,8 +15,8 @@ and D have identical architectures *and* identical initial weights (checked on e
 
 Lab side: a real run, ``gan_lab.train.train(cfg, run_dir)`` — the function ``python -m gan_lab``
 calls — into a temporary run folder: ``build_components``, ``build_system`` (the GAN LightningModule,
-manual optimisation), ``GANDataModule`` (a DataLoader over the source, indices drawn on the CPU,
-batches moved to the device by Lightning), the lab's callbacks, the default CSV logger and
+manual optimisation), ``GANDataModule`` (indices from the lab's sampler; an in-memory set is copied to
+the device once and batches gathered there, ``train.data_on_device=auto``), the lab's callbacks, the default CSV logger and
 ``Trainer.fit``. Statistics are accumulated on device and flushed every ``train.log_every`` (default
 25) as in any run. Only these settings differ from the lab's defaults: ``trainer.enable_progress_bar=false``;
 ``train.sample_every=0``, ``train.checkpoint_every=0`` and ``eval.every=0``, so the sample grid, the

@@ -30,7 +30,9 @@ from gan_lab.metrics.features import INCEPTION_CHOICES
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.resume import check_same_run, finished, latest_good
 from gan_lab.systems import GAN
+from gan_lab.systems.gan import Diverged
 from gan_lab.systems.mixture import MixtureGAN
 from gan_lab.tricks import Tricks, apply_to_networks
 from gan_lab.viz import curves_picture, points_picture, save_png
@@ -195,6 +197,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list
         callbacks = [*callbacks, IterationProgressBar()]
     return L.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
                      strategy=strategy, precision=tc.precision, max_epochs=1, logger=loggers or False,
+                     deterministic=bool(tc.get("deterministic", False)),
                      callbacks=callbacks, enable_progress_bar=bool(tc.enable_progress_bar),
                      enable_checkpointing=False, enable_model_summary=False,
                      use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
@@ -209,10 +212,22 @@ def hydra_run_dir() -> Path | None:
 
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Train one run into ``run_dir`` (default: Hydra's run folder); return its metrics.json content."""
+    if cfg.get("resume"):
+        run_dir = Path(str(cfg.resume)).expanduser()
+        if not (run_dir / "checkpoints").is_dir() and not (run_dir / "metrics.json").is_file():
+            raise ConfigError("resume", str(cfg.resume), "a gan_lab run folder (with checkpoints/)",
+                              f"{run_dir.resolve()} holds no run to continue")
     run_dir = Path(run_dir) if run_dir is not None else hydra_run_dir()
     if run_dir is None:
         raise ValueError("train() needs run_dir when called outside a Hydra app")
     run_dir.mkdir(parents=True, exist_ok=True)
+    found = latest_good(run_dir)  # a run already in this folder: it must be this run
+    if found is not None:
+        check_same_run(cfg, found[0]["gan_lab"].get("config") or {}, run_dir)
+    done = finished(run_dir, cfg)
+    if done is not None:  # re-running a sweep (or a command) skips what already finished
+        print(f"gan_lab: already finished ({done['iterations']} iterations): run folder {run_dir}")
+        return done
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*`training_step` returns `None`.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
@@ -222,8 +237,13 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
+    if found is not None:
+        ckpt, path = found
+        system.restore(ckpt)
+        print(f"gan_lab: resuming from {path} at iteration {system.iteration}")
     data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
-                         cfg.seed, num_workers=cfg.train.num_workers, on_device=cfg.train.get("data_on_device", "auto"))
+                         cfg.seed, start_iteration=system.iteration, num_workers=cfg.train.num_workers,
+                         on_device=cfg.train.get("data_on_device", "auto"))
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()
@@ -235,7 +255,13 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     with distributed_job():
         trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, periodic, *extra], loggers)
         started = time.perf_counter()
-        trainer.fit(system, datamodule=data)
+        try:
+            trainer.fit(system, datamodule=data)
+        except Diverged as err:
+            if not trainer.is_global_zero:
+                return {}
+            _finish_loggers(loggers)
+            return record_divergence(run_dir, system, err, checkpoint)
         wall = time.perf_counter() - started
         if not trainer.is_global_zero:
             return {}
@@ -307,6 +333,28 @@ def inception_options(cfg: DictConfig) -> dict[str, Any]:
     """eval.inception settings; ``auto`` measures with Inception only on a GPU run (it is slow on a CPU)."""
     return {"inception": str(cfg.eval.inception).lower(), "inception_weights": cfg.eval.inception_weights,
             "allow_cpu_inception": cfg.trainer.get("accelerator") not in (None, "cpu")}
+
+
+def record_divergence(run_dir: Path, system: GAN, err: Diverged, checkpoint: IterationCheckpoint) -> dict:
+    """The run stopped on non-finite numbers: say so in metrics.json, the history and the report; the last
+    checkpoint on disk (written before the divergence) is untouched."""
+    with open(run_dir / "history.jsonl", "w") as f:
+        for row in system.history:
+            f.write(json.dumps(row) + "\n")
+    last = latest_good(run_dir)
+    summary = {"status": "diverged", "reason": err.reason, "iterations": err.iteration, "k": system.k,
+               "metrics": {k: v for row in system.history for k, v in row.items() if k != "iteration"},
+               "protocols": {}, "run_dir": str(run_dir),
+               "last_good_checkpoint": {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])}
+               if last else None}
+    with open(run_dir / "metrics.json", "w") as f:
+        json.dump(summary, f, indent=2, allow_nan=True)
+    from gan_lab.report import write_report
+
+    print(f"gan_lab: report {write_report(run_dir)}")
+    print(f"gan_lab: diverged by iteration {err.iteration}: {err.reason}; the last good checkpoint is "
+          f"{summary['last_good_checkpoint']}; run folder {run_dir}")
+    return summary
 
 
 def _finish_loggers(loggers: list) -> None:

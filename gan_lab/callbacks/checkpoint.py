@@ -1,14 +1,21 @@
 """Checkpoints every N generator iterations and at the end, written atomically (temp file + rename).
 
-``checkpoints/last.ckpt`` is always a complete file: a kill mid-write leaves the previous one.
+``checkpoints/last.ckpt`` is always a complete file: it is written under a temporary name and renamed
+over the old one, whose previous content is kept as ``checkpoints/prev.ckpt``. A kill at any moment
+therefore leaves at least one complete checkpoint, and a corrupt ``last.ckpt`` (a disk fault, a copy
+cut short) falls back to ``prev.ckpt`` on resume (:mod:`gan_lab.resume`). Non-finite weights are never
+written: the divergence guard stops the run first, so the last checkpoint on disk is a good one.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import lightning as L
+
+from gan_lab.systems.gan import injected_fault
 
 
 class IterationCheckpoint(L.Callback):
@@ -16,24 +23,36 @@ class IterationCheckpoint(L.Callback):
         self.dir = Path(run_dir) / "checkpoints"
         self.every = every
         self.saved_at: int | None = None  # iteration of the newest checkpoint on disk
+        self._fault = injected_fault()
 
     @property
     def last(self) -> Path:
         return self.dir / "last.ckpt"
 
-    def save(self, trainer: L.Trainer, iteration: int) -> None:
+    @property
+    def prev(self) -> Path:
+        return self.dir / "prev.ckpt"
+
+    def save(self, trainer: L.Trainer, module, iteration: int) -> None:
+        module.check_finite()  # never overwrite a good checkpoint with diverged weights
         tmp = self.dir / f".last.ckpt.tmp{os.getpid()}"
         if trainer.is_global_zero:
             self.dir.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
+            if self._fault == ("kill_in_checkpoint", iteration):  # GAN_LAB_INJECT_FAULT (tests): die mid-write
+                with open(tmp, "r+b") as f:
+                    f.truncate(os.path.getsize(tmp) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.last.exists():
+                os.replace(self.last, self.prev)
             os.replace(tmp, self.last)
         self.saved_at = iteration
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every and module.iteration % self.every == 0:
-            self.save(trainer, module.iteration)
+            self.save(trainer, module, module.iteration)
 
     def on_train_end(self, trainer, module) -> None:
         if self.saved_at != module.iteration:
-            self.save(trainer, module.iteration)
+            self.save(trainer, module, module.iteration)

@@ -7,6 +7,9 @@ Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,6 +38,28 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+class Diverged(RuntimeError):
+    """Training produced non-finite losses or weights; the run stops and keeps its last good checkpoint."""
+
+    def __init__(self, iteration: int, reason: str):
+        self.iteration, self.reason = iteration, reason
+        super().__init__(f"diverged by iteration {iteration}: {reason}")
+
+
+def step_seed(seed: int, rank: int, iteration: int) -> int:
+    """The RNG seed of one (run seed, rank, iteration): distinct per iteration and rank."""
+    return (seed * 1_000_003 + rank * 998_244_353 + iteration * 2_654_435_761 + 1) % (2**63 - 1)
+
+
+def injected_fault() -> tuple[str, int] | None:
+    """``GAN_LAB_INJECT_FAULT=<kind>@<iteration>``: a fault the reliability tests inject on purpose."""
+    spec = os.environ.get("GAN_LAB_INJECT_FAULT", "")
+    if "@" not in spec:
+        return None
+    kind, _, at = spec.partition("@")
+    return kind, int(at)
+
+
 class GAN(L.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
@@ -58,6 +83,8 @@ class GAN(L.LightningModule):
             self.g_history = HistoricalAverage(self.generator, tricks.historical_averaging)
         self.generator_ema = EMA(self.generator, tricks.ema) if tricks.ema else None
         self.channels_last = False  # set by use_speed_options
+        self.resume_state: dict | None = None  # optimiser states to load at train start (resume)
+        self._fault = injected_fault()
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
         self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
@@ -114,6 +141,10 @@ class GAN(L.LightningModule):
         real, fake = self.d_input(real), self.d_input(fake)
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
+        if self._fault == ("nan_d_loss", self.iteration + 1):  # GAN_LAB_INJECT_FAULT=nan_d_loss@N (tests)
+            d_loss = d_loss * float("nan")
+        if self._fault == ("kill_in_d_step", self.iteration + 1) and self.d_updates % self.k == self.k - 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # GAN_LAB_INJECT_FAULT=kill_in_d_step@N: dies in the last D step
         penalty = self.regularizer.penalty(self.discriminator, real, fake, self.d_updates)
         total = d_loss if penalty is None else d_loss + penalty
         if self.tricks.historical_averaging:
@@ -231,16 +262,52 @@ class GAN(L.LightningModule):
         metrics = {f"train/{n}": v for n, v in zip(names, values)}
         metrics["perf/iterations_per_s"] = rate
         report(self, metrics)
+        self.check_finite(metrics)  # the divergence guard: once per logged row, never per step
 
-    # ---------------------------------------------------------------- checkpoints
+    def check_finite(self, stats: dict[str, float] | None = None) -> None:
+        """Raise :class:`Diverged` if a logged statistic or any weight is not finite (one device sync)."""
+        bad = [k for k, v in (stats or {}).items() if not math.isfinite(v)]
+        if bad:
+            raise Diverged(self.iteration, f"non-finite {', '.join(f'{k}={stats[k]}' for k in bad)}")
+        finite = torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all()
+        if not bool(finite):
+            names = [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+            more = " …" if len(names) > 3 else ""
+            raise Diverged(self.iteration, f"non-finite weights ({', '.join(names[:3])}{more})")
+
+    # ---------------------------------------------------------------- randomness, checkpoints, resume
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Every iteration draws its z, penalty interpolants, noise and augmentations from a stream
+        seeded by (seed, rank, iteration), as its data is: a run resumed at any iteration, on any
+        machine state, continues exactly as the uninterrupted run."""
+        torch.manual_seed(step_seed(self.seed, self.global_rank, self.iteration))
+
     def on_fit_start(self) -> None:
-        # Each rank draws its own z stream; weights were built (and DDP-broadcast) before this.
-        torch.manual_seed(self.seed * 1009 + self.global_rank + 1)
         self._clock = (time.perf_counter(), self.iteration)
+
+    def on_train_start(self) -> None:
+        if self.resume_state is not None:  # optimiser moments, step counts, learning rates
+            for opt, state in zip(self.optimizers(), self.resume_state["optimizer_states"]):
+                opt.optimizer.load_state_dict(state)
+            self.resume_state = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gan_lab"] = {"iteration": self.iteration, "d_updates": self.d_updates,
-                                 "config": self.run_config}
+                                 "config": self.run_config, "history": list(self.history),
+                                 "pending_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
+                                 "pending_counts": dict(self._counts)}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.load_checkpoint`): weights,
+        EMA / historical averages, counters, the rows logged so far and the half-accumulated next row;
+        the optimiser states are loaded once the trainer has built the optimisers (``on_train_start``)."""
+        self.load_state_dict(checkpoint["state_dict"])
+        state = checkpoint["gan_lab"]
+        self.iteration, self.d_updates = int(state["iteration"]), int(state["d_updates"])
+        self.history = list(state.get("history", []))
+        self._sums = {k: v.to(self.device) for k, v in state.get("pending_sums", {}).items()}
+        self._counts = dict(state.get("pending_counts", {}))
+        self.resume_state = {"optimizer_states": checkpoint["optimizer_states"]}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("gan_lab", {})

@@ -1,0 +1,94 @@
+"""Resuming a run where it stopped: finding the newest good checkpoint, checking it is the same run,
+and recognising a run that already finished (so a re-run sweep skips it).
+
+A run continues bit for bit: weights, optimiser states, EMA and historical averages, the iteration and
+D-update counters, the logged rows are restored from the checkpoint, and everything random in an
+iteration (its minibatches, z, penalty interpolants, noise, augmentations) is a function of
+(seed, rank, iteration) — so nothing else needs restoring, at any iteration, even mid-epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.errors import ConfigError
+
+log = logging.getLogger("gan_lab")
+
+CHECKPOINTS = ("last.ckpt", "prev.ckpt")  # newest first
+# Settings a resumed run may change: how long it runs, how it is watched, where things are.
+MAY_CHANGE = ("resume", "train.iterations", "train.num_workers", "train.data_on_device", "train.log_every",
+              "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "eval", "logger",
+              "output", "callbacks", "sweep", "paths", "hydra")
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's content, read with ``weights_only=True`` (no arbitrary unpickling); ValueError if
+    it is truncated, corrupt, not a gan_lab checkpoint, or asks to unpickle anything but tensors."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        detail = str(err).splitlines()[0].split(". This is")[0][:200]  # torch's advice paragraph left out
+        raise ValueError(f"{path} cannot be read safely ({type(err).__name__}: {detail})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "iteration" not in ckpt.get("gan_lab", {}):
+        raise ValueError(f"{path} is not a gan_lab checkpoint (no state_dict and iteration counter)")
+    return ckpt
+
+
+def latest_good(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint of ``run_dir`` (last.ckpt, else prev.ckpt), or None if it has none.
+    Each unusable file is reported; if none is usable, a ConfigError says why."""
+    problems = []
+    for name in CHECKPOINTS:
+        path = Path(run_dir) / "checkpoints" / name
+        if not path.is_file():
+            continue
+        try:
+            return read_checkpoint(path), path
+        except ValueError as err:
+            log.warning("%s; trying the previous checkpoint", err)
+            problems.append(str(err))
+    if problems:
+        raise ConfigError("resume", str(run_dir), "a run folder with a readable checkpoint", "; ".join(problems))
+    return None
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def check_same_run(cfg: DictConfig, saved: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume with settings that would make it a different run, naming the first one."""
+    now = _flat(OmegaConf.to_container(cfg, resolve=True))
+    before = _flat(saved)
+    free = lambda key: any(key == m or key.startswith(m + ".") for m in MAY_CHANGE)
+    for key in sorted(set(now) | set(before)):
+        if free(key) or key not in before:  # new keys since the run began take their defaults
+            continue
+        if now.get(key) != before[key]:
+            raise ConfigError(key, now.get(key), f"{before[key]!r}, the value the run in {run_dir} was trained with",
+                              "resume continues the same run; start a new run folder to change it "
+                              f"(these may change: {', '.join(MAY_CHANGE[1:9])}, eval.*, logger.*)")
+
+
+def finished(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The summary of a run in ``run_dir`` that already reached ``train.iterations``, else None."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("status") == "finished" and summary.get("iterations", -1) >= cfg.train.iterations:
+        return summary
+    return None

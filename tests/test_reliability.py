@@ -1,0 +1,208 @@
+"""Faults injected on purpose: killed processes, corrupt and malicious checkpoints, NaNs, failing sweep jobs.
+
+Each run is small (8×8 digits, DCGAN of width 8, k=2, EMA and instance noise on, so every kind of
+state is exercised); the reference is the same run never interrupted, and resumed runs must end with
+its weights bit for bit (CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+
+import pytest
+import torch
+
+from gan_lab.__main__ import DIVERGED_STATUS
+from gan_lab.errors import ConfigError
+from gan_lab.resume import latest_good, read_checkpoint
+from gan_lab.train import train
+from tests.conftest import compose_cfg, run_cli
+
+RUN = ["debug=tiny", "dataset=digits", "model.width=8", "logger=none", "train.k=2", "train.iterations=8",
+       "train.batch_size=16", "train.checkpoint_every=1", "train.log_every=2", "tricks.ema=0.9",
+       "tricks.instance_noise=0.1"]
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run (in-process), and its weights."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    summary = train(compose_cfg(*RUN), run_dir)
+    assert summary["iterations"] == 8
+    return run_dir, _weights(run_dir)
+
+
+def _assert_same_weights(run_dir, reference) -> None:
+    ref = reference[1]
+    got = _weights(run_dir)
+    assert set(got) == set(ref)
+    for key in ref:
+        assert torch.equal(got[key], ref[key]), key
+
+
+@pytest.mark.parametrize("fault, last_good", [
+    ("kill_in_checkpoint@3", 2),  # SIGKILL while writing the checkpoint of iteration 3, mid-epoch
+    ("kill_in_d_step@6", 5),  # SIGKILL in the 2nd of the k=2 D steps of iteration 6
+])
+def test_killed_run_resumes_to_the_same_weights(fault, last_good, reference, tmp_path):
+    run_dir = tmp_path / "run"
+    killed = run_cli(*RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path, env={"GAN_LAB_INJECT_FAULT": fault})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    ckpt, path = latest_good(run_dir)  # the previous checkpoint survived the kill, complete
+    assert path.name == "last.ckpt" and ckpt["gan_lab"]["iteration"] == last_good
+    resumed = run_cli(*RUN, f"resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from {path} at iteration {last_good}" in resumed.stdout
+    _assert_same_weights(run_dir, reference)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "finished" and summary["iterations"] == 8 and summary["d_updates"] == 16
+    ref_history = [json.loads(r) for r in (reference[0] / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(r) for r in (run_dir / "history.jsonl").read_text().splitlines()]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "perf/iterations_per_s"} for r in rows]
+    assert drop(history) == drop(ref_history)  # the logged rows too, across the interruption
+
+
+@pytest.mark.parametrize("stop", [1, 4, 7])
+def test_resume_in_process_at_several_iterations(stop, reference, tmp_path):
+    """Interrupt by an exception after iteration ``stop`` (a crash without a kill), then resume."""
+    import gan_lab.systems.gan as gan_mod
+
+    class Crash(Exception):
+        pass
+
+    original = gan_mod.GAN.training_step
+
+    def crashing(self, batch, batch_idx):
+        if self.iteration == stop:
+            raise Crash
+        return original(self, batch, batch_idx)
+
+    gan_mod.GAN.training_step = crashing
+    try:
+        with pytest.raises(Crash):
+            train(compose_cfg(*RUN), tmp_path)
+    finally:
+        gan_mod.GAN.training_step = original
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["gan_lab"]["iteration"] == stop
+    train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
+    _assert_same_weights(tmp_path, reference)
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(reference, tmp_path):
+    train(compose_cfg(*RUN, "train.checkpoint_every=3"), tmp_path)  # checkpoints at 3, 6 and the end (8)
+    (tmp_path / "metrics.json").unlink()  # as if killed before the end
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:4000])  # cut short, as by a full disk
+    ckpt, path = latest_good(tmp_path)
+    assert path.name == "prev.ckpt" and ckpt["gan_lab"]["iteration"] == 6
+    train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
+    _assert_same_weights(tmp_path, reference)
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch EXPLOITED",))
+
+
+def test_checkpoint_carrying_a_malicious_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": {}, "gan_lab": {"iteration": 1}, "payload": _Exploit()}, folder / "last.ckpt")
+    with pytest.raises(ValueError, match="cannot be read safely"):
+        read_checkpoint(folder / "last.ckpt")
+    with pytest.raises(ConfigError, match="resume.*readable checkpoint"):
+        latest_good(tmp_path / "run")
+    from gan_lab.runs import load_run
+
+    with pytest.raises(ConfigError, match="could not be loaded safely"):
+        load_run(tmp_path / "run")
+    with open(folder / "plain.pkl", "wb") as f:
+        pickle.dump(_Exploit(), f)
+    assert not (tmp_path / "EXPLOITED").exists()
+
+
+def test_resume_refuses_a_different_run_and_a_folder_without_one(reference, tmp_path):
+    with pytest.raises(ConfigError, match=r"train.k=1 is not allowed: 2, the value the run in"):
+        train(compose_cfg(*RUN, "train.k=1", f"resume={reference[0]}"), None)
+    with pytest.raises(ConfigError, match="resume.*holds no run"):
+        train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
+
+
+def test_nan_stops_the_run_keeps_the_checkpoint_and_exits_3(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(*RUN, "train.checkpoint_every=2", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                   env={"GAN_LAB_INJECT_FAULT": "nan_d_loss@5"})
+    assert proc.returncode == DIVERGED_STATUS, proc.stderr[-2000:]
+    assert "diverged by iteration 6" in proc.stdout  # found at the next logged row (log_every=2)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "diverged" and "non-finite" in summary["reason"]
+    assert summary["last_good_checkpoint"]["iteration"] == 4
+    ckpt = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert ckpt["gan_lab"]["iteration"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert "diverged" in (run_dir / "report.html").read_text()
+
+
+def test_sweep_with_a_diverging_job_finishes_the_others_and_skips_them_on_rerun(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *RUN[:5], "train.iterations=4,8", "train.log_every=2", "train.checkpoint_every=2",
+            f"hydra.sweep.dir={sweep}"]
+    proc = run_cli(*args, cwd=tmp_path, env={"GAN_LAB_INJECT_FAULT": "nan_d_loss@6"})
+    assert proc.returncode != 0  # Hydra reports the failed job at the end …
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    status = {j.name.split("_")[0]: json.loads((j / "metrics.json").read_text())["status"] for j in jobs}
+    assert status == {"0": "finished", "1": "diverged"}  # … after the other job finished
+    assert "1 of 2 jobs finished" in proc.stdout and "diverged: 1_" in proc.stdout
+    again = run_cli(*args, cwd=tmp_path)  # no fault now: the finished job is skipped, the other resumes
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished (4 iterations)" in again.stdout
+    assert "resuming from" in again.stdout and "at iteration 4" in again.stdout
+    assert "2 of 2 jobs finished" in again.stdout
+
+
+def test_same_seed_same_weights_and_the_deterministic_flag(tmp_path):
+    a = train(compose_cfg(*RUN[:5], "train.iterations=3", "trainer.deterministic=true"), tmp_path / "a")
+    b = train(compose_cfg(*RUN[:5], "train.iterations=3"), tmp_path / "b")
+    assert a["status"] == b["status"] == "finished"
+    _assert_same_weights(tmp_path / "a", (tmp_path / "b", _weights(tmp_path / "b")))
+
+
+def _bad_inputs(root):
+    """(arguments, the key the message names, words it must contain) for faults in files on disk."""
+    from tests.test_data_files import solid, write_idx_set
+
+    (root / "empty").mkdir()
+    solid(root / "pics" / "a.png", (255, 0, 0))
+    (root / "pics" / "b.png").write_bytes(b"not an image")
+    write_idx_set(root / "cut")
+    images = root / "cut" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    return [
+        (["dataset=mnist", f"paths.data_dir={root}/nothing"], "paths.data_dir", ["train-images-idx3-ubyte", "download"]),
+        (["dataset=mnist", f"paths.data_dir={root}/cut"], "paths.data_dir", ["truncated"]),
+        (["dataset=folder", f"dataset.path={root}/empty"], "dataset.path", ["no file ending in", ".png"]),
+        (["dataset=folder", f"dataset.path={root}/pics", "dataset.size=8"], "dataset.path", ["b.png"]),
+        (["dataset=ring"], "model", ["dcgan", "model=mlp"]),  # a model that cannot fit the data's shape
+        (["regularizer=clip", "regularizer.clip_value=-0.01"], "regularizer.clip_value", ["(0"]),
+        (["loss.label_smoothing=1.5"], "loss.label_smoothing", ["[0.0, 1.0)"]),
+        (["model=mlp", "dataset=ring", "regularizer=r1", "tricks.unroll_steps=2"], "tricks.unroll_steps", ["r1"]),
+        ([f"resume={root}/empty"], "resume", ["holds no run"]),
+    ]
+
+
+def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
+    for args, key, words in _bad_inputs(tmp_path):
+        proc = run_cli(*args, "debug=tiny", "logger=none", cwd=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr[-1500:])
+        assert f"gan_lab: error: {key}=" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+        for word in words:
+            assert word in proc.stderr, (args, word, proc.stderr)
