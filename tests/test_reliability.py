@@ -187,7 +187,8 @@ def _bad_inputs(root):
     images = root / "cut" / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-100])
     return [
-        (["dataset=mnist", f"paths.data_dir={root}/nothing"], "paths.data_dir", ["train-images-idx3-ubyte", "download"]),
+        (["dataset=mnist", f"paths.data_dir={root}/nothing"], "paths.data_dir",
+         ["train-images-idx3-ubyte", "download"]),
         (["dataset=mnist", f"paths.data_dir={root}/cut"], "paths.data_dir", ["truncated"]),
         (["dataset=folder", f"dataset.path={root}/empty"], "dataset.path", ["no file ending in", ".png"]),
         (["dataset=folder", f"dataset.path={root}/pics", "dataset.size=8"], "dataset.path", ["b.png"]),
