@@ -19,7 +19,8 @@ manual optimisation), ``GANDataModule`` (indices from the lab's sampler; an in-m
 to the device once and batches gathered there, ``train.data_on_device=auto``), the lab's callbacks,
 the default CSV logger and ``Trainer.fit``. Statistics are accumulated on device and flushed every
 ``train.log_every`` (default 25) as in any run. Only these settings differ from the lab's defaults:
-``trainer.enable_progress_bar=false``; ``train.sample_every=0``, ``train.checkpoint_every=0`` and ``eval.every=0``, so the sample grid, the
+``trainer.enable_progress_bar=false``; ``train.sample_every=0``, ``train.checkpoint_every=0`` and
+``eval.every=0``, so the sample grid, the
 checkpoint and the metrics.json/report happen once, at the end of ``fit`` or after it, outside the
 timed window (``eval.at_end=false`` skips the final evaluation); ``train.iterations`` = W + N; and one
 extra callback (:class:`WindowTimer`, via ``cfg.callbacks``) after the lab's own.
