@@ -352,8 +352,10 @@ def record_divergence(run_dir: Path, system: GAN, err: Diverged, checkpoint: Ite
     from gan_lab.report import write_report
 
     print(f"gan_lab: report {write_report(run_dir)}")
-    print(f"gan_lab: diverged by iteration {err.iteration}: {err.reason}; the last good checkpoint is "
-          f"{summary['last_good_checkpoint']}; run folder {run_dir}")
+    good = summary["last_good_checkpoint"]
+    kept = f"{good['path']} (iteration {good['iteration']})" if good else "none (no checkpoint was written yet)"
+    print(f"gan_lab: diverged by iteration {err.iteration}: {err.reason}; last good checkpoint: {kept}; "
+          f"run folder {run_dir}")
     return summary
 
 
