@@ -46,9 +46,18 @@ class Diverged(RuntimeError):
         super().__init__(f"diverged by iteration {iteration}: {reason}")
 
 
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
 def step_seed(seed: int, rank: int, iteration: int) -> int:
-    """The RNG seed of one (run seed, rank, iteration): distinct per iteration and rank."""
-    return (seed * 1_000_003 + rank * 998_244_353 + iteration * 2_654_435_761 + 1) % (2**63 - 1)
+    """The RNG seed of one (run seed, rank, iteration): (seed, rank, iteration) hashed by SplitMix64, so
+    the seeds of successive iterations share no arithmetic structure (torch's CPU generator keeps only
+    the low 32 bits of a seed; these are as good as random)."""
+    return _splitmix64(_splitmix64(_splitmix64(seed) ^ rank) ^ iteration) & 0x7FFFFFFFFFFFFFFF
 
 
 def injected_fault() -> tuple[str, int] | None:
