@@ -57,19 +57,19 @@ def _run(cfg: DictConfig):
 def _failed_job(cfg: DictConfig, err: BaseException):
     """Record a sweep job's failure in its run folder (metrics.json, status failed, the reason) and its
     log, and let the sweep go on; the sweep's summary lists it and a re-run retries it."""
-    import json
     import traceback
 
     from hydra.core.hydra_config import HydraConfig
+
+    from gan_lab.runs import write_summary
 
     reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
     if isinstance(err, SystemExit):
         reason = f"the job exited with status {err.code}"
     logging.getLogger("gan_lab").error("job failed: %s\n%s", reason, "".join(traceback.format_exception(err)))
     run_dir = Path(str(cfg.resume)) if cfg.get("resume") else Path(HydraConfig.get().runtime.output_dir)
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        path.write_text(json.dumps({"status": "failed", "reason": reason, "run_dir": str(run_dir)}, indent=2))
+    if not (run_dir / "metrics.json").is_file():  # a diverged run already wrote its own
+        write_summary(run_dir, {"status": "failed", "reason": reason, "run_dir": str(run_dir)})
     return _failed_value(cfg)
 
 

@@ -80,6 +80,7 @@ from gan_lab.__main__ import config_dir
 from gan_lab.callbacks.ddp_check import weights_digest
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.train import build_components, train
+from gan_lab.tricks import Tricks
 
 THRESHOLD = 0.9  # the lab's DCGAN CPU fp32 iterations/s must reach this share of the plain loop's
 CHECKED = ("dcgan32", "cpu", "32-true")
@@ -153,9 +154,7 @@ def check_plain_supported(cfg: DictConfig) -> None:
         problems.append("a model trained by Algorithm 1 (mlp, dcgan, resnet)")
     if cfg.mixture.generators != 1 or cfg.mixture.discriminators != 1:
         problems.append("no MIX+GAN mixture")
-    defaults = {"feature_matching": False, "minibatch_discrimination": False, "historical_averaging": 0.0,
-                "virtual_batchnorm": False, "instance_noise": 0.0, "unroll_steps": 0, "ema": 0.0, "diffaug": ""}
-    problems += [f"tricks.{k} off" for k, v in defaults.items() if cfg.tricks[k] != v]
+    problems += [f"tricks.{k}={v!r}" for k, v in asdict(Tricks()).items() if cfg.tricks.get(k, v) != v]  # defaults
     if problems:
         raise SystemExit("gan_lab.bench: the plain loop needs " + ", ".join(problems))
 

@@ -23,7 +23,7 @@ from gan_lab.metrics.memorization import birthday_test, nearest_neighbours
 from gan_lab.metrics.neighbors import DEFINITION as PRDC_DEFINITION
 from gan_lab.metrics.neighbors import precision_recall_density_coverage
 from gan_lab.metrics.toy import toy_metrics
-from gan_lab.runs import load_run, run_command
+from gan_lab.runs import load_run, run_command, write_summary
 from gan_lab.viz import image_grid, save_png
 
 ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str}
@@ -145,9 +145,7 @@ def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float
     summary.setdefault("metrics", {}).update(results)
     summary.setdefault("protocols", {}).update(protocols)
     summary["evaluation"] = {"samples": n, "seconds": round(seconds, 2)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(path)  # metrics.json is never half-written
+    write_summary(run_dir, summary)
     return summary
 
 

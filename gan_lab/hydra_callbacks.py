@@ -3,7 +3,6 @@ summary of the jobs that did not finish, with the reason each one gives."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -11,19 +10,20 @@ from omegaconf import DictConfig
 
 
 def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
-    """(job folder, status, reason) of every job folder of a sweep: finished, diverged (with the
+    """(job folder, status, reason) of every job of a sweep, in job order: finished, diverged (with the
     guard's reason), failed (with the error), or — no metrics.json at all, e.g. a killed process —
-    the last line of its log."""
+    failed with the last line of its log."""
+    from gan_lab.report import load_run, sweep_jobs
+
     out = []
-    for job in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
-        try:
-            summary = json.loads((job / "metrics.json").read_text())
-        except (OSError, ValueError):
-            lines = [ln for ln in (job / "gan_lab.log").read_text().splitlines() if ln.strip()] \
-                if (job / "gan_lab.log").is_file() else []
-            out.append((job.name, "failed", lines[-1][-300:] if lines else "no metrics.json and no log"))
-            continue
-        out.append((job.name, summary.get("status", "unknown"), summary.get("reason", "")))
+    for job in sweep_jobs(Path(sweep_dir)):
+        run = load_run(job)
+        reason = run["summary"].get("reason", "")
+        if not run["summary"]:
+            log = job / "gan_lab.log"
+            lines = [ln for ln in log.read_text().splitlines() if ln.strip()] if log.is_file() else []
+            reason = lines[-1][-300:] if lines else "no metrics.json and no log"
+        out.append((job.name, run["status"], reason))
     return out
 
 

@@ -6,12 +6,12 @@ alone is enough; it is read with ``weights_only=True`` (no arbitrary unpickling)
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.data.base import Source
@@ -26,6 +26,14 @@ class LoadedRun:
     system: GAN
     source: Source
     checkpoint: Path
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    """``metrics.json``, written to a temporary file and renamed: it is never half-written."""
+    path = Path(run_dir) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
+    tmp.replace(path)
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -51,21 +59,20 @@ def with_current_defaults(cfg: DictConfig) -> DictConfig:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    from gan_lab.resume import read_checkpoint
     from gan_lab.train import build_components, build_system
 
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # truncated, corrupt, or carrying objects we refuse to unpickle
+        ckpt = read_checkpoint(path)
+    except ValueError as e:  # truncated, corrupt, or carrying objects we refuse to unpickle
         raise ConfigError("run", str(run_dir), "a readable checkpoint",
-                          f"{path} could not be loaded safely: {type(e).__name__}: {e}") from None
+                          f"{path} could not be loaded safely: {e}") from None
     cfg = with_current_defaults(OmegaConf.create(ckpt["gan_lab"]["config"]))
     components = build_components(cfg)
     system = build_system(cfg, components)
-    system.load_state_dict(ckpt["state_dict"])
-    system.iteration = int(ckpt["gan_lab"]["iteration"])
-    system.d_updates = int(ckpt["gan_lab"].get("d_updates", 0))
+    system.restore(ckpt)
     system.to(device).eval()
     return LoadedRun(run_dir, cfg, system, components.source, path)
 

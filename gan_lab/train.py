@@ -31,6 +31,7 @@ from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.resume import check_same_run, finished, latest_good
+from gan_lab.runs import write_summary
 from gan_lab.systems import GAN
 from gan_lab.systems.gan import Diverged
 from gan_lab.systems.mixture import MixtureGAN
@@ -261,7 +262,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             if not trainer.is_global_zero:
                 return {}
             _finish_loggers(loggers)
-            return record_divergence(run_dir, system, err, checkpoint)
+            return record_divergence(run_dir, system, err)
         wall = time.perf_counter() - started
         if not trainer.is_global_zero:
             return {}
@@ -285,8 +286,7 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     fake = system.generate(system.sample_z(n, generator=g).cpu())
     np.save(run_dir / "samples.npy", fake.numpy())
 
-    # the last value of every series (training rows and in-training measurement rows interleave)
-    metrics: dict[str, float] = {k: v for row in system.history for k, v in row.items() if k != "iteration"}
+    metrics = write_history(run_dir, system.history)
     if not spec.is_image and spec.shape == (2,):
         real = source.sample(n, g)
         save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated",
@@ -294,9 +294,6 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     for callback in callbacks:  # analysis callbacks contribute their own numbers
         metrics.update(getattr(callback, "summary", None) or {})
 
-    with open(run_dir / "history.jsonl", "w") as f:
-        for row in system.history:
-            f.write(json.dumps(row) + "\n")
     if system.history:
         save_png(curves_picture(system.history, CURVES), run_dir / "losses.png")
 
@@ -306,8 +303,7 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
                "metrics": metrics, "protocols": {}, "run_dir": str(run_dir)}
     if ddp is not None and ddp["world_size"] > 1:
         summary["ddp"] = ddp
-    with open(run_dir / "metrics.json", "w") as f:
-        json.dump(summary, f, indent=2, allow_nan=True)
+    write_summary(run_dir, summary)
     return summary, fake
 
 
@@ -335,20 +331,24 @@ def inception_options(cfg: DictConfig) -> dict[str, Any]:
             "allow_cpu_inception": cfg.trainer.get("accelerator") not in (None, "cpu")}
 
 
-def record_divergence(run_dir: Path, system: GAN, err: Diverged, checkpoint: IterationCheckpoint) -> dict:
+def write_history(run_dir: Path, history: list[dict]) -> dict[str, float]:
+    """history.jsonl (every logged row); returns the last value of every series (training rows and
+    in-training measurement rows interleave)."""
+    with open(run_dir / "history.jsonl", "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    return {k: v for row in history for k, v in row.items() if k != "iteration"}
+
+
+def record_divergence(run_dir: Path, system: GAN, err: Diverged) -> dict:
     """The run stopped on non-finite numbers: say so in metrics.json, the history and the report; the last
     checkpoint on disk (written before the divergence) is untouched."""
-    with open(run_dir / "history.jsonl", "w") as f:
-        for row in system.history:
-            f.write(json.dumps(row) + "\n")
     last = latest_good(run_dir)
     summary = {"status": "diverged", "reason": err.reason, "iterations": err.iteration, "k": system.k,
-               "metrics": {k: v for row in system.history for k, v in row.items() if k != "iteration"},
-               "protocols": {}, "run_dir": str(run_dir),
+               "metrics": write_history(run_dir, system.history), "protocols": {}, "run_dir": str(run_dir),
                "last_good_checkpoint": {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])}
                if last else None}
-    with open(run_dir / "metrics.json", "w") as f:
-        json.dump(summary, f, indent=2, allow_nan=True)
+    write_summary(run_dir, summary)
     from gan_lab.report import write_report
 
     print(f"gan_lab: report {write_report(run_dir)}")

@@ -23,14 +23,25 @@ from gan_lab.metrics import classifier as clf_mod
 from gan_lab.metrics import features as feat_mod
 from gan_lab.metrics.classifier import DomainClassifier, default_cache_dir, load_or_train
 from gan_lab.metrics.features import (
-    ClassifierFeatures,
-    ClassifierLogits,
     ImageMetrics,
     class_coverage,
     extract,
     metric_key,
     n_tag,
 )
+
+
+class _OnImages(nn.Module):
+    """``feature=`` module that makes torchmetrics run the classifier on raw images itself: the
+    reference our path (features extracted once, cached, handed over) must match."""
+
+    def __init__(self, fn, num_features: int):
+        super().__init__()
+        self.fn, self.num_features = fn, int(num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x.float())
+
 
 DIGITS_MIN_ACC = 0.95  # measured 0.989 (seed 0, default settings)
 MNIST5K_MIN_ACC = 0.95  # measured 0.986 (seed 0, default settings)
@@ -211,12 +222,13 @@ def test_matches_torchmetrics_on_images_and_scipy(digit_metrics):
     fake = (real[:400] + 0.3 * torch.randn(400, 1, 8, 8, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
     ours = digit_metrics.compute(fake)
 
-    fid = FrechetInceptionDistance(feature=ClassifierFeatures(model))  # num_features: no dummy 3×299×299 pass
+    on_features = _OnImages(model.features, model.num_features)  # num_features: no dummy 3×299×299 pass
+    fid = FrechetInceptionDistance(feature=on_features)
     fid.update(real, real=True)
     fid.update(fake, real=False)
     assert float(fid.compute()) == pytest.approx(ours["fid_400_digits_classifier"], rel=1e-4)
 
-    kid = KernelInceptionDistance(feature=ClassifierFeatures(model), subsets=5, subset_size=400)
+    kid = KernelInceptionDistance(feature=on_features, subsets=5, subset_size=400)
     kid.update(real, real=True)
     kid.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):
@@ -225,7 +237,7 @@ def test_matches_torchmetrics_on_images_and_scipy(digit_metrics):
     # same subsets (same seed); torchmetrics here works in float32, ours in float64
     assert float(kid_mean) == pytest.approx(ours["kid_400_digits_classifier"], rel=1e-3, abs=1e-6)
 
-    inception = InceptionScore(feature=ClassifierLogits(model), splits=10)
+    inception = InceptionScore(feature=_OnImages(model, model.num_classes), splits=10)
     inception.update(fake)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(digit_metrics.seed)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from gan_lab.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -89,8 +91,6 @@ def with_holdout(data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None
                  key: str = "dataset.holdout", seed: int = 0) -> TensorSource:
     """A TensorSource training on all but ``holdout`` examples of ``data``; those (a fixed draw,
     ``seed``) become its ``heldout`` set. ``holdout=0`` keeps everything for training."""
-    from gan_lab.errors import ConfigError
-
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= len(data) - 2:
         raise ConfigError(key, holdout, f"an integer in [0, {len(data) - 2}] (examples kept out of training)")
     if holdout == 0:

@@ -74,32 +74,6 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()[:10]
 
 
-class ClassifierFeatures(nn.Module):
-    """``feature=`` module for torchmetrics FID/KID on raw images: images in [-1, 1] → (N, 128)."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = int(classifier.num_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.classifier.eval()
-        return self.classifier.features(x.float())
-
-
-class ClassifierLogits(nn.Module):
-    """``feature=`` module for torchmetrics IS on raw images: images in [-1, 1] → (N, K) logits."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = int(classifier.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.classifier.eval()
-        return self.classifier(x.float())
-
-
 class _Given(nn.Module):
     """Pass-through ``feature=`` module: torchmetrics receives features already extracted (and cached)."""
 

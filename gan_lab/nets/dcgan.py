@@ -12,18 +12,12 @@ from torch import nn
 
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.nets.layers import dcgan_init, norm_layer
+from gan_lab.nets.layers import dcgan_init, halve, norm_layer, square_side
 
 
 def plan(spec: DataSpec) -> tuple[int, int]:
     """(base side b, number of 2× stages n) for the data's image side."""
-    if not spec.is_image or spec.shape[1] != spec.shape[2]:
-        raise ConfigError("model", "dcgan", "a model that fits the data's shape",
-                          f"DCGAN needs square images (C, H, H); dataset={spec.name} has shape "
-                          f"{spec.shape}. Use model=mlp for point data.")
-    side, n = spec.shape[1], 0
-    while side % 2 == 0 and side // 2 >= 4:
-        side, n = side // 2, n + 1
+    side, n = halve(square_side(spec, "dcgan", "DCGAN"))
     if n == 0:
         raise ConfigError("model", "dcgan", "images whose side is b·2ⁿ with b ≥ 4, n ≥ 1 "
                           "(8, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")

@@ -29,7 +29,7 @@ from torch import nn
 
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_choice, check_int
-from gan_lab.nets.layers import NORMS, dcgan_init, norm_layer
+from gan_lab.nets.layers import NORMS, dcgan_init, norm_layer, square_side
 
 MAX_LEVELS = 3
 MIN_SIDE = 4  # the coarsest image's side is at least this
@@ -88,11 +88,7 @@ def default_levels(side: int) -> int:
 
 def plan(spec: DataSpec, levels: int | None) -> tuple[int, int]:
     """(image side S, number of levels K) for the data, or a ConfigError."""
-    if not spec.is_image or len(spec.shape) != 3 or spec.shape[1] != spec.shape[2]:
-        raise ConfigError("model", "lapgan", "a model that fits the data's shape",
-                          f"LAPGAN needs square images (C, H, H); dataset={spec.name} has shape {spec.shape}. "
-                          "Use model=mlp for point data.")
-    side = spec.shape[1]
+    side = square_side(spec, "lapgan", "LAPGAN")
     if levels is None:
         levels = default_levels(side)
         if levels == 0:

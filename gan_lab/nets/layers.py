@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from torch import nn
 
-from gan_lab.errors import check_choice
+from gan_lab.data.base import DataSpec
+from gan_lab.errors import ConfigError, check_choice
 
 NORMS = ("batch", "layer", "none")
+
+
+def square_side(spec: DataSpec, model: str, what: str) -> int:
+    """The side H of the data's square images (C, H, H), else a ConfigError naming ``model``."""
+    if not spec.is_image or len(spec.shape) != 3 or spec.shape[1] != spec.shape[2]:
+        raise ConfigError("model", model, "a model that fits the data's shape",
+                          f"{what} needs square images (C, H, H); dataset={spec.name} has shape "
+                          f"{spec.shape}. Use model=mlp for point data.")
+    return spec.shape[1]
+
+
+def halve(side: int, min_base: int = 4) -> tuple[int, int]:
+    """(b, n) with side = b·2ⁿ, halving while the side is even and its half stays ≥ ``min_base``."""
+    n = 0
+    while side % 2 == 0 and side // 2 >= min_base:
+        side, n = side // 2, n + 1
+    return side, n
 
 
 def norm_layer(kind: str, channels: int, spatial: bool, key: str = "model.d_norm") -> nn.Module:

@@ -22,24 +22,16 @@ from torch import nn
 
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_int, check_range
-from gan_lab.nets.layers import norm_layer
+from gan_lab.nets.layers import halve, norm_layer, square_side
 
 
 def plan(spec: DataSpec) -> list[int]:
     """Resolutions of the phases, coarsest first: 4 -> [4], 28 -> [7, 14, 28], 32 -> [4, 8, 16, 32]."""
-    if not spec.is_image or spec.shape[1] != spec.shape[2]:
-        raise ConfigError("model", "progressive", "a model that fits the data's shape",
-                          f"progressive growing needs square images (C, H, H); dataset={spec.name} has "
-                          f"shape {spec.shape}. Use model=mlp for point data.")
-    side = spec.shape[1]
-    sides = [side]
-    while side % 2 == 0 and side // 2 >= 4:
-        side //= 2
-        sides.append(side)
-    if not 4 <= side <= 7:
+    base, n = halve(square_side(spec, "progressive", "progressive growing"))
+    if not 4 <= base <= 7:
         raise ConfigError("model", "progressive", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 0 "
                           "(4, 8, 16, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
-    return sides[::-1]
+    return [base * 2**i for i in range(n + 1)]
 
 
 def _widths(width: int, max_width: int, n: int) -> list[int]:

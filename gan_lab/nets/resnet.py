@@ -50,18 +50,12 @@ from torch import nn
 
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_choice, check_int
-from gan_lab.nets.layers import NORMS, norm_layer
+from gan_lab.nets.layers import NORMS, halve, norm_layer, square_side
 
 
 def plan(spec: DataSpec) -> tuple[int, int]:
     """(base side b, number of 2× up blocks n) for the data's image side."""
-    if not spec.is_image or len(spec.shape) != 3 or spec.shape[1] != spec.shape[2]:
-        raise ConfigError("model", "resnet", "a model that fits the data's shape",
-                          f"the SN-GAN ResNet needs square images (C, H, H); dataset={spec.name} has "
-                          f"shape {spec.shape}. Use model=mlp for point data.")
-    side, n = spec.shape[1], 0
-    while side % 2 == 0 and side // 2 >= 4:
-        side, n = side // 2, n + 1
+    side, n = halve(square_side(spec, "resnet", "the SN-GAN ResNet"))
     if n == 0 or side > 7:
         raise ConfigError("model", "resnet", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 1 "
                           "(8, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")

@@ -262,7 +262,8 @@ class GAN(L.LightningModule):
 
     def _flush(self) -> None:
         names = sorted(self._sums)
-        values = torch.stack([self._sums[n] / self._counts[n] for n in names]).tolist()  # one sync
+        row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float()]
+        *values, weights_ok = torch.stack(row).tolist()  # one sync: the row and the divergence guard's flag
         self._sums.clear()
         self._counts.clear()
         now, last_iteration = time.perf_counter(), self._clock[1]
@@ -271,15 +272,19 @@ class GAN(L.LightningModule):
         metrics = {f"train/{n}": v for n, v in zip(names, values)}
         metrics["perf/iterations_per_s"] = rate
         report(self, metrics)
-        self.check_finite(metrics)  # the divergence guard: once per logged row, never per step
+        self.check_finite(metrics, weights_ok == 1.0)  # the divergence guard: once per logged row, never per step
 
-    def check_finite(self, stats: dict[str, float] | None = None) -> None:
-        """Raise :class:`Diverged` if a logged statistic or any weight is not finite (one device sync)."""
+    def _weights_finite(self) -> torch.Tensor:
+        """Whether every weight is finite, as a 0-dim tensor on the device (no sync)."""
+        return torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all()
+
+    def check_finite(self, stats: dict[str, float] | None = None, weights_ok: bool | None = None) -> None:
+        """Raise :class:`Diverged` if a logged statistic or any weight is not finite. ``weights_ok``: the
+        weights' flag when the caller already has it, else it is read here (one device sync)."""
         bad = [k for k, v in (stats or {}).items() if not math.isfinite(v)]
         if bad:
             raise Diverged(self.iteration, f"non-finite {', '.join(f'{k}={stats[k]}' for k in bad)}")
-        finite = torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all()
-        if not bool(finite):
+        if not (bool(self._weights_finite()) if weights_ok is None else weights_ok):
             names = [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
             more = " …" if len(names) > 3 else ""
             raise Diverged(self.iteration, f"non-finite weights ({', '.join(names[:3])}{more})")
@@ -307,18 +312,13 @@ class GAN(L.LightningModule):
                                  "pending_counts": dict(self._counts)}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.load_checkpoint`): weights,
+        """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.read_checkpoint`): weights,
         EMA / historical averages, counters, the rows logged so far and the half-accumulated next row;
         the optimiser states are loaded once the trainer has built the optimisers (``on_train_start``)."""
         self.load_state_dict(checkpoint["state_dict"])
         state = checkpoint["gan_lab"]
-        self.iteration, self.d_updates = int(state["iteration"]), int(state["d_updates"])
+        self.iteration, self.d_updates = int(state["iteration"]), int(state.get("d_updates", 0))
         self.history = list(state.get("history", []))
         self._sums = {k: v.to(self.device) for k, v in state.get("pending_sums", {}).items()}
         self._counts = dict(state.get("pending_counts", {}))
-        self.resume_state = {"optimizer_states": checkpoint["optimizer_states"]}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("gan_lab", {})
-        self.iteration = int(state.get("iteration", 0))
-        self.d_updates = int(state.get("d_updates", 0))
+        self.resume_state = {"optimizer_states": checkpoint.get("optimizer_states", [])}
