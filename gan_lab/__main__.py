@@ -12,9 +12,26 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.errors import ConfigError
+from gan_lab.watchdog import RANK_FAILURE_STATUS, RankFailure
 
 # hydra.run.dir: a resumed run (resume=<folder>) writes into its own folder, a new run into a fresh one
 OmegaConf.register_new_resolver("gan_lab_run_dir", lambda resume, fresh: resume or fresh, replace=True)
+
+
+def job_folder_name(num, overrides: str, limit: int = 160) -> str:
+    """A sweep job's folder: ``<job number>_<overrides>``, shortened with a hash of the whole when the
+    overrides would pass file systems' 255-byte limit on a name (a long sweep line)."""
+    import hashlib
+
+    name = f"{num}_{overrides}" if overrides else str(num)
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
+    head = name.encode()[: limit - 12].decode(errors="ignore")
+    return f"{head}~{digest}"
+
+
+OmegaConf.register_new_resolver("gan_lab_job_folder", job_folder_name, replace=True)
 
 
 def config_dir() -> str:
@@ -40,6 +57,11 @@ def _run(cfg: DictConfig):
     except BaseException as e:  # noqa: BLE001 - in a sweep, nothing a job raises may end the others
         if multirun:
             return _failed_job(cfg, e)
+        if isinstance(e, RankFailure):  # rank 0 says it once; the other ranks leave it in their log
+            if e.rank == 0:
+                print(f"gan_lab: error: {e}", file=sys.stderr)
+            logging.getLogger("gan_lab").error("rank %d stopped: %s", e.rank, e)
+            sys.exit(RANK_FAILURE_STATUS)
         if isinstance(e, ConfigError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
             text = str(e)
             if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the error's own line
@@ -66,7 +88,11 @@ def _failed_job(cfg: DictConfig, err: BaseException):
     reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
     if isinstance(err, SystemExit):
         reason = f"the job exited with status {err.code}"
-    logging.getLogger("gan_lab").error("job failed: %s\n%s", reason, "".join(traceback.format_exception(err)))
+    if isinstance(err, (RankFailure, ConfigError)):  # the reason says it all; no traceback
+        reason = f"{type(err).__name__}: {err}"
+        logging.getLogger("gan_lab").error("job failed: %s", reason)
+    else:
+        logging.getLogger("gan_lab").error("job failed: %s\n%s", reason, "".join(traceback.format_exception(err)))
     run_dir = Path(str(cfg.resume)) if cfg.get("resume") else Path(HydraConfig.get().runtime.output_dir)
     if not (run_dir / "metrics.json").is_file():  # a diverged run already wrote its own
         write_summary(run_dir, {"status": "failed", "reason": reason, "run_dir": str(run_dir)})

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from gan_lab.distributed import Ranks
+from gan_lab.errors import ConfigError
 from gan_lab.metrics.density import kde_log_likelihood
-from gan_lab.metrics.features import n_tag
+from gan_lab.metrics.features import image_metric_suites, n_tag
 from gan_lab.metrics.memorization import DEFINITION as MEMO_DEFINITION
 from gan_lab.metrics.memorization import birthday_test, nearest_neighbours
 from gan_lab.metrics.neighbors import DEFINITION as PRDC_DEFINITION
@@ -67,19 +69,47 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
     return out, protocols
 
 
-def feature_metrics(fake: torch.Tensor, source, seed: int, inception: str = "auto",
-                    inception_weights: str | None = None, allow_cpu_inception: bool = True) -> tuple[dict, dict]:
-    """FID, KID, IS, class coverage and precision/recall/density/coverage on every feature extractor
-    that applies: the data set's domain classifier (trained once and cached, as are the real
-    features) and the FID Inception network when its weights are on disk."""
-    from gan_lab.metrics.features import image_metric_suites
+def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> torch.Tensor:
+    """This rank's share of n samples G(z): z is drawn from ``g`` exactly as one process draws it, and
+    each rank generates its contiguous part, so the gathered samples are the single-process ones."""
+    z = system.sample_z(n, g).cpu()
+    return system.generate(z[ranks.share(n)])
 
+
+def shared_features(suites: list, local: torch.Tensor, ranks: Ranks) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(features, logits) of every rank's samples on each suite's extractor, extracted where the samples
+    are and gathered once, in rank order. Every rank must measure with the same extractors and weights:
+    rank 0's list is checked and its weights copied once."""
+    if ranks.world > 1:
+        names = ranks.broadcast([s.extractor for s in suites], "the extractor list")
+        if names != [s.extractor for s in suites]:
+            raise ConfigError("eval.inception", [s.extractor for s in suites], f"rank 0's extractors {names}",
+                              f"rank {ranks.rank} found other feature extractors than rank 0 (is the Inception "
+                              "weights file on every node?)")
+    out = []
+    for suite in suites:
+        if ranks.world > 1 and not getattr(suite, "synced", False):
+            ranks.broadcast_state(suite.classifier, "state")
+            suite.synced = True
+        if local.shape[0]:
+            feats, logits = suite.features(local)
+        else:  # more ranks than samples: this rank has no share
+            feats, logits = (t[:0] for t in suite.features(torch.zeros(1, *suite.image_shape)))
+        out.append((ranks.gather(feats, "features"), ranks.gather(logits, "logits")))
+    return out
+
+
+def feature_metrics(suites: list, features: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict, dict]:
+    """FID, KID, IS, class coverage and precision/recall/density/coverage on every feature extractor
+    that applies (:func:`gan_lab.metrics.features.image_metric_suites`: the data set's domain classifier,
+    trained once and cached as are the real features, and the FID Inception network when its weights
+    are on disk), from the generated images' ``features`` on each."""
     out, protocols = {}, {}
-    n = fake.shape[0]
-    for image_metrics in image_metric_suites(source, inception, inception_weights, allow_cpu_inception, seed=seed):
-        out.update({f"val/{k}": v for k, v in image_metrics.compute(fake).items()})
+    for image_metrics, (feats, logits) in zip(suites, features):
+        n = feats.shape[0]
+        out.update({f"val/{k}": v for k, v in image_metrics.from_features(feats, logits).items()})
         real_features = image_metrics.real_stats()["features"]
-        prdc = precision_recall_density_coverage(real_features[: max(n, 2)], image_metrics.last_fake_features, k=5)
+        prdc = precision_recall_density_coverage(real_features[: max(n, 2)], feats, k=5)
         tag = f"{n_tag(n)}_{image_metrics.extractor}"
         out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
         info = image_metrics.classifier_info or {}
@@ -113,30 +143,51 @@ def image_kde(fake: torch.Tensor, heldout: torch.Tensor) -> tuple[dict, dict]:
 
 def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
                     fake: torch.Tensor | None = None, inception: str = "auto", inception_weights: str | None = None,
-                    allow_cpu_inception: bool = True) -> dict:
+                    allow_cpu_inception: bool = True, ranks: Ranks | None = None) -> dict:
     """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
     ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``.
     ``inception``/``inception_weights``/``allow_cpu_inception``: see
-    :func:`gan_lab.metrics.features.image_metric_suites`."""
+    :func:`gan_lab.metrics.features.image_metric_suites`.
+
+    ``ranks``: in a multi-process run every rank calls this together. Each generates its share of the
+    samples and extracts their features; samples and features are gathered once, rank 0 computes every
+    metric and writes metrics.json and the pictures, and every rank returns the same summary."""
+    ranks = ranks or Ranks()
     started = time.perf_counter()
     spec = source.spec
     g = torch.Generator().manual_seed(seed)
     if fake is None:
-        n = n or default_samples(spec)
-        fake = system.generate(system.sample_z(n, g).cpu())
-    n = fake.shape[0]
-    if spec.is_image:
-        train_images = source.data if getattr(source, "data", None) is not None else source.sample(10_000, g)
-        results, protocols = memorization(fake, train_images, run_dir, g)
-        parts = [feature_metrics(fake, source, seed, inception, inception_weights, allow_cpu_inception)]
-        if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
-            parts.append(image_kde(fake, source.heldout))
-        for more, more_protocols in parts:
-            results.update(more)
-            protocols.update(more_protocols)
+        local = draw(system, n or default_samples(spec), g, ranks)
+        fake = ranks.gather(local)
     else:
+        local = fake[ranks.share(fake.shape[0])]
+    n = fake.shape[0]
+    suites = features = None
+    if spec.is_image:
+        suites = image_metric_suites(source, inception, inception_weights, allow_cpu_inception, seed=seed)
+        features = shared_features(suites, local, ranks)
+    summary = None
+    with ranks.alone():
+        if ranks.is_main:
+            summary = _measure(run_dir, source, fake, g, suites, features, started)
+    return ranks.broadcast(summary, "evaluation results")
+
+
+def _measure(run_dir: Path, source, fake: torch.Tensor, g: torch.Generator, suites: list | None,
+             features: list | None, started: float) -> dict:
+    """Rank 0's part of :func:`evaluate_system`: every metric from the gathered samples and features."""
+    if not source.spec.is_image:
         results, protocols = point_metrics(fake, source, g)
-    return _store(run_dir, results, protocols, n, time.perf_counter() - started)
+        return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started)
+    train_images = source.data if getattr(source, "data", None) is not None else source.sample(10_000, g)
+    results, protocols = memorization(fake, train_images, run_dir, g)
+    parts = [feature_metrics(suites, features)]
+    if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
+        parts.append(image_kde(fake, source.heldout))
+    for more, more_protocols in parts:
+        results.update(more)
+        protocols.update(more_protocols)
+    return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started)
 
 
 def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float) -> dict:

@@ -24,8 +24,8 @@ log = logging.getLogger("gan_lab")
 CHECKPOINTS = ("last.ckpt", "prev.ckpt")  # newest first
 # Settings a resumed run may change: how long it runs, how it is watched, where things are.
 MAY_CHANGE = ("resume", "train.iterations", "train.num_workers", "train.data_on_device", "train.log_every",
-              "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "eval", "logger",
-              "output", "callbacks", "sweep", "paths", "hydra")
+              "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "trainer.timeout_minutes",
+              "eval", "logger", "output", "callbacks", "sweep", "paths", "hydra")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def check_same_run(cfg: DictConfig, saved: dict[str, Any], run_dir: Path) -> Non
         if now.get(key) != before[key]:
             raise ConfigError(key, now.get(key), f"{before[key]!r}, the value the run in {run_dir} was trained with",
                               "resume continues the same run; start a new run folder to change it "
-                              f"(these may change: {', '.join(MAY_CHANGE[1:9])}, eval.*, logger.*)")
+                              f"(these may change: {', '.join(MAY_CHANGE[1:10])}, eval.*, logger.*)")
 
 
 def finished(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:

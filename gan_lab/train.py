@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,15 +17,17 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from gan_lab import watchdog
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleGrids
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
-from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
-from gan_lab.errors import ConfigError, check_choice, check_int
+from gan_lab.distributed import Ranks, distributed_job, is_collective_error, patch_hydra_ddp_launch, resolve_strategy
+from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.features import INCEPTION_CHOICES
 from gan_lab.nets.layers import NORMS
@@ -37,6 +40,7 @@ from gan_lab.systems.gan import Diverged
 from gan_lab.systems.mixture import MixtureGAN
 from gan_lab.tricks import Tricks, apply_to_networks
 from gan_lab.viz import curves_picture, points_picture, save_png
+from gan_lab.watchdog import PeerFailed, RankFailure
 
 log = logging.getLogger("gan_lab")
 
@@ -83,9 +87,22 @@ def validate_train(cfg: DictConfig) -> None:
     for key in ("channels_last", "compile_generator"):
         if not isinstance(cfg.train.get(key, False), bool):
             raise ConfigError(f"train.{key}", cfg.train.get(key), "true or false")
+    validate_trainer(cfg.trainer)
     check_int("eval.every", cfg.eval.every, 0)
     check_int("eval.every_samples", cfg.eval.every_samples, 2)
     check_choice("eval.inception", str(cfg.eval.inception).lower(), INCEPTION_CHOICES)
+
+
+def validate_trainer(tc: DictConfig) -> None:
+    devices = tc.devices
+    if not (devices == -1 or devices == "auto" or (isinstance(devices, int) and devices >= 1 and
+                                                    not isinstance(devices, bool)) or
+            (isinstance(devices, (list, ListConfig)) and len(devices) > 0)):
+        raise ConfigError("trainer.devices", devices, "an integer >= 1, -1 (every visible device), auto, "
+                          "or a list of device indices")
+    check_int("trainer.num_nodes", tc.num_nodes, 1)
+    if tc.get("timeout_minutes") is not None:
+        check_range("trainer.timeout_minutes", tc.timeout_minutes, 0, None, low_open=True)
 
 
 @dataclass
@@ -193,7 +210,7 @@ def wandb_identity(node: DictConfig, run_dir: Path, job: dict | None) -> dict[st
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list) -> L.Trainer:
     tc = cfg.trainer
-    strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes)
+    strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes, tc.get("timeout_minutes"))
     if tc.enable_progress_bar:
         callbacks = [*callbacks, IterationProgressBar()]
     return L.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
@@ -241,7 +258,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     if found is not None:
         ckpt, path = found
         system.restore(ckpt)
-        print(f"gan_lab: resuming from {path} at iteration {system.iteration}")
+        if rank_zero_only.rank == 0:  # child ranks restore the same checkpoint silently
+            print(f"gan_lab: resuming from {path} at iteration {system.iteration}")
     data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
                          cfg.seed, start_iteration=system.iteration, num_workers=cfg.train.num_workers,
                          on_device=cfg.train.get("data_on_device", "auto"))
@@ -255,21 +273,11 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     patch_hydra_ddp_launch()
     with distributed_job():
         trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, periodic, *extra], loggers)
-        started = time.perf_counter()
-        try:
-            trainer.fit(system, datamodule=data)
-        except Diverged as err:
-            if not trainer.is_global_zero:
-                return {}
-            _finish_loggers(loggers)
-            return record_divergence(run_dir, system, err)
-        wall = time.perf_counter() - started
-        if not trainer.is_global_zero:
-            return {}
-        summary, fake = finalize(cfg, run_dir, system, c.source, wall, sync_check.result, extra)
-        if cfg.eval.at_end:
-            summary = _evaluate_at_end(cfg, run_dir, system, c.source, loggers, fake)
-        _finish_loggers(loggers)
+        if trainer.is_global_zero and (cfg.eval.every or cfg.eval.at_end):
+            periodic.prepare()  # one-time work (classifier, real statistics) before any other rank exists
+        summary = fit(cfg, run_dir, trainer, system, data, c.source, sync_check, extra, loggers)
+    if summary.get("status") != "finished":  # a child rank ({}), or a diverged run (already reported)
+        return summary
     from gan_lab.report import write_report
 
     print(f"gan_lab: report {write_report(run_dir)}")
@@ -277,13 +285,87 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return summary
 
 
+def fit(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, system: GAN, data: GANDataModule, source: Source,
+        sync_check: WeightSyncCheck, extra: list, loggers: list) -> dict[str, Any]:
+    """Train, then finish the run; a run that stops early is recorded as what stopped it: diverged (the
+    guard), or failed because a rank died or stalled (:mod:`gan_lab.watchdog`, exit status 4)."""
+    multi = trainer.world_size > 1
+    with watchdog.monitored(run_dir, trainer.global_rank) if multi else nullcontext():
+        started = time.perf_counter()
+        try:
+            trainer.fit(system, datamodule=data)
+            summary = finish(cfg, run_dir, system, source, time.perf_counter() - started, sync_check.result,
+                             extra, loggers, Ranks.current())
+        except Diverged as err:
+            _finish_loggers(loggers, "failed")
+            return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
+        except BaseException as err:
+            _finish_loggers(loggers, "failed")
+            if multi and (isinstance(err, PeerFailed) or is_collective_error(err)):
+                raise rank_failure(cfg, run_dir, system, trainer, err) from None
+            if multi:
+                watchdog.current().stop("failed", f"{type(err).__name__}: {str(err).strip()[:300]}")
+            raise
+    _finish_loggers(loggers, "success")
+    return summary
+
+
+def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float, ddp: dict | None,
+           callbacks: list, loggers: list, ranks: Ranks) -> dict[str, Any]:
+    """After training, on every rank together: the final samples and the end-of-run evaluation (each rank
+    draws its share with rank 0's weights and buffers, which the checkpoint holds); rank 0 writes the run
+    folder and returns the summary, the other ranks an empty dict."""
+    with watchdog.phase("writing the final samples and evaluating"):
+        ranks.broadcast_state(system, "buffers")
+        summary, fake = finalize(cfg, run_dir, system, source, wall, ddp, callbacks, ranks)
+        if cfg.eval.at_end:
+            summary = _evaluate_at_end(cfg, run_dir, system, source, loggers, fake, summary, ranks)
+    if watchdog.current() is not None:
+        watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
+    return summary if ranks.is_main else {}
+
+
+def rank_failure(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> RankFailure:
+    """A rank died or stalled: name it and what it was doing, stop the other ranks, and (rank 0) record the
+    failure in metrics.json and the report; the checkpoints on disk are untouched and resumable."""
+    monitor = watchdog.current()
+    monitor.quiet = True
+    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank,
+                               interrupted=isinstance(err, PeerFailed))
+    if "stalled" in reason:
+        reason += f"; collectives time out after trainer.timeout_minutes={cfg.trainer.timeout_minutes}"
+    if not trainer.is_global_zero:  # rank 0 reports; this rank leaves its account in its status file
+        monitor.stop("failed", f"{reason} (seen from rank {trainer.global_rank}: {str(err).splitlines()[0][:200]})")
+        return RankFailure(reason, system.iteration, rank=trainer.global_rank)
+    watchdog.kill_children()
+    last = latest_good(run_dir)
+    good = {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])} if last else None
+    summary = {"status": "failed", "reason": reason, "iterations": system.iteration, "k": system.k,
+               "metrics": write_history(run_dir, system.history), "protocols": {}, "run_dir": str(run_dir),
+               "last_good_checkpoint": good}
+    write_summary(run_dir, summary)
+    from gan_lab.report import write_report
+
+    write_report(run_dir)
+    monitor.stop("failed", reason)
+    kept = (f"last good checkpoint: {good['path']} (iteration {good['iteration']}); continue with resume={run_dir}"
+            if good else "no checkpoint was written yet")
+    return RankFailure(f"{reason}; the run stopped at iteration {system.iteration}; {kept}", system.iteration)
+
+
 def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
-             ddp: dict | None, callbacks: list = ()) -> dict[str, Any]:
-    """Final samples (.npy), pictures, history and metrics.json, all in the run folder."""
+             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, torch.Tensor]:
+    """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
+    rank generates its share of the samples; they are gathered once and written once."""
+    from gan_lab.evaluate import draw
+
+    ranks = ranks or Ranks()
     spec = source.spec
     n = cfg.output.final_samples or (256 if spec.is_image else 2500)
     g = torch.Generator().manual_seed(cfg.seed + 777)
-    fake = system.generate(system.sample_z(n, generator=g).cpu())
+    fake = ranks.gather(draw(system, n, g, ranks))
+    if not ranks.is_main:
+        return None, fake
     np.save(run_dir / "samples.npy", fake.numpy())
 
     metrics = write_history(run_dir, system.history)
@@ -308,15 +390,17 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
 
 
 def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
-                     fake: torch.Tensor) -> dict:
+                     fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
     """The evaluation metrics of the final generator, into metrics.json and every logger; when the
     sizes agree it measures exactly the samples saved in samples.npy."""
     from gan_lab.evaluate import default_samples, evaluate_system
 
-    before = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     n = cfg.eval.samples or default_samples(source.spec)
+    before = summary["metrics"] if ranks.is_main else {}
     summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None,
-                              **inception_options(cfg))
+                              ranks=ranks, **inception_options(cfg))
+    if not ranks.is_main:
+        return None
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
     for logger in loggers:
         logger.log_metrics(new, step=system.iteration)
@@ -359,11 +443,11 @@ def record_divergence(run_dir: Path, system: GAN, err: Diverged) -> dict:
     return summary
 
 
-def _finish_loggers(loggers: list) -> None:
+def _finish_loggers(loggers: list, status: str) -> None:
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
-        logger.finalize("success")
+        logger.finalize(status)
         if isinstance(logger, WandbLogger):
             import wandb
 

@@ -1,4 +1,5 @@
-"""Driven by the config tree: every file of every group composes and trains a few iterations.
+"""Driven by the config tree: every file of every group composes and trains a few iterations, with the
+evaluation on as in the default config (during training and at the end; only the sample counts shrunk).
 
 A new config file is picked up automatically; one that cannot run on this CPU must be listed in
 COMPOSE_ONLY with a reason, or this test fails.
@@ -38,6 +39,8 @@ COMPOSE_ONLY = {
     ("accelerator", "slurm"): "needs a SLURM allocation with GPUs (tests/test_launchers.py composes it)",
 }
 CASES = [(g, o) for g in sorted(BASE) for o in group_options(g)]
+# debug=tiny turns evaluation off; these put it back, as the default config has it, with small counts.
+EVAL_ON = ["eval.at_end=true", "eval.every=2", "eval.every_samples=40", "eval.samples=60"]
 
 
 def test_every_group_has_a_base():
@@ -66,7 +69,8 @@ def test_group_file_composes_and_trains(group, option, tmp_path, request):
         root = request.getfixturevalue("data_dir")
         disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={root / 'folder'}"]
                                                                if option == "folder" else [])
-    cfg = compose_cfg("debug=tiny", *BASE[group], f"{group}={option}", *EXTRA.get((group, option), []), *disk)
+    cfg = compose_cfg("debug=tiny", *EVAL_ON, *BASE[group], f"{group}={option}", *EXTRA.get((group, option), []),
+                      *disk)
     if (group, option) in COMPOSE_ONLY:
         if option in ("gpu", "ddp") and torch.cuda.is_available():
             pass  # a GPU machine runs it for real
@@ -81,6 +85,9 @@ def test_group_file_composes_and_trains(group, option, tmp_path, request):
     assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == cfg.train.iterations
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "samples" / "final.png").is_file()
+    assert summary["evaluation"]["samples"] == 60  # the end-of-run evaluation ran, on its 60 samples
+    measured = [k for k in finals if k.startswith(("val/", "toy/", "memorization/"))]
+    assert measured, sorted(finals)
 
 
 def test_wgan_clip_preset_has_the_paper_settings():

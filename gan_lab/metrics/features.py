@@ -54,6 +54,9 @@ from gan_lab.errors import ConfigError, check_int
 from gan_lab.metrics.classifier import default_cache_dir, load_or_train
 
 REAL_STATS_VERSION = 1
+# torchmetrics objects never meet other processes on their own (their default under DDP is a sync in
+# compute(), which deadlocks when only some ranks measure): the lab gathers features itself.
+NO_SYNC = {"sync_on_compute": False, "dist_sync_on_step": False}
 
 
 def n_tag(n: int) -> str:
@@ -239,13 +242,27 @@ class ImageMetrics:
                 f"{self.kid_subsets} subsets of {min(self.kid_subset_size, n_fake, self.n_real)}; "
                 f"IS: {min(self.is_splits, n_fake)} splits; torchmetrics arithmetic")
 
+    def features(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, d), logits (N, K)) of ``fake`` (N, C, H, W) in [-1, 1]: the per-sample half of
+        :meth:`compute`, which each rank of a distributed evaluation runs on its own share."""
+        if tuple(fake.shape[1:]) != self.image_shape or fake.shape[0] < 1:
+            raise ConfigError("fake images", tuple(fake.shape), f"a batch of images of shape {self.image_shape}")
+        return extract(self.classifier, fake.detach(), self.batch_size)
+
     def compute(self, fake: torch.Tensor) -> dict[str, float]:
         """All metrics of ``fake`` (N, C, H, W) in [-1, 1] as ``{protocol key: value}``."""
-        if tuple(fake.shape[1:]) != self.image_shape or fake.shape[0] < 2:
+        if fake.shape[0] < 2:
             raise ConfigError("fake images", tuple(fake.shape),
                               f"a batch of at least 2 images of shape {self.image_shape}")
-        n = int(fake.shape[0])
-        feats, logits = extract(self.classifier, fake.detach(), self.batch_size)
+        return self.from_features(*self.features(fake))
+
+    def from_features(self, feats: torch.Tensor, logits: torch.Tensor) -> dict[str, float]:
+        """The metrics of generated images given their features and logits (from :meth:`features`,
+        possibly gathered from several ranks). The torchmetrics objects never sync across processes:
+        the lab gathers the features itself (:class:`gan_lab.distributed.Ranks`)."""
+        n = int(feats.shape[0])
+        if n < 2:
+            raise ConfigError("fake images", n, "at least 2 generated images")
         self.last_fake_features = feats  # for precision/recall on the same features, without a second pass
         real = self.real_stats()
         fid_cls, kid_cls, is_cls = _torchmetrics_image()
@@ -253,17 +270,18 @@ class ImageMetrics:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if self._fid is None:  # real sums accumulated once, kept across reset()
-                self._fid = fid_cls(feature=_Given(d), reset_real_features=False)
+                self._fid = fid_cls(feature=_Given(d), reset_real_features=False, **NO_SYNC)
                 self._fid.update(real["features"], real=True)
             self._fid.update(feats, real=False)
             fid = float(self._fid.compute())
             self._fid.reset()
 
             subset = min(self.kid_subset_size, n, self.n_real)
-            kid = kid_cls(feature=_Given(d), subsets=self.kid_subsets, subset_size=subset)
+            kid = kid_cls(feature=_Given(d), subsets=self.kid_subsets, subset_size=subset, **NO_SYNC)
             kid.update(real["features"].double(), real=True)
             kid.update(feats.double(), real=False)
-            inception = is_cls(feature=_Given(logits.shape[1]), splits=min(self.is_splits, n), normalize=False)
+            inception = is_cls(feature=_Given(logits.shape[1]), splits=min(self.is_splits, n), normalize=False,
+                               **NO_SYNC)
             inception.update(logits.double())
             with torch.random.fork_rng(devices=[]):  # each metric draws from its own seeded stream
                 torch.manual_seed(self.seed)

@@ -18,6 +18,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from gan_lab import watchdog
+from gan_lab.distributed import Ranks
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.reporting import report
@@ -263,7 +265,10 @@ class GAN(L.LightningModule):
     def _flush(self) -> None:
         names = sorted(self._sums)
         row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float()]
-        *values, weights_ok = torch.stack(row).tolist()  # one sync: the row and the divergence guard's flag
+        # Under DDP the row is averaged over ranks (the statistics of the global batch), and a NaN or a
+        # non-finite weight on any rank reaches every rank, so all of them stop at the same row.
+        row = Ranks.current().mean_row(torch.stack(row))
+        *values, weights_ok = row.tolist()  # one sync: the row and the divergence guard's flag
         self._sums.clear()
         self._counts.clear()
         now, last_iteration = time.perf_counter(), self._clock[1]
@@ -295,6 +300,7 @@ class GAN(L.LightningModule):
         seeded by (seed, rank, iteration), as its data is: a run resumed at any iteration, on any
         machine state, continues exactly as the uninterrupted run."""
         torch.manual_seed(step_seed(self.seed, self.global_rank, self.iteration))
+        watchdog.at_iteration(self.iteration + 1)
 
     def on_fit_start(self) -> None:
         self._clock = (time.perf_counter(), self.iteration)
