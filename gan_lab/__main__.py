@@ -47,6 +47,7 @@ def _run(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from gan_lab.outcome import SIGTERM_STATUS, Stopped
     from gan_lab.train import train
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -54,6 +55,10 @@ def _run(cfg: DictConfig):
         summary = train(cfg)
     except KeyboardInterrupt:
         raise  # Ctrl-C stops the whole sweep
+    except Stopped as e:  # SIGTERM (a scheduler's time limit, kill) stops the whole sweep too, with a word
+        if e.rank == 0:
+            print(f"gan_lab: error: {e}", file=sys.stderr)
+        sys.exit(SIGTERM_STATUS)
     except BaseException as e:  # noqa: BLE001 - in a sweep, nothing a job raises may end the others
         if multirun:
             return _failed_job(cfg, e)

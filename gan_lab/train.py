@@ -2,52 +2,38 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from gan_lab import watchdog
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleGrids
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
-from gan_lab.distributed import Ranks, distributed_job, is_collective_error, patch_hydra_ddp_launch, resolve_strategy
+from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.features import INCEPTION_CHOICES
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
+from gan_lab.outcome import fit, inception_options
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.resume import check_same_run, finished, latest_good
-from gan_lab.runs import write_summary
 from gan_lab.systems import GAN
-from gan_lab.systems.gan import Diverged
 from gan_lab.systems.mixture import MixtureGAN
 from gan_lab.tricks import Tricks, apply_to_networks
-from gan_lab.viz import curves_picture, points_picture, save_png
-from gan_lab.watchdog import PeerFailed, RankFailure
 
 log = logging.getLogger("gan_lab")
-
-CURVES = {"losses": ["train/d_loss", "train/g_loss", "train/d_penalty"],
-          "discriminator outputs": ["train/d_real", "train/d_fake", "train/wasserstein_estimate"],
-          "gradient norms": ["train/grad_norm_d", "train/grad_norm_g"]}
-
 
 def build(node: DictConfig, **kwargs) -> Any:
     """Instantiate a config node into plain Python objects; a ConfigError raised inside comes out as is."""
@@ -283,172 +269,3 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     print(f"gan_lab: report {write_report(run_dir)}")
     print(f"gan_lab: run folder {run_dir}")
     return summary
-
-
-def fit(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, system: GAN, data: GANDataModule, source: Source,
-        sync_check: WeightSyncCheck, extra: list, loggers: list) -> dict[str, Any]:
-    """Train, then finish the run; a run that stops early is recorded as what stopped it: diverged (the
-    guard), or failed because a rank died or stalled (:mod:`gan_lab.watchdog`, exit status 4)."""
-    multi = trainer.world_size > 1
-    with watchdog.monitored(run_dir, trainer.global_rank) if multi else nullcontext():
-        started = time.perf_counter()
-        try:
-            trainer.fit(system, datamodule=data)
-            summary = finish(cfg, run_dir, system, source, time.perf_counter() - started, sync_check.result,
-                             extra, loggers, Ranks.current())
-        except Diverged as err:
-            _finish_loggers(loggers, "failed")
-            return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
-        except BaseException as err:
-            _finish_loggers(loggers, "failed")
-            if multi and (isinstance(err, PeerFailed) or is_collective_error(err)):
-                raise rank_failure(cfg, run_dir, system, trainer, err) from None
-            if multi:
-                watchdog.current().stop("failed", f"{type(err).__name__}: {str(err).strip()[:300]}")
-            raise
-    _finish_loggers(loggers, "success")
-    return summary
-
-
-def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float, ddp: dict | None,
-           callbacks: list, loggers: list, ranks: Ranks) -> dict[str, Any]:
-    """After training, on every rank together: the final samples and the end-of-run evaluation (each rank
-    draws its share with rank 0's weights and buffers, which the checkpoint holds); rank 0 writes the run
-    folder and returns the summary, the other ranks an empty dict."""
-    with watchdog.phase("writing the final samples and evaluating"):
-        ranks.broadcast_state(system, "buffers")
-        summary, fake = finalize(cfg, run_dir, system, source, wall, ddp, callbacks, ranks)
-        if cfg.eval.at_end:
-            summary = _evaluate_at_end(cfg, run_dir, system, source, loggers, fake, summary, ranks)
-    if watchdog.current() is not None:
-        watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
-    return summary if ranks.is_main else {}
-
-
-def rank_failure(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> RankFailure:
-    """A rank died or stalled: name it and what it was doing, stop the other ranks, and (rank 0) record the
-    failure in metrics.json and the report; the checkpoints on disk are untouched and resumable."""
-    monitor = watchdog.current()
-    monitor.quiet = True
-    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank,
-                               interrupted=isinstance(err, PeerFailed))
-    if "stalled" in reason:
-        reason += f"; collectives time out after trainer.timeout_minutes={cfg.trainer.timeout_minutes}"
-    if not trainer.is_global_zero:  # rank 0 reports; this rank leaves its account in its status file
-        monitor.stop("failed", f"{reason} (seen from rank {trainer.global_rank}: {str(err).splitlines()[0][:200]})")
-        return RankFailure(reason, system.iteration, rank=trainer.global_rank)
-    watchdog.kill_children()
-    last = latest_good(run_dir)
-    good = {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])} if last else None
-    summary = {"status": "failed", "reason": reason, "iterations": system.iteration, "k": system.k,
-               "metrics": write_history(run_dir, system.history), "protocols": {}, "run_dir": str(run_dir),
-               "last_good_checkpoint": good}
-    write_summary(run_dir, summary)
-    from gan_lab.report import write_report
-
-    write_report(run_dir)
-    monitor.stop("failed", reason)
-    kept = (f"last good checkpoint: {good['path']} (iteration {good['iteration']}); continue with resume={run_dir}"
-            if good else "no checkpoint was written yet")
-    return RankFailure(f"{reason}; the run stopped at iteration {system.iteration}; {kept}", system.iteration)
-
-
-def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
-             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, torch.Tensor]:
-    """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
-    rank generates its share of the samples; they are gathered once and written once."""
-    from gan_lab.evaluate import draw
-
-    ranks = ranks or Ranks()
-    spec = source.spec
-    n = cfg.output.final_samples or (256 if spec.is_image else 2500)
-    g = torch.Generator().manual_seed(cfg.seed + 777)
-    fake = ranks.gather(draw(system, n, g, ranks))
-    if not ranks.is_main:
-        return None, fake
-    np.save(run_dir / "samples.npy", fake.numpy())
-
-    metrics = write_history(run_dir, system.history)
-    if not spec.is_image and spec.shape == (2,):
-        real = source.sample(n, g)
-        save_png(points_picture(fake, real, f"{spec.name}: {n} real vs generated",
-                                getattr(source, "centers", None)), run_dir / "scatter.png")
-    for callback in callbacks:  # analysis callbacks contribute their own numbers
-        metrics.update(getattr(callback, "summary", None) or {})
-
-    if system.history:
-        save_png(curves_picture(system.history, CURVES), run_dir / "losses.png")
-
-    summary = {"status": "finished", "iterations": system.iteration, "d_updates": system.d_updates,
-               "k": cfg.train.k, "wall_time_s": round(wall, 2),
-               "iterations_per_s": round(system.iteration / max(wall, 1e-9), 3),
-               "metrics": metrics, "protocols": {}, "run_dir": str(run_dir)}
-    if ddp is not None and ddp["world_size"] > 1:
-        summary["ddp"] = ddp
-    write_summary(run_dir, summary)
-    return summary, fake
-
-
-def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
-                     fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
-    """The evaluation metrics of the final generator, into metrics.json and every logger; when the
-    sizes agree it measures exactly the samples saved in samples.npy."""
-    from gan_lab.evaluate import default_samples, evaluate_system
-
-    n = cfg.eval.samples or default_samples(source.spec)
-    before = summary["metrics"] if ranks.is_main else {}
-    summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None,
-                              ranks=ranks, **inception_options(cfg))
-    if not ranks.is_main:
-        return None
-    new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
-    for logger in loggers:
-        logger.log_metrics(new, step=system.iteration)
-    share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
-    log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
-    return summary
-
-
-def inception_options(cfg: DictConfig) -> dict[str, Any]:
-    """eval.inception settings; ``auto`` measures with Inception only on a GPU run (it is slow on a CPU)."""
-    return {"inception": str(cfg.eval.inception).lower(), "inception_weights": cfg.eval.inception_weights,
-            "allow_cpu_inception": cfg.trainer.get("accelerator") not in (None, "cpu")}
-
-
-def write_history(run_dir: Path, history: list[dict]) -> dict[str, float]:
-    """history.jsonl (every logged row); returns the last value of every series (training rows and
-    in-training measurement rows interleave)."""
-    with open(run_dir / "history.jsonl", "w") as f:
-        for row in history:
-            f.write(json.dumps(row) + "\n")
-    return {k: v for row in history for k, v in row.items() if k != "iteration"}
-
-
-def record_divergence(run_dir: Path, system: GAN, err: Diverged) -> dict:
-    """The run stopped on non-finite numbers: say so in metrics.json, the history and the report; the last
-    checkpoint on disk (written before the divergence) is untouched."""
-    last = latest_good(run_dir)
-    summary = {"status": "diverged", "reason": err.reason, "iterations": err.iteration, "k": system.k,
-               "metrics": write_history(run_dir, system.history), "protocols": {}, "run_dir": str(run_dir),
-               "last_good_checkpoint": {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])}
-               if last else None}
-    write_summary(run_dir, summary)
-    from gan_lab.report import write_report
-
-    print(f"gan_lab: report {write_report(run_dir)}")
-    good = summary["last_good_checkpoint"]
-    kept = f"{good['path']} (iteration {good['iteration']})" if good else "none (no checkpoint was written yet)"
-    print(f"gan_lab: diverged by iteration {err.iteration}: {err.reason}; last good checkpoint: {kept}; "
-          f"run folder {run_dir}")
-    return summary
-
-
-def _finish_loggers(loggers: list, status: str) -> None:
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in loggers:
-        logger.finalize(status)
-        if isinstance(logger, WandbLogger):
-            import wandb
-
-            wandb.finish()  # else the next sweep job logs into this run

@@ -218,3 +218,35 @@ def test_distributed_toy_evaluation_equals_single_process(tmp_path):
     for key, value in single.items():
         assert ddp["end"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     assert ddp["during"] == pytest.approx(measured, rel=1e-6, abs=1e-9)
+
+
+def test_sigterm_stops_every_rank_and_keeps_the_checkpoint(tmp_path):
+    """What a scheduler's time limit sends (to rank 0 only here): both ranks stop at the same iteration after
+    checkpointing it, metrics.json says so, exit status 143, and the run resumes from there."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    args = [*TOY_DDP, "train.iterations=100000", "train.checkpoint_every=50", f"hydra.run.dir={tmp_path}/run"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "gan_lab: error: stopped by SIGTERM at iteration" in err
+    summary = _summary(tmp_path / "run")
+    # the ranks agreed on an iteration at a logged row, checkpointed it together and stopped there
+    assert summary["status"] == "stopped" and summary["iterations"] % 2 == 0
+    assert summary["last_good_checkpoint"]["iteration"] == summary["iterations"]
+    assert not _processes_mentioning(tmp_path / "run")
+    more = run_cli(*TOY_DDP, f"train.iterations={summary['iterations'] + 4}", f"resume={tmp_path}/run",
+                   cwd=tmp_path, timeout=200)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert _summary(tmp_path / "run")["status"] == "finished"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 
-from gan_lab.systems.gan import injected_fault
+from gan_lab.systems.gan import StopRequested, injected_fault
 
 
 class IterationCheckpoint(L.Callback):
@@ -50,8 +50,10 @@ class IterationCheckpoint(L.Callback):
         self.saved_at = iteration
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every and module.iteration % self.every == 0:
+        if (self.every and module.iteration % self.every == 0) or module.stop_now:
             self.save(trainer, module, module.iteration)
+        if module.stop_now:  # SIGTERM: every rank saved this iteration together and stops here
+            raise StopRequested(f"stopped by {module.stop_signal or 'SIGTERM'} at iteration {module.iteration}")
 
     def on_train_end(self, trainer, module) -> None:
         if self.saved_at != module.iteration:

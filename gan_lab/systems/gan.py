@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -46,6 +47,11 @@ class Diverged(RuntimeError):
     def __init__(self, iteration: int, reason: str):
         self.iteration, self.reason = iteration, reason
         super().__init__(f"diverged by iteration {iteration}: {reason}")
+
+
+class StopRequested(RuntimeError):
+    """SIGTERM (a scheduler's time limit or preemption, ``kill``): every rank stops at the same iteration,
+    after a checkpoint of it."""
 
 
 def _splitmix64(x: int) -> int:
@@ -102,6 +108,8 @@ class GAN(L.LightningModule):
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._clock = (time.perf_counter(), 0)
+        self.stop_signal: str | None = None  # set by the SIGTERM handler
+        self.stop_now = False  # every rank agreed to stop after this iteration (see _flush)
 
     # ---------------------------------------------------------------- Algorithm 1
     def configure_optimizers(self):
@@ -138,6 +146,8 @@ class GAN(L.LightningModule):
             if self.tricks.instance_noise:
                 self._accumulate({"instance_noise_sigma": torch.tensor(self.noise.sigma_at(self.iteration))})
             self._flush()
+        elif self.stop_signal and self.trainer.world_size == 1:
+            self.stop_now = True  # one process needs no agreement: stop after this iteration
 
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees, real or fake, in both players' steps: x under a fresh DiffAugment draw
@@ -264,11 +274,12 @@ class GAN(L.LightningModule):
 
     def _flush(self) -> None:
         names = sorted(self._sums)
-        row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float()]
-        # Under DDP the row is averaged over ranks (the statistics of the global batch), and a NaN or a
-        # non-finite weight on any rank reaches every rank, so all of them stop at the same row.
+        stop = torch.tensor(1.0 if self.stop_signal else 0.0, device=self.device)
+        row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float(), stop]
+        # Under DDP the row is averaged over ranks (the statistics of the global batch), and a NaN, a
+        # non-finite weight or a SIGTERM on any rank reaches every rank, so all of them stop at the same row.
         row = Ranks.current().mean_row(torch.stack(row))
-        *values, weights_ok = row.tolist()  # one sync: the row and the divergence guard's flag
+        *values, weights_ok, stop = row.tolist()  # one sync: the row, the guard's flag, the stop flag
         self._sums.clear()
         self._counts.clear()
         now, last_iteration = time.perf_counter(), self._clock[1]
@@ -278,6 +289,7 @@ class GAN(L.LightningModule):
         metrics["perf/iterations_per_s"] = rate
         report(self, metrics)
         self.check_finite(metrics, weights_ok == 1.0)  # the divergence guard: once per logged row, never per step
+        self.stop_now = stop > 0
 
     def _weights_finite(self) -> torch.Tensor:
         """Whether every weight is finite, as a 0-dim tensor on the device (no sync)."""
@@ -306,6 +318,9 @@ class GAN(L.LightningModule):
         self._clock = (time.perf_counter(), self.iteration)
 
     def on_train_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
+            # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
+            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "stop_signal", "SIGTERM"))
         if self.resume_state is not None:  # optimiser moments, step counts, learning rates
             for opt, state in zip(self.optimizers(), self.resume_state["optimizer_states"]):
                 opt.optimizer.load_state_dict(state)
