@@ -250,3 +250,17 @@ def test_sigterm_stops_every_rank_and_keeps_the_checkpoint(tmp_path):
                    cwd=tmp_path, timeout=200)
     assert more.returncode == 0, more.stderr[-3000:]
     assert _summary(tmp_path / "run")["status"] == "finished"
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("trainer.devices=0", "trainer.devices"), ("trainer.devices=-2", "trainer.devices"),
+    ("trainer.num_nodes=0", "trainer.num_nodes"), ("trainer.timeout_minutes=0", "trainer.timeout_minutes"),
+    ("trainer.timeout_minutes=-1", "trainer.timeout_minutes"),
+])
+def test_bad_multi_process_settings_are_refused_naming_the_key(override, key):
+    from gan_lab.errors import ConfigError
+    from gan_lab.train import build_components
+    from tests.conftest import compose_cfg
+
+    with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed"):
+        build_components(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "accelerator=ddp_cpu", override))
