@@ -112,6 +112,8 @@ class RankMonitor:
 
     def stop(self, state: str = "finished", error: str | None = None) -> None:
         self.state, self.error = state, error
+        if state == "finished":
+            self.set("finished")
         self._stop.set()
         self.write()
 
@@ -140,31 +142,23 @@ def at_iteration(iteration: int) -> None:
 
 
 @contextmanager
-def phase(name: str) -> Iterator[None]:
-    """``name`` as the phase for the block, then back to the phase before it."""
-    if _monitor is None:
-        yield
-        return
-    before, since, waiting = _monitor.phase, _monitor.since, _monitor.waiting
-    _monitor.set(name)
-    try:
-        yield
-    finally:
-        _monitor.restore(before, since, waiting)
-
-
-@contextmanager
-def waiting(what: str) -> Iterator[None]:
-    """Inside a collective: this rank waits for the others (it is not the one to blame if it times out)."""
+def phase(name: str, waiting: bool = False) -> Iterator[None]:
+    """``name`` as the phase for the block, then back to the phase before it. ``waiting``: the block is a
+    collective, where this rank waits for the others (it is not the one to blame if it times out)."""
     if _monitor is None:
         yield
         return
     before, since, was = _monitor.phase, _monitor.since, _monitor.waiting
-    _monitor.set(f"waiting for the other ranks ({what}) during {before}", waiting=True)
+    _monitor.set(f"waiting for the other ranks ({name}) during {before}" if waiting else name, waiting=waiting)
     try:
         yield
     finally:
         _monitor.restore(before, since, was)
+
+
+def waiting(what: str):
+    """Inside a collective (see :func:`phase`)."""
+    return phase(what, waiting=True)
 
 
 @contextmanager
