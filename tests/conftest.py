@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -44,3 +48,47 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600,
 def tiny():
     """Compose with debug=tiny plus overrides."""
     return lambda *overrides: compose_cfg("debug=tiny", *overrides)
+
+
+# The final weights of every config file (tests/test_configs.py) and every trick (tests/test_tricks.py) at
+# a fixed seed: a refactoring of the training step must leave them bit for bit the same. Recorded with
+# GAN_LAB_RECORD_DIGESTS=1; compared only on the machine kind they were recorded on (kernels differ).
+DIGESTS = Path(__file__).parent / "data" / "weights_digests.json"
+
+
+def machine_kind() -> str:
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}"
+
+
+def state_digest(run_dir: Path) -> str:
+    """SHA-256 of a run's last checkpoint's state_dict (parameters and buffers, by name)."""
+    state = torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    h = hashlib.sha256()
+    for name, t in sorted(state["state_dict"].items()):
+        h.update(name.encode())
+        if isinstance(t, torch.Tensor):
+            h.update(t.detach().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        else:  # a module's extra state (e.g. a counter)
+            h.update(json.dumps(t, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def weight_digests():
+    """``check(case, run_dir)``: the run's final weights equal the recorded ones for ``case``."""
+    record = os.environ.get("GAN_LAB_RECORD_DIGESTS") == "1"
+    book = json.loads(DIGESTS.read_text()) if DIGESTS.is_file() else {"machine": None, "runs": {}}
+    same_machine = book.get("machine") == machine_kind()
+
+    def check(case: str, run_dir: Path) -> None:
+        digest = state_digest(run_dir)
+        if record:
+            book["runs"][case] = digest
+        elif same_machine and case in book["runs"]:
+            assert digest == book["runs"][case], f"{case}: the final weights changed"
+
+    yield check
+    if record:
+        book["machine"] = machine_kind()
+        DIGESTS.parent.mkdir(exist_ok=True)
+        DIGESTS.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")

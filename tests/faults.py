@@ -16,11 +16,13 @@ import torch
 
 
 class _Once(L.Callback):
-    def __init__(self, rank: int = 1, at: int = 3, seed: int | None = None):
+    """A fault on rank ``rank`` at iteration ``at`` (in the run whose seed is ``seed``, if given)."""
+
+    def __init__(self, rank: int = 0, at: int = 3, seed: int | None = None):
         self.rank, self.at, self.seed = rank, at, seed
 
-    def due(self, trainer, module) -> bool:
-        if trainer.global_rank != self.rank or module.iteration != self.at:
+    def due(self, trainer, module, iteration: int | None = None) -> bool:
+        if trainer.global_rank != self.rank or (module.iteration if iteration is None else iteration) != self.at:
             return False
         if self.seed is not None and module.seed != self.seed:
             return False
@@ -34,7 +36,7 @@ class _Once(L.Callback):
 class StallRank(_Once):
     """Rank ``rank`` stops making progress after iteration ``at`` (sleeps ``seconds``), as a hung rank does."""
 
-    def __init__(self, rank: int = 1, at: int = 3, seed: int | None = None, seconds: float = 600):
+    def __init__(self, rank: int = 0, at: int = 3, seed: int | None = None, seconds: float = 600):
         super().__init__(rank, at, seed)
         self.seconds = seconds
 
@@ -59,3 +61,32 @@ class PoisonRank(_Once):
         if self.due(trainer, module):
             with torch.no_grad():
                 next(module.discriminator.parameters()).view(-1)[0] = float("nan")
+
+
+class KillInDStep(_Once):
+    """SIGKILL inside D's ``step``-th optimiser step of iteration ``at`` (1-based), as a crash mid-update."""
+
+    def __init__(self, rank: int = 0, at: int = 6, seed: int | None = None, step: int = 2):
+        super().__init__(rank, at, seed)
+        self.step, self._seen = step, 0
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        d_optimizer = module.optimizers()[0].optimizer
+        if module.iteration + 1 != self.at or getattr(optimizer, "optimizer", optimizer) is not d_optimizer:
+            return
+        self._seen += 1
+        if self._seen == self.step and self.due(trainer, module, module.iteration + 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillInCheckpoint(_Once):
+    """SIGKILL while the checkpoint of iteration ``at`` is being written: its temporary file is left half
+    written (as the lab names it), and ``last.ckpt`` must still be the previous, complete one."""
+
+    def on_save_checkpoint(self, trainer, module, checkpoint) -> None:
+        if self.due(trainer, module):
+            folder = Path(trainer.default_root_dir) / "checkpoints"
+            last = folder / "last.ckpt"
+            half = last.read_bytes()[: last.stat().st_size // 2] if last.exists() else b"\0" * 1024
+            (folder / f".last.ckpt.tmp{os.getpid()}").write_bytes(half)
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -63,7 +63,7 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_group_file_composes_and_trains(group, option, tmp_path, request):
+def test_group_file_composes_and_trains(group, option, tmp_path, request, weight_digests):
     disk = []
     if group == "dataset" and option in ON_DISK:
         root = request.getfixturevalue("data_dir")
@@ -88,6 +88,7 @@ def test_group_file_composes_and_trains(group, option, tmp_path, request):
     assert summary["evaluation"]["samples"] == 60  # the end-of-run evaluation ran, on its 60 samples
     measured = [k for k in finals if k.startswith(("val/", "toy/", "memorization/"))]
     assert measured, sorted(finals)
+    weight_digests(f"{group}={option}", tmp_path)
 
 
 def test_wgan_clip_preset_has_the_paper_settings():

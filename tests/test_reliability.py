@@ -48,13 +48,18 @@ def _assert_same_weights(run_dir, reference) -> None:
             assert got[key] == ref[key], key
 
 
-@pytest.mark.parametrize("fault, last_good", [
-    ("kill_in_checkpoint@3", 2),  # SIGKILL while writing the checkpoint of iteration 3, mid-epoch
-    ("kill_in_d_step@6", 5),  # SIGKILL in the 2nd of the k=2 D steps of iteration 6
-])
-def test_killed_run_resumes_to_the_same_weights(fault, last_good, reference, tmp_path):
+def fault(name: str, **where) -> list[str]:
+    """Command-line overrides that add the test fault ``tests.faults.<name>`` (a callback) to a run."""
+    return [f"+callbacks.fault._target_=tests.faults.{name}", *(f"+callbacks.fault.{k}={v}" for k, v in where.items())]
+
+
+@pytest.mark.parametrize("injected, last_good", [
+    (fault("KillInCheckpoint", at=3), 2),  # SIGKILL while writing the checkpoint of iteration 3, mid-epoch
+    (fault("KillInDStep", at=6, step=2), 5),  # SIGKILL in the 2nd of the k=2 D steps of iteration 6
+], ids=["kill_in_checkpoint", "kill_in_d_step"])
+def test_killed_run_resumes_to_the_same_weights(injected, last_good, reference, tmp_path):
     run_dir = tmp_path / "run"
-    killed = run_cli(*RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path, env={"GAN_LAB_INJECT_FAULT": fault})
+    killed = run_cli(*RUN, *injected, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     ckpt, path = latest_good(run_dir)  # the previous checkpoint survived the kill, complete
     assert path.name == "last.ckpt" and ckpt["gan_lab"]["iteration"] == last_good
@@ -139,8 +144,9 @@ def test_resume_refuses_a_different_run_and_a_folder_without_one(reference, tmp_
 
 def test_nan_stops_the_run_keeps_the_checkpoint_and_exits_3(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli(*RUN, "train.checkpoint_every=2", f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                   env={"GAN_LAB_INJECT_FAULT": "nan_d_loss@5"})
+    # a NaN weight in D after iteration 4 (its checkpoint written): D's loss is NaN in iteration 5
+    proc = run_cli(*RUN, "train.checkpoint_every=2", *fault("PoisonRank", at=4), f"hydra.run.dir={run_dir}",
+                   cwd=tmp_path)
     assert proc.returncode == DIVERGED_STATUS, proc.stderr[-2000:]
     assert "diverged by iteration 6" in proc.stdout  # found at the next logged row (log_every=2)
     summary = json.loads((run_dir / "metrics.json").read_text())
@@ -155,14 +161,14 @@ def test_nan_stops_the_run_keeps_the_checkpoint_and_exits_3(tmp_path):
 def test_sweep_with_a_diverging_job_finishes_the_others_and_skips_them_on_rerun(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *RUN[:5], "train.iterations=4,8", "train.log_every=2", "train.checkpoint_every=2",
-            f"hydra.sweep.dir={sweep}"]
-    proc = run_cli(*args, cwd=tmp_path, env={"GAN_LAB_INJECT_FAULT": "nan_d_loss@6"})
+            *fault("PoisonRank", at=5), f"hydra.sweep.dir={sweep}"]
+    proc = run_cli(*args, cwd=tmp_path)  # the 8-iteration job gets a NaN weight after iteration 5
     assert proc.returncode != 0  # Hydra reports the failed job at the end …
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     status = {j.name.split("_")[0]: json.loads((j / "metrics.json").read_text())["status"] for j in jobs}
     assert status == {"0": "finished", "1": "diverged"}  # … after the other job finished
     assert "1 of 2 jobs finished" in proc.stdout and "diverged: 1_" in proc.stdout
-    again = run_cli(*args, cwd=tmp_path)  # no fault now: the finished job is skipped, the other resumes
+    again = run_cli(*args, cwd=tmp_path)  # the fault fired once: the finished job is skipped, the other resumes
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already finished (4 iterations)" in again.stdout
     assert "resuming from" in again.stdout and "at iteration 4" in again.stdout

@@ -242,11 +242,12 @@ MODELS = {"mlp": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "model.g_
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("trick", sorted(TRICKS))
-def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_path):
+def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_path, weight_digests):
     cfg = tiny("logger=none", *MODELS[model], *TRICKS[trick], "train.iterations=3")
     summary = train(cfg, tmp_path)
     assert summary["iterations"] == 3
     assert math.isfinite(summary["metrics"]["train/g_loss"])
+    weight_digests(f"{trick}-{model}", tmp_path)
 
 
 def test_diffaug_augments_every_d_input_and_trains(tiny, tmp_path):

@@ -10,12 +10,11 @@ written: the divergence guard stops the run first, so the last checkpoint on dis
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import lightning as L
 
-from gan_lab.systems.gan import StopRequested, injected_fault
+from gan_lab.systems.gan import StopRequested
 
 
 class IterationCheckpoint(L.Callback):
@@ -23,7 +22,6 @@ class IterationCheckpoint(L.Callback):
         self.dir = Path(run_dir) / "checkpoints"
         self.every = every
         self.saved_at: int | None = None  # iteration of the newest checkpoint on disk
-        self._fault = injected_fault()
 
     @property
     def last(self) -> Path:
@@ -40,10 +38,6 @@ class IterationCheckpoint(L.Callback):
             self.dir.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
-            if self._fault == ("kill_in_checkpoint", iteration):  # GAN_LAB_INJECT_FAULT (tests): die mid-write
-                with open(tmp, "r+b") as f:
-                    f.truncate(os.path.getsize(tmp) // 2)
-                os.kill(os.getpid(), signal.SIGKILL)
             if self.last.exists():
                 os.replace(self.last, self.prev)
             os.replace(tmp, self.last)

@@ -8,7 +8,6 @@ Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import threading
 import time
@@ -68,15 +67,6 @@ def step_seed(seed: int, rank: int, iteration: int) -> int:
     return _splitmix64(_splitmix64(_splitmix64(seed) ^ rank) ^ iteration) & 0x7FFFFFFFFFFFFFFF
 
 
-def injected_fault() -> tuple[str, int] | None:
-    """``GAN_LAB_INJECT_FAULT=<kind>@<iteration>``: a fault the reliability tests inject on purpose."""
-    spec = os.environ.get("GAN_LAB_INJECT_FAULT", "")
-    if "@" not in spec:
-        return None
-    kind, _, at = spec.partition("@")
-    return kind, int(at)
-
-
 class GAN(L.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
@@ -101,7 +91,6 @@ class GAN(L.LightningModule):
         self.generator_ema = EMA(self.generator, tricks.ema) if tricks.ema else None
         self.channels_last = False  # set by use_speed_options
         self.resume_state: dict | None = None  # optimiser states to load at train start (resume)
-        self._fault = injected_fault()
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
         self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
@@ -157,35 +146,52 @@ class GAN(L.LightningModule):
         return self.noise(x, self.iteration)
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
-        with torch.no_grad():
-            fake = self.generator(self.sample_z(real.shape[0]))
-        real, fake = self.d_input(real), self.d_input(fake)
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-        d_loss = self.loss.d_loss(real_logits, fake_logits)
-        if self._fault == ("nan_d_loss", self.iteration + 1):  # GAN_LAB_INJECT_FAULT=nan_d_loss@N (tests)
-            d_loss = d_loss * float("nan")
-        if self._fault == ("kill_in_d_step", self.iteration + 1) and self.d_updates % self.k == self.k - 1:
-            os.kill(os.getpid(), signal.SIGKILL)  # GAN_LAB_INJECT_FAULT=kill_in_d_step@N: dies in the last D step
-        penalty = self.regularizer.penalty(self.discriminator, real, fake, self.d_updates)
-        total = d_loss if penalty is None else d_loss + penalty
+        def objective():
+            with torch.no_grad():
+                fake = self.generator(self.sample_z(real.shape[0]))
+            r, f = self.d_input(real), self.d_input(fake)
+            real_logits, fake_logits = self.discriminator(r), self.discriminator(f)
+            d_loss = self.loss.d_loss(real_logits, fake_logits)
+            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates)
+            stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
+            if penalty is not None:
+                stats["d_penalty"] = penalty
+            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
+            stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
+            return (d_loss if penalty is None else d_loss + penalty), stats
+
+        self.update_discriminator(opt_d, objective, measure_grad)
+
+    def update_discriminator(self, opt_d, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
+        """The frame every D step shares (Algorithm 1, LAPGAN's levels, MIX+GAN's members): minimise
+        ``objective()`` over D, plus historical averaging's term, step, then the after-step hooks
+        (the regularizer's, e.g. clipping; the historical average).
+
+        ``objective()`` returns (loss, stats): ``loss`` is what D minimises (its loss and penalties),
+        ``stats`` are logged, or a callable returning them that is read after the step.
+        """
+        total, stats = objective()
         if self.tricks.historical_averaging:
             total = total + self.d_history.penalty(self.discriminator)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(total)
         if measure_grad:
-            self._accumulate({"grad_norm_d": grad_norm(self.discriminator)})
+            self._accumulate(self.d_grad_norms())
         opt_d.step()
-        self.regularizer.after_d_step(self.discriminator)
+        for d in self.clipped_discriminators():
+            self.regularizer.after_d_step(d)
         if self.tricks.historical_averaging:
             self.d_history.update(self.discriminator)
         self.d_updates += 1
+        self._accumulate(stats() if callable(stats) else stats)
 
-        stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
-        if penalty is not None:
-            stats["d_penalty"] = penalty
-        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
-        stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
-        self._accumulate(stats)
+    def d_grad_norms(self) -> dict[str, torch.Tensor]:
+        """‖∇D‖ logged at each row (systems with parts add one per part)."""
+        return {"grad_norm_d": grad_norm(self.discriminator)}
+
+    def clipped_discriminators(self) -> list[nn.Module]:
+        """The modules the regularizer's after-step hook acts on (weight clipping): D itself."""
+        return [self.discriminator]
 
     def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
                measure_grad: bool = False) -> None:

@@ -78,49 +78,44 @@ class LAPGAN(GAN):
 
     # ---------------------------------------------------------------- Algorithm 1, per level
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
-        reals, conditions = self.real_levels(real)
-        with torch.no_grad():
-            fakes = self.fake_levels(conditions, real.shape[0])
-        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
-        total = real.new_zeros(())
-        stats: dict[str, torch.Tensor] = {}
-        d_losses, penalties, d_reals, d_fakes = [], [], [], []
-        for k in range(self.levels + 1):
-            r, f = self.d_input(reals[k]), self.d_input(fakes[k])
-            real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
-            d_loss = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates)
-            total = total + (d_loss if penalty is None else d_loss + penalty)
-            d_losses.append(d_loss)
-            d_reals.append(as_output(real_logits).mean())
-            d_fakes.append(as_output(fake_logits).mean())
-            stats[f"level{k}/d_loss"] = d_loss
-            stats[f"level{k}/d_real"], stats[f"level{k}/d_fake"] = d_reals[-1], d_fakes[-1]
-            if penalty is not None:
-                penalties.append(penalty)
-                stats[f"level{k}/d_penalty"] = penalty
-            for name, value in self.loss.estimates(real_logits, fake_logits).items():
-                stats[f"level{k}/{name}"] = value
-                stats[name] = stats[name] + value if name in stats else value
-        if self.tricks.historical_averaging:
-            total = total + self.d_history.penalty(self.discriminator)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        if measure_grad:
-            stats["grad_norm_d"] = grad_norm(self.discriminator)
-            for k, net in enumerate(self.discriminator.level_networks()):
-                stats[f"level{k}/grad_norm_d"] = grad_norm(net)
-        opt_d.step()
-        self.regularizer.after_d_step(self.discriminator)  # clipping reaches every level's D
-        if self.tricks.historical_averaging:
-            self.d_history.update(self.discriminator)
-        self.d_updates += 1
+        def objective():
+            reals, conditions = self.real_levels(real)
+            with torch.no_grad():
+                fakes = self.fake_levels(conditions, real.shape[0])
+            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
+            total = real.new_zeros(())
+            stats: dict[str, torch.Tensor] = {}
+            d_losses, penalties, d_reals, d_fakes = [], [], [], []
+            for k in range(self.levels + 1):
+                r, f = self.d_input(reals[k]), self.d_input(fakes[k])
+                real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
+                d_loss = self.loss.d_loss(real_logits, fake_logits)
+                penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates)
+                total = total + (d_loss if penalty is None else d_loss + penalty)
+                d_losses.append(d_loss)
+                d_reals.append(as_output(real_logits).mean())
+                d_fakes.append(as_output(fake_logits).mean())
+                stats[f"level{k}/d_loss"] = d_loss
+                stats[f"level{k}/d_real"], stats[f"level{k}/d_fake"] = d_reals[-1], d_fakes[-1]
+                if penalty is not None:
+                    penalties.append(penalty)
+                    stats[f"level{k}/d_penalty"] = penalty
+                for name, value in self.loss.estimates(real_logits, fake_logits).items():
+                    stats[f"level{k}/{name}"] = value
+                    stats[name] = stats[name] + value if name in stats else value
+            stats["d_loss"] = torch.stack(d_losses).sum()
+            stats["d_real"], stats["d_fake"] = torch.stack(d_reals).mean(), torch.stack(d_fakes).mean()
+            if penalties:
+                stats["d_penalty"] = torch.stack(penalties).sum()
+            return total, stats
 
-        stats["d_loss"] = torch.stack(d_losses).sum()
-        stats["d_real"], stats["d_fake"] = torch.stack(d_reals).mean(), torch.stack(d_fakes).mean()
-        if penalties:
-            stats["d_penalty"] = torch.stack(penalties).sum()
-        self._accumulate(stats)
+        self.update_discriminator(opt_d, objective, measure_grad)  # clipping reaches every level's D
+
+    def d_grad_norms(self) -> dict[str, torch.Tensor]:
+        norms = super().d_grad_norms()
+        for k, net in enumerate(self.discriminator.level_networks()):
+            norms[f"level{k}/grad_norm_d"] = grad_norm(net)
+        return norms
 
     def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
                measure_grad: bool = False) -> None:

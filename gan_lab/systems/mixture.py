@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from gan_lab.errors import check_range
-from gan_lab.systems.gan import GAN, grad_norm
+from gan_lab.systems.gan import GAN
 
 
 class MixtureGAN(GAN):
@@ -23,38 +23,38 @@ class MixtureGAN(GAN):
             return [self.d_input(g(self.sample_z(n))) for g in self.generator.members]
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
-        u, v = self.generator.weights.detach(), self.discriminator.weights
-        fakes = self._fakes(real.shape[0], grad=False)
-        real = self.d_input(real)
-        d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
-        as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
-        mixed = self._mixture_sample(fakes, u)
-        for j, d in enumerate(self.discriminator.members):
-            real_logits = d(real)
-            d_real = d_real + v[j].detach() * as_output(real_logits).mean()
-            for i, fake in enumerate(fakes):
-                fake_logits = d(fake)
-                d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
-                d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
-            p = self.regularizer.penalty(d, real, mixed, self.d_updates)
-            if p is not None:
-                penalty = p if penalty is None else penalty + p
-        total = d_loss - self.entropy_weight * self.discriminator.entropy()
-        if penalty is not None:
-            total = total + penalty
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        if measure_grad:
-            self._accumulate({"grad_norm_d": grad_norm(self.discriminator)})
-        opt_d.step()
-        for d in self.discriminator.members:  # clipping applies to D's weights, not its mixture logits
-            self.regularizer.after_d_step(d)
-        self.d_updates += 1
-        stats = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
-                 "mixture/d_entropy": self.discriminator.entropy()}
-        if penalty is not None:
-            stats["d_penalty"] = penalty
-        self._accumulate(stats)
+        def objective():
+            u, v = self.generator.weights.detach(), self.discriminator.weights
+            fakes = self._fakes(real.shape[0], grad=False)
+            r = self.d_input(real)
+            d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
+            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
+            mixed = self._mixture_sample(fakes, u)
+            for j, d in enumerate(self.discriminator.members):
+                real_logits = d(r)
+                d_real = d_real + v[j].detach() * as_output(real_logits).mean()
+                for i, fake in enumerate(fakes):
+                    fake_logits = d(fake)
+                    d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
+                    d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
+                p = self.regularizer.penalty(d, r, mixed, self.d_updates)
+                if p is not None:
+                    penalty = p if penalty is None else penalty + p
+            total = d_loss - self.entropy_weight * self.discriminator.entropy()
+            if penalty is not None:
+                total = total + penalty
+
+            def stats():  # the mixture's entropy after the step
+                out = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
+                       "mixture/d_entropy": self.discriminator.entropy()}
+                return out if penalty is None else {**out, "d_penalty": penalty}
+
+            return total, stats
+
+        self.update_discriminator(opt_d, objective, measure_grad)
+
+    def clipped_discriminators(self) -> list:
+        return list(self.discriminator.members)  # clipping applies to D's weights, not its mixture logits
 
     def g_step(self, opt_g, real: torch.Tensor, unroll_reals=None, measure_grad: bool = False) -> None:
         def objective():
