@@ -158,6 +158,12 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
+    if c.loss.g_needs_real and not system.passes_real_to_g:
+        other = (f"model={cfg.model._target_.split('.')[-2]}" if "system" in cfg.model
+                 else f"mixture.generators={cfg.mixture.generators}")
+        raise ConfigError("loss", c.loss.name, f"a loss whose G step reads only fake logits with {other}",
+                          f"loss={c.loss.name} needs D's outputs on real data in G's step, which this "
+                          "model's training step does not compute.")
     system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False))
     return system
 

@@ -11,7 +11,9 @@ from gan_lab.errors import ConfigError, check_range
 
 
 class GANLoss:
-    """``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, each a batch mean.
+    """``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, each a batch mean; a loss whose G
+    objective also reads D's outputs on real data (the relativistic ones) sets ``g_needs_real`` and is
+    called ``g_loss(fake_logits, real_logits)``.
 
     ``label_smoothing`` s (one-sided, Salimans 2016) sets the real target to α = 1 − s; only the
     sigmoid-BCE objectives accept it, every other one refuses s ≠ 0 with a ConfigError.
@@ -21,6 +23,7 @@ class GANLoss:
     # D's output read as a probability σ(v) (the sigmoid losses) rather than a raw critic score.
     sigmoid_output: ClassVar[bool] = False
     supports_label_smoothing: ClassVar[bool] = False
+    g_needs_real: ClassVar[bool] = False  # G's loss reads real logits: the system passes them
 
     def __init__(self, label_smoothing: float = 0.0):
         check_range("loss.label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)

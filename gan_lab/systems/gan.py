@@ -68,6 +68,8 @@ def step_seed(seed: int, rank: int, iteration: int) -> int:
 
 
 class GAN(L.LightningModule):
+    passes_real_to_g = True  # generator_objective gives g_loss D's outputs on real data when it asks
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
                  *, k: int = 1, z_dim: int = 100, log_every: int = 25, seed: int = 0,
@@ -239,9 +241,10 @@ class GAN(L.LightningModule):
             with torch.no_grad():
                 target = self.discriminator.features(self.d_input(real)).mean(0)
             return (self.discriminator.features(fake).mean(0) - target).pow(2).sum()
-        if unroll_reals:
-            return self.loss.g_loss(self.unrolled(unroll_reals)(fake))
-        return self.loss.g_loss(self.discriminator(fake))
+        critic = self.unrolled(unroll_reals) if unroll_reals else self.discriminator
+        if self.loss.g_needs_real:  # relativistic: G's loss compares with D's outputs on real data
+            return self.loss.g_loss(critic(fake), critic(self.d_input(real)))
+        return self.loss.g_loss(critic(fake))
 
     def unrolled(self, reals: list[torch.Tensor]):
         """D advanced K steps of its own optimiser on fresh data, as a function x -> logits."""

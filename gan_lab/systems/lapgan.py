@@ -32,6 +32,8 @@ from gan_lab.systems.gan import GAN, grad_norm
 
 
 class LAPGAN(GAN):
+    passes_real_to_g = False  # its G step calls g_loss(fake logits) per level
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, **kwargs):
         tricks = kwargs.get("tricks")
         if tricks is not None:

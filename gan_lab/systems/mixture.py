@@ -14,6 +14,8 @@ from gan_lab.systems.gan import GAN
 
 
 class MixtureGAN(GAN):
+    passes_real_to_g = False  # its G step calls g_loss(fake logits) per (G_i, D_j) pair
+
     def __init__(self, *args, entropy_weight: float = 0.1, **kwargs):
         super().__init__(*args, **kwargs)
         self.entropy_weight = check_range("mixture.entropy_weight", entropy_weight, 0.0)
