@@ -136,6 +136,17 @@ def test_r1_uses_real_samples_only():
     assert penalty.item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
 
 
+def test_r2_uses_fake_samples_only():
+    """D = Σx²: R2 = γ/2·mean ‖2x_fake‖², whatever the reals are (R1 on the same batch reads the reals)."""
+    from gan_lab.regularizers.r2 import R2
+
+    real = torch.full((2, 2), 100.0)
+    fake = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert R2(weight=2.0).penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
+    assert R1(weight=2.0).penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(4 * 100.0**2 * 2)
+    assert R2.needs_input_gradients and R2.forbids_batch_norm
+
+
 @pytest.mark.parametrize("every", [1, 2, 4, 16])
 def test_r1_lazy(every):
     w, gamma = [3.0, 4.0], 2.0

@@ -278,6 +278,7 @@ BAD = [
     (["model=mlp", "dataset=ring", "tricks.feature_matching=true", "tricks.unroll_steps=2"],
      "tricks.feature_matching", "tricks.unroll_steps=2"),
     (["model=mlp", "dataset=ring", "regularizer=r1", "tricks.unroll_steps=2"], "tricks.unroll_steps", "regularizer=r1"),
+    (["model=mlp", "dataset=ring", "regularizer=r2", "tricks.unroll_steps=2"], "tricks.unroll_steps", "regularizer=r2"),
     (["model=mlp", "dataset=ring", "tricks.virtual_batchnorm=true"], "tricks.virtual_batchnorm", "model.g_norm=batch"),
     (["tricks.ema=1.0"], "tricks.ema", "[0.0, 1.0)"),
     (["tricks.instance_noise=-0.1"], "tricks.instance_noise", "[0.0"),

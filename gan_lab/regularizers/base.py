@@ -15,6 +15,9 @@ class Regularizer:
     # Normalisation D gets when model.d_norm=auto: per-sample penalties forbid batch norm.
     preferred_d_norm: ClassVar[str] = "batch"
     forbids_batch_norm: ClassVar[bool] = False
+    # The penalty is on ∇ₓV per sample (a double backward): meaningless through batch-mixing layers, and
+    # beyond what an unrolled copy of D models.
+    needs_input_gradients: ClassVar[bool] = False
 
     def wrap(self, discriminator: nn.Module) -> nn.Module:
         return discriminator

@@ -11,6 +11,7 @@ class GradientPenalty(Regularizer):
     name = "gp"
     preferred_d_norm = "layer"  # batch norm would mix samples inside the per-sample gradient
     forbids_batch_norm = True
+    needs_input_gradients = True
 
     def __init__(self, weight: float = 10.0):
         self.weight = check_range("regularizer.weight", weight, 0.0)

@@ -11,6 +11,8 @@ class R1(Regularizer):
     name = "r1"
     preferred_d_norm = "none"
     forbids_batch_norm = True
+    needs_input_gradients = True
+    on_fake = False  # R1 penalises D's gradient at real data, R2 at generated data
 
     def __init__(self, weight: float = 10.0, every: int = 1):
         self.weight = check_range("regularizer.weight", weight, 0.0)  # γ
@@ -20,6 +22,6 @@ class R1(Regularizer):
                 d_step: int) -> torch.Tensor | None:
         if d_step % self.every:
             return None
-        sq_norm = input_gradients(discriminator, real).pow(2).sum(dim=1)
+        sq_norm = input_gradients(discriminator, fake if self.on_fake else real).pow(2).sum(dim=1)
         # Lazy regularisation (Karras 2020): scaling by `every` keeps the expected strength.
         return 0.5 * self.weight * self.every * sq_norm.mean()

@@ -249,7 +249,7 @@ class GAN(L.LightningModule):
     def unrolled(self, reals: list[torch.Tensor]):
         """D advanced K steps of its own optimiser on fresh data, as a function x -> logits."""
         opt_d = self.optimizers()[0].optimizer
-        clip = getattr(self.regularizer, "clip_value", None) if self.regularizer.name == "clip" else None
+        clip = getattr(self.regularizer, "clip_value", None)  # weight clipping acts inside the unrolled steps too
         zs = [self.sample_z(r.shape[0]) for r in reals]
         return unrolled_critic(self.discriminator, opt_d, self.loss.d_loss, self.generator, reals, zs,
                                second_order=self.tricks.unroll_second_order, clip_value=clip,

@@ -50,7 +50,7 @@ class Tricks:
 
     def check_compatible(self, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module) -> None:
         """Refuse combinations that make no sense, naming both options."""
-        per_sample = regularizer.name in ("gp", "r1")
+        per_sample = regularizer.needs_input_gradients
         if self.minibatch_discrimination and per_sample:
             raise ConfigError("tricks.minibatch_discrimination", True, f"false with regularizer={regularizer.name}",
                               "Minibatch features make D's output depend on the whole batch, so a "
