@@ -9,38 +9,11 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from gan_lab.config import config_dir
 from gan_lab.errors import ConfigError
 from gan_lab.watchdog import RANK_FAILURE_STATUS, RankFailure
-
-# hydra.run.dir: a resumed run (resume=<folder>) writes into its own folder, a new run into a fresh one
-OmegaConf.register_new_resolver("gan_lab_run_dir", lambda resume, fresh: resume or fresh, replace=True)
-
-
-def job_folder_name(num, overrides: str, limit: int = 160) -> str:
-    """A sweep job's folder: ``<job number>_<overrides>``, shortened with a hash of the whole when the
-    overrides would pass file systems' 255-byte limit on a name (a long sweep line)."""
-    import hashlib
-
-    name = f"{num}_{overrides}" if overrides else str(num)
-    if len(name.encode()) <= limit:
-        return name
-    digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
-    head = name.encode()[: limit - 12].decode(errors="ignore")
-    return f"{head}~{digest}"
-
-
-OmegaConf.register_new_resolver("gan_lab_job_folder", job_folder_name, replace=True)
-
-
-def config_dir() -> str:
-    """conf/ ships inside the wheel as gan_lab/conf; in a source checkout it sits beside gan_lab/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise FileNotFoundError(f"gan_lab's config tree was not found next to {here}")
 
 
 def _run(cfg: DictConfig):
@@ -88,7 +61,7 @@ def _failed_job(cfg: DictConfig, err: BaseException):
 
     from hydra.core.hydra_config import HydraConfig
 
-    from gan_lab.runs import write_summary
+    from gan_lab.run_folder import write_summary
 
     reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
     if isinstance(err, SystemExit):

@@ -76,8 +76,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan_lab.__main__ import config_dir
 from gan_lab.callbacks.ddp_check import weights_digest
+from gan_lab.config import config_dir
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.train import build_components, train
 from gan_lab.tricks import Tricks

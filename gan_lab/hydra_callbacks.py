@@ -8,13 +8,13 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from gan_lab.report import load_run, sweep_jobs, write_report
+
 
 def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
     """(job folder, status, reason) of every job of a sweep, in job order: finished, diverged (with the
     guard's reason), failed (with the error), or — no metrics.json at all, e.g. a killed process —
     failed with the last line of its log."""
-    from gan_lab.report import load_run, sweep_jobs
-
     out = []
     for job in sweep_jobs(Path(sweep_dir)):
         run = load_run(job)
@@ -29,8 +29,6 @@ def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
 
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from gan_lab.report import write_report
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return

@@ -25,8 +25,10 @@ from gan_lab import watchdog
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
+from gan_lab.measure import default_samples, draw, evaluate_system
+from gan_lab.report import write_report
 from gan_lab.resume import latest_good
-from gan_lab.runs import write_summary
+from gan_lab.run_folder import write_summary
 from gan_lab.systems.gan import GAN, Diverged, StopRequested
 from gan_lab.viz import curves_picture, points_picture, save_png
 from gan_lab.watchdog import PeerFailed, RankFailure
@@ -114,7 +116,6 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
              ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, torch.Tensor]:
     """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
     rank generates its share of the samples; they are gathered once and written once."""
-    from gan_lab.evaluate import draw
 
     ranks = ranks or Ranks()
     spec = source.spec
@@ -150,7 +151,6 @@ def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source
                      fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
     """The evaluation metrics of the final generator, into metrics.json and every logger; when the
     sizes agree it measures exactly the samples saved in samples.npy."""
-    from gan_lab.evaluate import default_samples, evaluate_system
 
     n = cfg.eval.samples or default_samples(source.spec)
     before = summary["metrics"] if ranks.is_main else {}
@@ -195,8 +195,6 @@ def _finish_loggers(loggers: list, status: str) -> None:
 def record_stop(run_dir: Path, system: GAN, status: str, reason: str, iteration: int | None = None) -> dict:
     """A run that stopped before its end: metrics.json says why (``status``, ``reason``) with the history so
     far and the last good checkpoint, and the report shows it; the checkpoints on disk are untouched."""
-    from gan_lab.report import write_report
-
     last = latest_good(run_dir)
     summary = {"status": status, "reason": reason,
                "iterations": system.iteration if iteration is None else iteration, "k": system.k,

@@ -6,7 +6,6 @@ alone is enough; it is read with ``weights_only=True`` (no arbitrary unpickling)
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +13,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab.config import config_dir
 from gan_lab.data.base import Source
 from gan_lab.errors import ConfigError
+from gan_lab.resume import read_checkpoint
 from gan_lab.systems.gan import GAN
+from gan_lab.train import build_components, build_system
 
 
 @dataclass
@@ -26,14 +28,6 @@ class LoadedRun:
     system: GAN
     source: Source
     checkpoint: Path
-
-
-def write_summary(run_dir: Path, summary: dict) -> None:
-    """``metrics.json``, written to a temporary file and renamed: it is never half-written."""
-    path = Path(run_dir) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
-    tmp.replace(path)
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -48,7 +42,6 @@ def with_current_defaults(cfg: DictConfig) -> DictConfig:
     """Top-level blocks a run saved before they existed (e.g. ``tricks``) take today's defaults."""
     from hydra import compose, initialize_config_dir
 
-    from gan_lab.__main__ import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         defaults = compose(config_name="config")
@@ -59,8 +52,6 @@ def with_current_defaults(cfg: DictConfig) -> DictConfig:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    from gan_lab.resume import read_checkpoint
-    from gan_lab.train import build_components, build_system
 
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)

@@ -28,6 +28,7 @@ from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.outcome import fit, inception_options
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.report import write_report
 from gan_lab.resume import check_same_run, finished, latest_good
 from gan_lab.systems import GAN
 from gan_lab.systems.mixture import MixtureGAN
@@ -270,8 +271,6 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         summary = fit(cfg, run_dir, trainer, system, data, c.source, sync_check, extra, loggers)
     if summary.get("status") != "finished":  # a child rank ({}), or a diverged run (already reported)
         return summary
-    from gan_lab.report import write_report
-
     print(f"gan_lab: report {write_report(run_dir)}")
     print(f"gan_lab: run folder {run_dir}")
     return summary

@@ -16,7 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from gan_lab.__main__ import config_dir
+from gan_lab.config import config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(config_dir())

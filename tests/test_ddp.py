@@ -184,7 +184,7 @@ def _toy_rank(rank: int, world: int, init_file: str, out: str) -> None:
 
     from gan_lab.callbacks.evaluation import PeriodicEvaluation
     from gan_lab.distributed import Ranks
-    from gan_lab.evaluate import evaluate_system
+    from gan_lab.measure import evaluate_system
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
@@ -205,7 +205,7 @@ def test_distributed_toy_evaluation_equals_single_process(tmp_path):
     import torch.multiprocessing as mp
 
     from gan_lab.callbacks.evaluation import PeriodicEvaluation
-    from gan_lab.evaluate import evaluate_system
+    from gan_lab.measure import evaluate_system
 
     mp.spawn(_toy_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     ddp = json.loads((tmp_path / "ddp.json").read_text())

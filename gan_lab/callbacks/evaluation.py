@@ -19,6 +19,7 @@ import torch
 
 from gan_lab import watchdog
 from gan_lab.distributed import Ranks
+from gan_lab.measure import draw, shared_features
 from gan_lab.metrics.toy import toy_metrics
 from gan_lab.reporting import report
 
@@ -48,8 +49,6 @@ class PeriodicEvaluation(L.Callback):
                 suite.real_stats()
 
     def measure(self, module, ranks: Ranks | None = None) -> dict[str, float]:
-        from gan_lab.evaluate import draw, shared_features
-
         ranks = ranks or Ranks()
         g = torch.Generator().manual_seed(self.seed + 31)
         local = draw(module, self.samples, g, ranks)

@@ -1,0 +1,190 @@
+"""Every metric that applies to a generator's samples, measured once and stored in its run folder
+(the library behind ``python -m gan_lab.evaluate`` and the end of every run).
+
+Toy points: mode metrics (2-D mixtures), exact W1/KS (1-D), precision/recall/density/coverage and
+the Parzen log-likelihood against fresh draws from the law (truly held-out). Images: the
+memorization checks (nearest training neighbours, birthday duplicates) with their pictures, and
+the feature-space metrics of :mod:`gan_lab.metrics.features` where a domain feature extractor exists.
+Every number is stored under a name that carries its protocol, with the protocol text beside it.
+Under DDP the ranks measure together (:func:`evaluate_system`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from gan_lab.distributed import Ranks
+from gan_lab.errors import ConfigError
+from gan_lab.metrics.density import kde_log_likelihood
+from gan_lab.metrics.features import image_metric_suites, n_tag
+from gan_lab.metrics.memorization import DEFINITION as MEMO_DEFINITION
+from gan_lab.metrics.memorization import birthday_test, nearest_neighbours
+from gan_lab.metrics.neighbors import DEFINITION as PRDC_DEFINITION
+from gan_lab.metrics.neighbors import precision_recall_density_coverage
+from gan_lab.metrics.toy import toy_metrics
+from gan_lab.run_folder import write_summary
+from gan_lab.viz import image_grid, save_png
+
+
+def default_samples(spec) -> int:
+    return 5000 if spec.is_image else 2500
+
+
+def point_metrics(fake: torch.Tensor, source, g: torch.Generator) -> tuple[dict, dict]:
+    n = fake.shape[0]
+    real, val, test = source.sample(n, g), source.sample(n, g), source.sample(n, g)
+    out, protocols = toy_metrics(fake, source)
+    prdc = precision_recall_density_coverage(real, fake, k=5)
+    out.update({f"val/{k}_{n_tag(n)}_raw": v for k, v in prdc.items()})
+    protocols[f"val/*_{n_tag(n)}_raw"] = f"{n} real vs {n} fake points, k=5; {PRDC_DEFINITION}"
+    scale = float(real.std())
+    kde = kde_log_likelihood(fake, val, test, sigmas=torch.logspace(-3, 1, 21) * scale)
+    out[f"val/kde_loglik_{n_tag(n)}"], out[f"val/kde_loglik_sem_{n_tag(n)}"] = kde["log_likelihood"], kde["sem"]
+    protocols[f"val/kde_loglik_{n_tag(n)}"] = (f"Parzen window on {n} fake samples, bandwidth {kde['bandwidth']:.4g} "
+                                                f"chosen on {n} fresh real samples, mean ± SEM over {n} more")
+    return out, protocols
+
+
+def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, g: torch.Generator,
+                 shown: int = 32, s: int = 400) -> tuple[dict, dict]:
+    index, dist = nearest_neighbours(fake[:shown], train_images)
+    pairs = torch.stack([fake[:shown], train_images[index]], dim=1).flatten(0, 1)  # fake, nearest, …
+    side = fake.shape[-1]
+    save_png(image_grid(pairs, nrow=8, scale=max(1, 64 // side)), run_dir / "memorization.png")
+    real = train_images[torch.randperm(len(train_images), generator=g)[:s]]
+    b = birthday_test(fake[:s], real, pairs=16)
+    closest = torch.stack([fake[b["closest_pairs"][:, 0]], fake[b["closest_pairs"][:, 1]]], dim=1).flatten(0, 1)
+    save_png(image_grid(closest, nrow=8, scale=max(1, 64 // side)), run_dir / "duplicates.png")
+    out = {"memorization/nn_l2_median": float(dist.median()),
+           f"memorization/duplicate_rate_{s}": b["duplicate_rate"],
+           f"memorization/real_duplicate_rate_{s}": b["real_duplicate_rate"]}
+    protocols = {"memorization/*": f"{shown} samples vs {len(train_images)} training images (memorization.png: "
+                                   f"sample, nearest training image); birthday test on s={s} (duplicates.png: the 16 "
+                                   f"closest pairs); {MEMO_DEFINITION}"}
+    return out, protocols
+
+
+def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> torch.Tensor:
+    """This rank's share of n samples G(z): z is drawn from ``g`` exactly as one process draws it, and
+    each rank generates its contiguous part, so the gathered samples are the single-process ones."""
+    z = system.sample_z(n, g).cpu()
+    return system.generate(z[ranks.share(n)])
+
+
+def shared_features(suites: list, local: torch.Tensor, ranks: Ranks) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(features, logits) of every rank's samples on each suite's extractor, extracted where the samples
+    are and gathered once, in rank order. Every rank must measure with the same extractors and weights:
+    rank 0's list is checked and its weights copied once."""
+    if ranks.world > 1:
+        names = ranks.broadcast([s.extractor for s in suites], "the extractor list")
+        if names != [s.extractor for s in suites]:
+            raise ConfigError("eval.inception", [s.extractor for s in suites], f"rank 0's extractors {names}",
+                              f"rank {ranks.rank} found other feature extractors than rank 0 (is the Inception "
+                              "weights file on every node?)")
+    out = []
+    for suite in suites:
+        if ranks.world > 1 and not getattr(suite, "synced", False):
+            ranks.broadcast_state(suite.classifier, "state")
+            suite.synced = True
+        if local.shape[0]:
+            feats, logits = suite.features(local)
+        else:  # more ranks than samples: this rank has no share
+            feats, logits = (t[:0] for t in suite.features(torch.zeros(1, *suite.image_shape)))
+        out.append((ranks.gather(feats, "features"), ranks.gather(logits, "logits")))
+    return out
+
+
+def feature_metrics(suites: list, features: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict, dict]:
+    """FID, KID, IS, class coverage and precision/recall/density/coverage on every feature extractor
+    that applies (:func:`gan_lab.metrics.features.image_metric_suites`: the data set's domain classifier,
+    trained once and cached as are the real features, and the FID Inception network when its weights
+    are on disk), from the generated images' ``features`` on each."""
+    out, protocols = {}, {}
+    for image_metrics, (feats, logits) in zip(suites, features):
+        n = feats.shape[0]
+        out.update({f"val/{k}": v for k, v in image_metrics.from_features(feats, logits).items()})
+        real_features = image_metrics.real_stats()["features"]
+        prdc = precision_recall_density_coverage(real_features[: max(n, 2)], feats, k=5)
+        tag = f"{n_tag(n)}_{image_metrics.extractor}"
+        out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
+        info = image_metrics.classifier_info or {}
+        origin = (f"classifier validation accuracy {info['val_accuracy']:.3f}" if "val_accuracy" in info
+                  else f"weights {info.get('weights', 'unknown')}")
+        protocols[f"val/*_{tag}"] = (f"{image_metrics.describe(n)}; {origin}; "
+                                     f"precision/recall/density/coverage with k=5 on the same features")
+    return out, protocols
+
+
+def image_kde(fake: torch.Tensor, heldout: torch.Tensor) -> tuple[dict, dict]:
+    """Parzen log-likelihood of held-out real images (never trained on) under a KDE on ``fake``:
+    pixels mapped to [0, 1] as in Goodfellow 2014 / f-GAN Table 4; σ chosen on the held-out set's first
+    half, the mean ± SEM reported on its second half."""
+    n, half = fake.shape[0], heldout.shape[0] // 2
+    kde = kde_log_likelihood((fake + 1) / 2, (heldout[:half] + 1) / 2, (heldout[half:] + 1) / 2)
+    key = f"val/kde_loglik_{n_tag(n)}"
+    return ({key: kde["log_likelihood"], f"val/kde_loglik_sem_{n_tag(n)}": kde["sem"]},
+            {key: f"Parzen window on {n} generated images (pixels in [0, 1]), bandwidth {kde['bandwidth']:.4g} chosen "
+                  f"on {half} held-out real images, mean ± SEM over {heldout.shape[0] - half} more held-out images"})
+
+
+def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
+                    fake: torch.Tensor | None = None, inception: str = "auto", inception_weights: str | None = None,
+                    allow_cpu_inception: bool = True, ranks: Ranks | None = None) -> dict:
+    """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
+    ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``.
+    ``inception``/``inception_weights``/``allow_cpu_inception``: see
+    :func:`gan_lab.metrics.features.image_metric_suites`.
+
+    ``ranks``: in a multi-process run every rank calls this together. Each generates its share of the
+    samples and extracts their features; samples and features are gathered once, rank 0 computes every
+    metric and writes metrics.json and the pictures, and every rank returns the same summary."""
+    ranks = ranks or Ranks()
+    started = time.perf_counter()
+    spec = source.spec
+    g = torch.Generator().manual_seed(seed)
+    if fake is None:
+        local = draw(system, n or default_samples(spec), g, ranks)
+        fake = ranks.gather(local)
+    else:
+        local = fake[ranks.share(fake.shape[0])]
+    n = fake.shape[0]
+    suites = features = None
+    if spec.is_image:
+        suites = image_metric_suites(source, inception, inception_weights, allow_cpu_inception, seed=seed)
+        features = shared_features(suites, local, ranks)
+    summary = None
+    with ranks.alone():
+        if ranks.is_main:
+            summary = _measure(run_dir, source, fake, g, suites, features, started)
+    return ranks.broadcast(summary, "evaluation results")
+
+
+def _measure(run_dir: Path, source, fake: torch.Tensor, g: torch.Generator, suites: list | None,
+             features: list | None, started: float) -> dict:
+    """Rank 0's part of :func:`evaluate_system`: every metric from the gathered samples and features."""
+    if not source.spec.is_image:
+        results, protocols = point_metrics(fake, source, g)
+        return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started)
+    train_images = source.data if getattr(source, "data", None) is not None else source.sample(10_000, g)
+    results, protocols = memorization(fake, train_images, run_dir, g)
+    parts = [feature_metrics(suites, features)]
+    if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
+        parts.append(image_kde(fake, source.heldout))
+    for more, more_protocols in parts:
+        results.update(more)
+        protocols.update(more_protocols)
+    return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started)
+
+
+def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float) -> dict:
+    path = run_dir / "metrics.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
+    summary.setdefault("metrics", {}).update(results)
+    summary.setdefault("protocols", {}).update(protocols)
+    summary["evaluation"] = {"samples": n, "seconds": round(seconds, 2)}
+    write_summary(run_dir, summary)
+    return summary
