@@ -1,6 +1,6 @@
-"""f-GAN losses (SCIENCE.md, "f-GAN (variational divergence minimisation)").
+"""f-GAN losses (docs/science.md, "f-GAN").
 
-The chain of checks: the implementation's table equals SCIENCE.md's (reference formulas written
+The chain of checks: the implementation's table equals docs/science.md's (reference formulas written
 here again in plain ``math``, in their textbook form); f* is the Fenchel conjugate of f (numerical
 sup over u > 0); T* = f'(p/q); g_f maps every logit into dom f*; a discriminator trained on
 N(0,1) vs N(1,1) makes ``divergence_estimate`` approach the true divergence.
@@ -27,7 +27,7 @@ from tests.conftest import compose_cfg
 LOG2 = math.log(2.0)
 
 # --------------------------------------------------------------------------------------------
-# SCIENCE.md's table on Python floats: f(u), g_f(v), f*(t), T*(p, q), "t in dom f*".
+# docs/science.md's table on Python floats: f(u), g_f(v), f*(t), T*(p, q), "t in dom f*".
 
 
 def _softplus(x: float) -> float:
@@ -129,7 +129,7 @@ def test_activation_range_inside_conjugate_domain(div, pi):
     v = torch.linspace(-30.0, 30.0, 1201, dtype=torch.float64)
     t = r.activation(v)
     assert torch.isfinite(t).all()
-    assert all(R["in_domain"](x) for x in t.tolist())  # SCIENCE.md's domain, e.g. π·exp(t/π) < 1
+    assert all(R["in_domain"](x) for x in t.tolist())  # docs/science.md's domain, e.g. π·exp(t/π) < 1
     if r.domain is not None:
         assert (t < r.domain).all()
     # f*(g_f(v)) composed literally is finite in float64 ...
@@ -188,7 +188,7 @@ def test_fenchel_young_equality(div, pi):
 
 @pytest.mark.parametrize(("div", "pi"), CASES, ids=IDS)
 def test_optimal_t_is_f_prime_of_density_ratio(div, pi):
-    """SCIENCE.md's last column T*(x) equals f'(p/q) (the bound's maximiser)."""
+    """docs/science.md's last column T*(x) equals f'(p/q) (the bound's maximiser)."""
     r, R = row(div, pi), ref(div, pi)
     ps = [0.05, 0.4, 0.4, 1.3, 0.01, 2.0]
     qs = [0.6, 0.4, 0.1, 0.2, 3.0, 2.5]
@@ -233,7 +233,7 @@ def truth(div: str, pi: float) -> float:
 
 @pytest.mark.parametrize(("div", "pi"), CASES, ids=IDS)
 def test_closed_forms_match_quadrature_of_f(div, pi):
-    """∫ q f(p/q) dx with the table's f equals the truths used below (and SCIENCE.md's closed forms)."""
+    """∫ q f(p/q) dx with the table's f equals the truths used below (and docs/science.md's closed forms)."""
     f = row(div, pi).f
 
     def integrand(x: float) -> float:

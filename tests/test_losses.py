@@ -1,4 +1,4 @@
-"""Adversarial losses against closed forms computed independently (SCIENCE.md, "Adversarial losses").
+"""Adversarial losses against closed forms computed independently (docs/science.md, "Adversarial losses").
 
 References are computed with plain Python float math (``math``), in double precision, so they
 share no code with the implementations under test.

@@ -1,4 +1,4 @@
-"""Lipschitz constraints and penalties on D (SCIENCE.md, "Lipschitz constraints and penalties").
+"""Lipschitz constraints and penalties on D (docs/science.md, "Lipschitz constraints and penalties").
 
 Penalties are checked on discriminators whose input gradient is known in closed form.
 """

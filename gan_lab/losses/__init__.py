@@ -1,4 +1,4 @@
-"""Adversarial objectives as pure functions of logits (see ../SCIENCE.md, "Adversarial losses").
+"""Adversarial objectives as pure functions of logits (docs/science.md, "Adversarial losses").
 
 Convention: v = V(x) is D's raw output; every method returns the batch mean of the quantity the
 player *minimises*. ``log σ(v) = -softplus(-v)`` keeps the sigmoid losses stable.

@@ -1,4 +1,4 @@
-"""f-GAN: variational divergence minimisation (Nowozin 2016; seed 004; ../SCIENCE.md, "f-GAN").
+"""f-GAN: variational divergence minimisation (Nowozin 2016; seed 004; docs/science.md, "f-GAN").
 
     D_f(P‖Q) = ∫ q f(p/q) dx  ≥  sup_T  E_P[T(x)] − E_Q[f*(T(x))],      T = g_f(v),  v = V(x)
 
@@ -9,7 +9,7 @@ raw logit v onto the domain of f*. The bound is tight at T*(x) = f'(p(x)/q(x)).
     G minimises   −E_Q g_f(v_f)          generator_objective=heuristic (default; Nowozin's trick)
                   −E_Q f*(g_f(v_f))      generator_objective=saturating (the minimax objective)
 
-Conventions of the lab (SCIENCE.md):
+Conventions of the lab (docs/science.md, "f-GAN"):
 
 * ``pearson`` is χ² = ∫ (p − q)²/q  (f(u) = (u − 1)²; the seed's table swaps p and q).
 * ``js`` uses f(u) = u log u − (u+1) log((u+1)/2) and so estimates **2·JSD** (range [0, 2 log 2]).
@@ -26,7 +26,7 @@ logit still tells the density ratio, so some read-outs are interpretable:
 * ``rkl``: v = log(p/q), so σ(v) = p/(p+q) as well.
 * ``kl``: v − 1 = log(p/q);  ``hellinger``: 2v = log(p/q);  ``pearson``: v/2 + 1 = p/q.
 * ``js_pi``: σ(v)^(1/π) = πp/(πp + (1−π)q), the posterior of "real" under prior π; σ(v) itself
-  is not a probability of anything useful (SCIENCE.md's g_f has no factor π on the softplus).
+  is not a probability of anything useful (the table's g_f has no factor π on the softplus).
 """
 
 from __future__ import annotations

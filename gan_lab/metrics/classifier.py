@@ -1,7 +1,7 @@
 """A small CNN trained on a labelled 1-channel image set: the domain feature extractor for FID/KID/IS.
 
 Inception weights cannot be downloaded here, so image metrics are computed on the features of this
-"domain classifier" instead (SCIENCE.md, Evaluation): its 128-d penultimate layer for FID/KID, its
+"domain classifier" instead (docs/science.md, Evaluation): its 128-d penultimate layer for FID/KID, its
 class logits for the Inception Score and the class-coverage (mode-collapse) count. Numbers computed
 with it are comparable only with numbers computed with the *same* trained weights: the weights are
 cached on disk, keyed by data set name and a hash of the training settings, and every metric name

@@ -37,7 +37,7 @@ class Regularizer:
 def input_gradients(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """∇ₓ V(x) per sample, (N, numel), kept in the graph so a penalty on it trains D.
 
-    Computed in fp32 outside autocast: the double backward overflows in fp16 (DESIGN.md pitfalls).
+    Computed in fp32 outside autocast: the double backward overflows in fp16 (docs/design.md, "torch.compile").
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.detach().float().requires_grad_(True)

@@ -116,7 +116,7 @@ class GAN(L.LightningModule):
         """``channels_last``: NHWC memory layout for both networks and every real batch (faster convs on
         recent CPUs and tensor cores). ``compile_generator``: ``torch.compile`` of G's forward, in place,
         so parameter names and checkpoints are unchanged. D is never compiled: the gradient penalty's
-        double backward fails through a compiled D (DESIGN.md pitfalls)."""
+        double backward fails through a compiled D (docs/design.md, "torch.compile")."""
         if channels_last:
             self.channels_last = True
             self.to(memory_format=torch.channels_last)
