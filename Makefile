@@ -25,17 +25,17 @@ test: $(STAMP)
 
 # the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring); run on an idle machine
 bench: $(STAMP)
-	$(PY) -m gan_lab.bench $(ARGS)
+	$(PY) -m benchmarks.bench $(ARGS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff's lint rules (pyproject.toml); the code keeps its own compact layout, so no `ruff format`
 lint: $(STAMP)
-	$(PY) -m ruff check gan_lab tests
+	$(PY) -m ruff check gan_lab tests benchmarks
 
 format: $(STAMP)
-	$(PY) -m ruff check --fix gan_lab tests
+	$(PY) -m ruff check --fix gan_lab tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,5 +1,5 @@
-"""``python -m gan_lab.bench``: its machinery, on tiny settings. No speed is asserted here: the speed
-targets are checked by the benchmark itself (``make bench``), never by a timed test."""
+"""``python -m benchmarks.bench`` (``make bench``): its machinery, on tiny settings. No speed is asserted:
+the speed targets are checked by the benchmark itself (``make bench``), never by a timed test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from gan_lab import bench
+from benchmarks import bench
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""``python -m gan_lab.bench`` (``make bench``): the lab's training step against a plain PyTorch loop.
+"""``python -m benchmarks.bench`` (``make bench``): the lab's training step against a plain PyTorch loop.
 
 Cases (each one generator iteration = k D steps + 1 G step, k = 1):
 
@@ -99,7 +99,7 @@ class Case:
 CASES = {
     "dcgan32": Case("dcgan32", ("model=dcgan", "loss=ns", "optimizer=adam", "regularizer=none",
                                 "train.batch_size=64", "train.k=1"),
-                    warmup=10, iterations=60, dataset="gan_lab.bench.mnist5k_32"),
+                    warmup=10, iterations=60, dataset="benchmarks.bench.mnist5k_32"),
     "mlp_ring": Case("mlp_ring", ("model=mlp", "dataset=ring", "loss=ns", "optimizer=adam", "regularizer=none",
                                   "train.batch_size=256", "train.k=1", "optimizer.d.lr=1e-3", "optimizer.g.lr=1e-3"),
                      warmup=30, iterations=300),
@@ -156,7 +156,7 @@ def check_plain_supported(cfg: DictConfig) -> None:
         problems.append("no MIX+GAN mixture")
     problems += [f"tricks.{k}={v!r}" for k, v in asdict(Tricks()).items() if cfg.tricks.get(k, v) != v]  # defaults
     if problems:
-        raise SystemExit("gan_lab.bench: the plain loop needs " + ", ".join(problems))
+        raise SystemExit("bench: the plain loop needs " + ", ".join(problems))
 
 
 # ---------------------------------------------------------------------------- measurement
@@ -412,7 +412,7 @@ def settings(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gan_lab.bench",
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench",
                                 description="Time the lab's training step (Lightning) against a plain PyTorch "
                                 "loop with the same networks, batch and data (make bench).")
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} (default: all)")
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     console = Console(width=max(120, Console().width))
-    progress = lambda line: print(f"gan_lab.bench: {line}", file=sys.stderr, flush=True)
+    progress = lambda line: print(f"bench: {line}", file=sys.stderr, flush=True)
     rows = []
     for device, precision in settings(args):
         for name in args.cases:
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     print(json.dumps(payload, separators=(",", ":")))
     if failed and not args.no_check:
-        print(f"gan_lab.bench: FAIL: on DCGAN-32 CPU fp32 the lab runs at {failed[0]['ratio']:.3f} of the plain "
+        print(f"bench: FAIL: on DCGAN-32 CPU fp32 the lab runs at {failed[0]['ratio']:.3f} of the plain "
               f"loop's iterations/s, below the required {THRESHOLD}", file=sys.stderr)
         return 1
     return 0
