@@ -107,6 +107,11 @@ def test_distributed_evaluation_equals_single_process(readme_run, tmp_path):
     out = sample(str(copy), n=256, seed=777, out=str(tmp_path / "s"))  # the z finalize draws (seed + 777)
     np.testing.assert_allclose(np.load(out / "samples.npy"), np.load(run / "samples.npy"), rtol=0, atol=1e-5)
 
+    from gan_lab.report import write_report
+
+    page = write_report(copy).read_text()  # python -m gan_lab.report on the DDP run's folder
+    assert "finished" in page and FID_END in page
+
 
 def test_sweep_of_ddp_jobs_survives_a_stalled_rank_and_resumes_it(readme_run, tmp_path):
     """Job 0's rank 1 stops after iteration 3; collectives time out after 12 s: the job fails naming rank 1,
