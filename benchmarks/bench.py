@@ -148,7 +148,7 @@ def check_plain_supported(cfg: DictConfig) -> None:
     problems = []
     if cfg.loss._target_ != "gan_lab.losses.ns.NonSaturating" or cfg.loss.get("label_smoothing", 0):
         problems.append("loss=ns without label smoothing")
-    if cfg.regularizer._target_ != "gan_lab.regularizers.none.NoRegularizer":
+    if set(cfg.regularizer) != {"none"}:
         problems.append("regularizer=none")
     if "system" in cfg.model:
         problems.append("a model trained by Algorithm 1 (mlp, dcgan, resnet)")

@@ -68,10 +68,22 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config in today's layout: a run from before lists of regularizers kept its regularizer
+    flat (``{_target_, weight}``); today each sits under its name beside the shared keys."""
+    reg = saved.get("regularizer")
+    if not isinstance(reg, dict) or "_target_" not in reg:
+        return saved
+    from hydra.utils import get_class
+
+    name = get_class(reg["_target_"]).name
+    return {**saved, "regularizer": {**{k: v for k, v in reg.items() if k != "_target_"}, name: dict(reg)}}
+
+
 def check_same_run(cfg: DictConfig, saved: dict[str, Any], run_dir: Path) -> None:
     """Refuse to resume with settings that would make it a different run, naming the first one."""
     now = _flat(OmegaConf.to_container(cfg, resolve=True))
-    before = _flat(saved)
+    before = _flat(upgrade(saved))
     free = lambda key: any(key == m or key.startswith(m + ".") for m in MAY_CHANGE)
     for key in sorted(set(now) | set(before)):
         if free(key) or key not in before:  # new keys since the run began take their defaults

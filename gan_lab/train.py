@@ -28,6 +28,7 @@ from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.outcome import fit, inception_options
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.regularizers.composite import build_regularizer
 from gan_lab.report import write_report
 from gan_lab.resume import check_same_run, finished, latest_good
 from gan_lab.systems import GAN
@@ -107,7 +108,7 @@ def build_components(cfg: DictConfig) -> Components:
     validate_train(cfg)
     source = build(cfg.dataset)
     loss = build(cfg.loss)
-    regularizer = build(cfg.regularizer)
+    regularizer = build_regularizer(cfg.regularizer, build)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
     nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "system"])

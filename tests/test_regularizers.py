@@ -280,3 +280,83 @@ def test_resolve_d_norm_explicit_passes_through(reg, norm):
 @pytest.mark.parametrize("reg", [NoRegularizer(), SpectralNorm(), WeightClip()])
 def test_resolve_d_norm_batch_allowed_without_penalty(reg):
     assert resolve_d_norm("batch", reg) == "batch"
+
+
+# --------------------------------------------------------------------------------------------
+# Several at once: regularizer=[a,b], each under its own name; a single choice keeps the flat spelling
+
+
+def _reg(*overrides):
+    from gan_lab.train import build_components
+    from tests.conftest import compose_cfg
+
+    return build_components(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "loss=wasserstein",
+                                        *overrides)).regularizer
+
+
+def test_a_single_choice_keeps_the_flat_spelling():
+    gp = _reg("regularizer=gp", "regularizer.weight=3")
+    assert isinstance(gp, GradientPenalty) and gp.weight == 3
+    r1 = _reg("regularizer=r1", "regularizer.weight=2", "regularizer.every=4")
+    assert isinstance(r1, R1) and (r1.weight, r1.every) == (2, 4)
+
+
+def test_sn_and_gp_together_each_with_its_own_settings():
+    from gan_lab.regularizers.composite import Regularizers
+
+    reg = _reg("regularizer=[sn,gp]", "regularizer.gp.weight=5")
+    assert isinstance(reg, Regularizers) and reg.name == "[sn,gp]"
+    sn, gp = reg.parts
+    assert isinstance(sn, SpectralNorm) and isinstance(gp, GradientPenalty) and gp.weight == 5
+    assert reg.forbids_batch_norm and reg.needs_input_gradients and reg.preferred_d_norm == "none"
+    d = reg.wrap(MLPDiscriminator(shape=(2,), hidden=[8], norm="none")).eval()  # eval: u stays put
+    assert any("parametrizations" in n for n, _ in d.named_parameters())  # spectral norm on D's layers
+    real, fake = _batch(6, 2, 3)
+    torch.manual_seed(0)
+    both = reg.penalty(d, real, fake, d_step=0)
+    torch.manual_seed(0)
+    assert both.item() == pytest.approx(gp.penalty(d, real, fake, d_step=0).item(), rel=1e-6)  # sn adds none
+
+
+def test_r1_and_r2_add_up_and_share_a_flat_default():
+    from gan_lab.regularizers.r2 import R2
+
+    reg = _reg("regularizer=[r1,r2]", "regularizer.weight=4", "regularizer.r2.weight=1")
+    r1, r2 = reg.parts
+    assert isinstance(r1, R1) and isinstance(r2, R2) and (r1.weight, r2.weight) == (4, 1)
+    real = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # D = Σx²: ‖∇‖² = 4‖x‖²
+    fake = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    expected = 4 / 2 * 4 * (1 + 4) / 2 + 1 / 2 * 4 * (9 + 1) / 2
+    assert reg.penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("choice", ["[sn,gp]", "[r1,r2]"])
+def test_lists_of_regularizers_train(choice, tmp_path):
+    from gan_lab.train import train
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "loss=wasserstein",
+                      f"regularizer={choice}", "eval.at_end=true", "eval.samples=60")
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "finished" and summary["metrics"]["train/d_penalty"] > 0
+
+
+def test_a_list_with_batch_norm_in_d_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"model.d_norm='batch' is not allowed: .*regularizer=\[sn,gp\]"):
+        _reg("regularizer=[sn,gp]", "model.d_norm=batch")
+
+
+def test_runs_saved_with_a_flat_regularizer_still_resume(tmp_path):
+    """A run from before lists of regularizers saved {_target_, weight}: the same settings resume,
+    another regularizer is still refused."""
+    from omegaconf import OmegaConf
+
+    from gan_lab.resume import check_same_run
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("debug=tiny", "regularizer=gp")
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    saved["regularizer"] = {"_target_": "gan_lab.regularizers.gp.GradientPenalty", "weight": 10.0}
+    check_same_run(cfg, saved, tmp_path)
+    with pytest.raises(ConfigError, match="regularizer"):
+        check_same_run(compose_cfg("debug=tiny", "regularizer=sn"), saved, tmp_path)
