@@ -104,7 +104,7 @@ class Ranks:
             return obj
         with watchdog.waiting(f"receiving {what} from rank 0"):
             box = [obj if self.is_main else None]
-            dist.broadcast_object_list(box, src=0, device=self._device() if dist.get_backend() == "nccl" else None)
+            dist.broadcast_object_list(box, src=0, device=self._device())
         return box[0]
 
     def broadcast_state(self, module: torch.nn.Module, what: str = "buffers") -> None:

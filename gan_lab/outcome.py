@@ -51,8 +51,8 @@ class Stopped(RuntimeError):
 
 def fit(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, system: GAN, data: GANDataModule, source: Source,
         sync_check: WeightSyncCheck, extra: list, loggers: list) -> dict[str, Any]:
-    """Train, then finish the run; a run that stops early is recorded as what stopped it: diverged (the
-    guard), or failed because a rank died or stalled (:mod:`gan_lab.watchdog`, exit status 4)."""
+    """Train, then finish the run; a run that stops early is recorded as what stopped it
+    (:func:`stopped_early`)."""
     multi = trainer.world_size > 1
     with watchdog.monitored(run_dir, trainer.global_rank) if multi else nullcontext():
         started = time.perf_counter()
@@ -60,21 +60,9 @@ def fit(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, system: GAN, data: G
             trainer.fit(system, datamodule=data)
             summary = finish(cfg, run_dir, system, source, time.perf_counter() - started, sync_check.result,
                              extra, loggers, Ranks.current())
-        except Diverged as err:
-            _finish_loggers(loggers, "failed")
-            return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
-        except (StopRequested, SIGTERMException):
-            _finish_loggers(loggers, "failed")
-            if multi:
-                watchdog.current().quiet = True
-            raise record_sigterm(run_dir, system, trainer) from None
         except BaseException as err:
             _finish_loggers(loggers, "failed")
-            if multi and (isinstance(err, PeerFailed) or is_collective_error(err)):
-                raise rank_failure(cfg, run_dir, system, trainer, err) from None
-            if multi:
-                watchdog.current().stop("failed", f"{type(err).__name__}: {str(err).strip()[:300]}")
-            raise
+            return stopped_early(cfg, run_dir, system, trainer, err)
     _finish_loggers(loggers, "success")
     return summary
 
@@ -94,15 +82,30 @@ def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: fl
     return summary if ranks.is_main else {}
 
 
+def stopped_early(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> dict:
+    """Record why the run stopped before its end: the divergence guard (returns the diverged summary; exit
+    3), SIGTERM (raises :class:`Stopped`; exit 143), a dead or stalled rank (raises :class:`RankFailure`;
+    exit 4). Anything else is re-raised once this rank's status file says so."""
+    monitor = watchdog.current()
+    if monitor is not None:  # this rank handles its stop: a child exiting now is expected, no interrupt
+        monitor.quiet = True
+    if isinstance(err, Diverged):
+        return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
+    if isinstance(err, (StopRequested, SIGTERMException)):
+        raise record_sigterm(run_dir, system, trainer) from None
+    if monitor is not None and (isinstance(err, PeerFailed) or is_collective_error(err)):
+        raise rank_failure(cfg, run_dir, system, trainer, err) from None
+    if monitor is not None:
+        monitor.stop("failed", f"{type(err).__name__}: {str(err).strip()[:300]}")
+    raise err
+
+
 def rank_failure(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> RankFailure:
     """A rank died or stalled: name it and what it was doing, stop the other ranks, and (rank 0) record the
     failure in metrics.json and the report; the checkpoints on disk are untouched and resumable."""
     monitor = watchdog.current()
-    monitor.quiet = True
     reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank,
-                               interrupted=isinstance(err, PeerFailed))
-    if "stalled" in reason:
-        reason += f"; collectives time out after trainer.timeout_minutes={cfg.trainer.timeout_minutes}"
+                               interrupted=isinstance(err, PeerFailed), timeout_minutes=cfg.trainer.timeout_minutes)
     if not trainer.is_global_zero:  # rank 0 reports; this rank leaves its account in its status file
         monitor.stop("failed", f"{reason} (seen from rank {trainer.global_rank}: {str(err).splitlines()[0][:200]})")
         return RankFailure(reason, system.iteration, rank=trainer.global_rank)

@@ -126,12 +126,6 @@ def current() -> RankMonitor | None:
     return _monitor
 
 
-def doing(phase: str) -> None:
-    """Set this process's phase (no-op outside a monitored run)."""
-    if _monitor is not None:
-        _monitor.set(phase)
-
-
 def at_iteration(iteration: int) -> None:
     """The training phase of one generator iteration: called once per iteration, so kept cheap."""
     if _monitor is not None and not _monitor.waiting:
@@ -268,10 +262,11 @@ def _exit_text(code: int | None) -> str:
     return f"exited with status {code}"
 
 
-def diagnose(run_dir: Path, world: int, self_rank: int, interrupted: bool = False) -> str:
+def diagnose(run_dir: Path, world: int, self_rank: int, interrupted: bool = False,
+             timeout_minutes: float | None = None) -> str:
     """Which rank stopped the run, and what it was doing, from the ranks' status files and the child
     processes' exit codes. ``interrupted``: this rank was stopped from outside (it did not see a
-    collective fail), so it may itself be the stalled one."""
+    collective fail), so it may itself be the stalled one. ``timeout_minutes``: named with a stall."""
     now = time.time()
     records = {r: _read(Path(run_dir) / ".ranks" / f"rank{r}.json") for r in range(world)}
     if _monitor is not None and self_rank in records:
@@ -295,7 +290,8 @@ def diagnose(run_dir: Path, world: int, self_rank: int, interrupted: bool = Fals
         candidates.append((float(rec["since"]), r, rec))
     if candidates:
         since, r, rec = min(candidates)
-        return f"rank {r} stalled while {rec['phase']} (no progress for {now - since:.0f} s)"
+        limit = f"; collectives time out after trainer.timeout_minutes={timeout_minutes}" if timeout_minutes else ""
+        return f"rank {r} stalled while {rec['phase']} (no progress for {now - since:.0f} s){limit}"
     failed = [(r, rec) for r, rec in records.items() if rec and rec.get("state") == "failed" and r != self_rank]
     if failed:
         r, rec = failed[0]
