@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning as L
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
@@ -33,7 +33,7 @@ from gan_lab.report import write_report
 from gan_lab.resume import check_same_run, finished, latest_good
 from gan_lab.systems import GAN
 from gan_lab.systems.mixture import MixtureGAN
-from gan_lab.tricks import Tricks, apply_to_networks
+from gan_lab.tricks import Tricks
 
 log = logging.getLogger("gan_lab")
 
@@ -116,15 +116,23 @@ def build_components(cfg: DictConfig) -> Components:
     generator, discriminator = factory(spec=source.spec, d_norm=d_norm)
     check_int("mixture.generators", cfg.mixture.generators, 1)
     check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
+    system, chosen_by = system_class(cfg)
     if mixture_on(cfg):
-        check_mixture(cfg, tricks)
         extra = max(cfg.mixture.generators, cfg.mixture.discriminators) - 1
         pairs = [(generator, discriminator)] + [factory(spec=source.spec, d_norm=d_norm) for _ in range(extra)]
         generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
         discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
-    tricks.check_compatible(loss, regularizer, discriminator)
-    generator, discriminator = apply_to_networks(tricks, source.spec, generator, discriminator,
-                                                 cfg.model.z_dim, cfg.seed)
+    tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by)
+    regularizer.check(source.spec)
+    if regularizer.needs_one_critic and not system.one_critic:
+        raise ConfigError("regularizer", regularizer.name, f"one that keeps no state about D with {chosen_by}",
+                          f"regularizer={regularizer.name} tracks one D's outputs across updates; "
+                          f"{system.step_summary}")
+    if loss.g_needs_real and not system.passes_real_to_g:
+        raise ConfigError("loss", loss.name, f"a loss whose G step reads only fake logits with {chosen_by}",
+                          f"loss={loss.name} needs D's outputs on real data in G's step, which this "
+                          "model's training step does not compute.")
+    generator, discriminator = tricks.networks(generator, discriminator, source.spec, cfg.model.z_dim, cfg.seed)
     return Components(source, loss, regularizer, generator, discriminator, tricks)
 
 
@@ -132,23 +140,23 @@ def mixture_on(cfg: DictConfig) -> bool:
     return cfg.mixture.generators > 1 or cfg.mixture.discriminators > 1
 
 
-def check_mixture(cfg: DictConfig, tricks: Tricks) -> None:
+def system_class(cfg: DictConfig) -> tuple[type[GAN], str]:
+    """The system that trains this config and the option that chose it (for refusals): the model's own
+    when its config names one (``model.system``), MIX+GAN's for a mixture, else Algorithm 1's."""
     if "system" in cfg.model:
-        raise ConfigError("mixture.generators", cfg.mixture.generators, "1 with this model",
-                          f"model={cfg.model._target_.split('.')[-2]} has its own training step; "
-                          "MIX+GAN mixes models trained by Algorithm 1 (mlp, dcgan).")
-    for key in ("feature_matching", "minibatch_discrimination", "virtual_batchnorm", "unroll_steps",
-                "historical_averaging"):
-        if getattr(tricks, key):
-            raise ConfigError(f"tricks.{key}", getattr(tricks, key), "off with a MIX+GAN mixture",
-                              f"mixture.generators={cfg.mixture.generators}, "
-                              f"mixture.discriminators={cfg.mixture.discriminators}: the mixture step "
-                              "does not apply this trick to its members.")
+        if mixture_on(cfg):
+            raise ConfigError("mixture.generators", cfg.mixture.generators, "1 with this model",
+                              f"model={cfg.model._target_.split('.')[-2]} has its own training step; "
+                              "MIX+GAN mixes models trained by Algorithm 1 (mlp, dcgan).")
+        return get_class(cfg.model.system._target_), f"model={cfg.model._target_.split('.')[-2]}"
+    if mixture_on(cfg):
+        return MixtureGAN, (f"mixture.generators={cfg.mixture.generators}, "
+                            f"mixture.discriminators={cfg.mixture.discriminators}")
+    return GAN, "Algorithm 1"
 
 
 def build_system(cfg: DictConfig, c: Components) -> GAN:
-    """The model's own system when its config names one (``model.system``), MIX+GAN's for a
-    mixture, else Algorithm 1's."""
+    """The system :func:`system_class` names, built on the components."""
     if "system" in cfg.model:
         system = build(cfg.model.system, _partial_=True)
     elif mixture_on(cfg):
@@ -160,12 +168,6 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
-    if c.loss.g_needs_real and not system.passes_real_to_g:
-        other = (f"model={cfg.model._target_.split('.')[-2]}" if "system" in cfg.model
-                 else f"mixture.generators={cfg.mixture.generators}")
-        raise ConfigError("loss", c.loss.name, f"a loss whose G step reads only fake logits with {other}",
-                          f"loss={c.loss.name} needs D's outputs on real data in G's step, which this "
-                          "model's training step does not compute.")
     system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False))
     return system
 

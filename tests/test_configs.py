@@ -27,6 +27,8 @@ BASE = {
     "experiment": [],  # presets bring their own model and data; debug=tiny shrinks the run
     "debug": ["model=mlp", "dataset=ring", "model.hidden=[32,32]"],
 }
+# Options that cannot run on their group's base (image-only regularizers), and the base they run on instead.
+OWN_BASE = {("regularizer", "cr"): ["dataset=digits", "model.width=8", "loss=hinge"]}
 # Options that need other data than their group's base.
 EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): ["dataset=gauss1d"]}
 # Data sets read from disk: the test writes tiny files in each real format (tests/test_data_files.py).
@@ -44,7 +46,8 @@ EVAL_ON = ["eval.at_end=true", "eval.every=2", "eval.every_samples=40", "eval.sa
 
 
 def test_every_group_has_a_base():
-    groups = {p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")} - {"hydra"}
+    # conf/tricks holds one file per trick, all of them composed at once (tests/test_parts.py drives them)
+    groups = {p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")} - {"hydra", "tricks"}
     assert groups == set(BASE), "a new config group needs an entry in BASE"
 
 
@@ -69,7 +72,8 @@ def test_group_file_composes_and_trains(group, option, tmp_path, request, weight
         root = request.getfixturevalue("data_dir")
         disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={root / 'folder'}"]
                                                                if option == "folder" else [])
-    cfg = compose_cfg("debug=tiny", *EVAL_ON, *BASE[group], f"{group}={option}", *EXTRA.get((group, option), []),
+    base = OWN_BASE.get((group, option), BASE[group])
+    cfg = compose_cfg("debug=tiny", *EVAL_ON, *base, f"{group}={option}", *EXTRA.get((group, option), []),
                       *disk)
     if (group, option) in COMPOSE_ONLY:
         if option in ("gpu", "ddp") and torch.cuda.is_available():
@@ -97,3 +101,18 @@ def test_wgan_clip_preset_has_the_paper_settings():
     assert cfg.optimizer.d.lr == 5e-5
     assert cfg.regularizer.clip_value == 0.01 and cfg.train.k == 5 and cfg.train.batch_size == 64
     assert cfg.loss._target_.endswith("Wasserstein")
+
+
+def test_r3gan_preset_is_rpgan_plus_r1_and_r2_at_one_gamma():
+    from gan_lab.regularizers.composite import build_regularizer
+    from gan_lab.regularizers.r1 import R1
+    from gan_lab.regularizers.r2 import R2
+    from gan_lab.train import build
+
+    cfg = compose_cfg("experiment=r3gan")
+    loss = build(cfg.loss)
+    assert loss.name == "rgan" and loss.form == "sigmoid" and loss.g_needs_real
+    r1, r2 = build_regularizer(cfg.regularizer, build).parts
+    assert type(r1) is R1 and type(r2) is R2 and r1.weight == r2.weight == 0.05
+    assert list(cfg.optimizer.d.betas) == list(cfg.optimizer.g.betas) == [0.0, 0.9] and cfg.optimizer.d.lr == 2e-4
+    assert cfg.train.batch_size == 512 and cfg.model.z_dim == 64 and cfg.model.d_norm == "none"

@@ -90,7 +90,8 @@ def test_entropy_term_pulls_weights_toward_uniform():
     assert float(system.generator.entropy()) > h0
 
 
-@pytest.mark.parametrize("extra", [["model=dcgan", "dataset=digits", "model.width=8"], ["tricks.ema=0.9"]])
+@pytest.mark.parametrize("extra", [["model=dcgan", "dataset=digits", "model.width=8"], ["tricks.ema=0.9"],
+                                   ["tricks.historical_averaging=0.01"]])
 def test_mixture_trains_end_to_end(tiny, tmp_path, extra):
     base = [] if extra[0].startswith("model=") else ["model=mlp", "dataset=ring", "model.hidden=[16]"]
     summary = train(tiny("logger=none", "mixture.generators=2", "mixture.discriminators=2", *base, *extra), tmp_path)

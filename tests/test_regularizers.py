@@ -360,3 +360,76 @@ def test_runs_saved_with_a_flat_regularizer_still_resume(tmp_path):
     check_same_run(cfg, saved, tmp_path)
     with pytest.raises(ConfigError, match="regularizer"):
         check_same_run(compose_cfg("debug=tiny", "regularizer=sn"), saved, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# LeCam (Tseng 2021) and balanced consistency regularization (Zhao 2021)
+
+
+@pytest.mark.parametrize("one_sided", [True, False])
+def test_lecam_penalty_and_its_anchors_follow_their_formulas(one_sided):
+    from gan_lab.regularizers.lecam import LeCam
+
+    reg = LeCam(weight=0.5, decay=0.9, one_sided=one_sided)
+    d = SquareD()  # unused: the step hands over D's outputs
+    steps = [(torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.5])),
+             (torch.tensor([2.0, 0.0]), torch.tensor([1.5, -2.5]))]
+    ema_r = ema_f = 0.0
+    for t, (real, fake) in enumerate(steps, start=1):
+        ema_r = 0.9 * ema_r + 0.1 * float(real.mean())
+        ema_f = 0.9 * ema_f + 0.1 * float(fake.mean())
+        alpha_r, alpha_f = ema_r / (1 - 0.9**t), ema_f / (1 - 0.9**t)  # zero-debiased
+        if one_sided:
+            expected = (sum(max(v - alpha_f, 0.0) ** 2 for v in real.tolist()) / 2
+                        + sum(max(alpha_r - v, 0.0) ** 2 for v in fake.tolist()) / 2)
+        else:
+            expected = (sum((v - alpha_f) ** 2 for v in real.tolist()) / 2
+                        + sum((v - alpha_r) ** 2 for v in fake.tolist()) / 2)
+        got = reg.penalty(d, real[:, None], fake[:, None], t - 1, real, fake).item()
+        assert got == pytest.approx(0.5 * expected, rel=1e-6, abs=1e-9)
+    assert alpha_r == pytest.approx(float(reg.anchors.sums[0]) / (1 - 0.81), rel=1e-6)
+    # at step 1 the debiased anchors are exactly that step's means
+    fresh = LeCam(weight=1.0, decay=0.99)
+    assert [a.item() for a in fresh.update(torch.tensor([4.0]), torch.tensor([-2.0]))] == pytest.approx([4.0, -2.0])
+
+
+def test_lecam_gradient_reaches_d_through_its_outputs():
+    from gan_lab.regularizers.lecam import LeCam
+
+    d = LinearD([1.0, -1.0], b=0.0)
+    real, fake = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])  # D: 2 and −2
+    penalty = LeCam(weight=1.0, decay=0.5, one_sided=False).penalty(d, real, fake, 0)
+    # step 1: α_R = 2, α_F = −2 → (2 − (−2))² + (−2 − 2)² = 32
+    assert penalty.item() == pytest.approx(32.0)
+    penalty.backward()
+    # ∂/∂w = 2(D(r) − α_F)·r + 2(D(f) − α_R)·f = 8·(2, 0) − 8·(0, 2)
+    assert d.lin.weight.grad.tolist() == [pytest.approx([16.0, -16.0])]
+
+
+class MeanD(nn.Module):
+    """D(x) = mean of x per sample: brightness b moves it by b, saturation and contrast keep it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).mean(1)
+
+
+def test_consistency_penalty_under_brightness_is_lambda_times_the_variance_of_b():
+    from gan_lab.regularizers.cr import ConsistencyRegularization
+
+    # D(T(x)) − D(x) = b with b ~ U(−½, ½): E b² = 1/12 on each side
+    reg = ConsistencyRegularization(weight=3.0, weight_fake=6.0, policy="color")
+    torch.manual_seed(0)
+    real, fake = torch.rand(40000, 1, 2, 2), torch.rand(40000, 1, 2, 2)
+    assert reg.penalty(MeanD(), real, fake, 0).item() == pytest.approx((3.0 + 6.0) / 12, rel=0.02)
+    # an invariant D pays nothing
+    assert reg.penalty(lambda x: x.new_zeros(x.shape[0]), real, fake, 0).item() == 0.0
+
+
+def test_consistency_penalty_trains_d_through_both_terms():
+    from gan_lab.regularizers.cr import ConsistencyRegularization
+
+    d = LinearD([1.0] * 16, b=0.0)
+    torch.manual_seed(1)
+    real, fake = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4)
+    ConsistencyRegularization(weight=1.0, policy="translation").penalty(d, real, fake, 0).backward()
+    assert d.lin.weight.grad.abs().sum() > 0 and d.lin.bias.grad.abs().item() < 1e-6  # a shift cancels b

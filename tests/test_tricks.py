@@ -13,10 +13,12 @@ from gan_lab.losses import NonSaturating, Wasserstein
 from gan_lab.nets.minibatch import MinibatchDiscrimination
 from gan_lab.nets.vbn import VirtualBatchNormGenerator
 from gan_lab.train import build_components, train
-from gan_lab.tricks.averaging import EMA, HistoricalAverage
+from gan_lab.tricks.ema import EMA
+from gan_lab.tricks.historical_averaging import HistoricalAverage
 from gan_lab.tricks.noise import InstanceNoise
 from gan_lab.tricks.unroll import functional_optimizer, unrolled_critic
 from tests.conftest import compose_cfg
+from tests.test_parts import MODELS
 
 
 def test_minibatch_discrimination_matches_its_formula():
@@ -83,13 +85,13 @@ def test_virtual_batchnorm_output_does_not_depend_on_the_rest_of_the_batch(dims)
 
 
 def test_instance_noise_anneals_linearly_to_zero():
-    noise = InstanceNoise(0.4, "linear", iterations=100)
-    assert [noise.sigma_at(i) for i in (0, 25, 50, 100, 150)] == pytest.approx([0.4, 0.3, 0.2, 0.0, 0.0])
-    assert InstanceNoise(0.4, "constant", 100).sigma_at(99) == 0.4
+    noise = InstanceNoise(instance_noise=0.4, instance_noise_schedule="linear")
+    assert [noise.sigma_at(i, 100) for i in (0, 25, 50, 100, 150)] == pytest.approx([0.4, 0.3, 0.2, 0.0, 0.0])
+    assert InstanceNoise(instance_noise=0.4, instance_noise_schedule="constant").sigma_at(99, 100) == 0.4
     torch.manual_seed(0)
     x = torch.zeros(20000, 2)
-    assert float(noise(x, 50).std()) == pytest.approx(0.2, rel=0.03)
-    assert torch.equal(noise(x, 100), x)
+    assert float(noise.noised(x, 50, 100).std()) == pytest.approx(0.2, rel=0.03)
+    assert torch.equal(noise.noised(x, 100, 100), x)
 
 
 def test_instance_noise_reaches_every_d_input(tiny, tmp_path):
@@ -222,32 +224,7 @@ def test_functional_optimizer_mirrors_the_real_one(make):
 
 
 # ------------------------------------------------------------------------------ composition
-TRICKS = {
-    "feature_matching": ["tricks.feature_matching=true"],
-    "minibatch_discrimination": ["tricks.minibatch_discrimination=true", "tricks.minibatch_kernels=8",
-                                 "tricks.minibatch_kernel_dim=3"],
-    "historical_averaging": ["tricks.historical_averaging=0.01"],
-    "virtual_batchnorm": ["tricks.virtual_batchnorm=true", "tricks.virtual_batchnorm_size=8"],
-    "instance_noise": ["tricks.instance_noise=0.1"],
-    "unrolled": ["tricks.unroll_steps=2"],
-    "unrolled_first_order": ["tricks.unroll_steps=2", "tricks.unroll_second_order=false"],
-    "ema": ["tricks.ema=0.9"],
-    "fgan_js_pi": ["loss=fgan", "loss.divergence=js_pi", "loss.pi=0.1"],
-    "fgan_rkl_saturating": ["loss=fgan", "loss.divergence=rkl", "loss.generator_objective=saturating"],
-    "mixture": ["mixture.generators=2", "mixture.discriminators=2"],
-}
-MODELS = {"mlp": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "model.g_norm=batch"],
-          "dcgan": ["dataset=digits", "model.width=8"]}
-
-
-@pytest.mark.parametrize("model", sorted(MODELS))
-@pytest.mark.parametrize("trick", sorted(TRICKS))
-def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_path, weight_digests):
-    cfg = tiny("logger=none", *MODELS[model], *TRICKS[trick], "train.iterations=3")
-    summary = train(cfg, tmp_path)
-    assert summary["iterations"] == 3
-    assert math.isfinite(summary["metrics"]["train/g_loss"])
-    weight_digests(f"{trick}-{model}", tmp_path)
+# The table of every trick crossed with the mlp and dcgan models (and the weight digests) is in tests/test_parts.py.
 
 
 def test_diffaug_augments_every_d_input_and_trains(tiny, tmp_path):
@@ -299,3 +276,57 @@ def test_nonsense_combinations_name_both_options(overrides, key, words):
 def test_label_smoothing_with_a_critic_loss_names_both():
     with pytest.raises(ConfigError, match="wasserstein"):
         Wasserstein(label_smoothing=0.1)
+
+
+# ------------------------------------------------------------------------------------------ ADA
+class _System(nn.Module):
+    """Just what the DiffAugment part reads: buffers, d_updates."""
+
+    def __init__(self):
+        super().__init__()
+        self.d_updates = 0
+
+
+def test_ada_moves_p_by_its_step_towards_the_target_and_clamps():
+    from gan_lab.tricks.diffaug import DiffAugment
+
+    part = DiffAugment(diffaug="translation", ada_target=0.6, ada_interval=2, ada_kimg=0.01)  # 10 images
+    system = _System()
+    part.attach(system)
+    step = 2 * 4 / 10  # interval · batch / (kimg · 1000)
+
+    def d_updates(logits: list[float], n: int):
+        for _ in range(n):
+            part.observe_d(system, torch.tensor(logits), torch.zeros(4))
+            part.after_d_step(system)
+            system.d_updates += 1
+
+    d_updates([1.0, 1.0, 1.0, -1.0], 2)  # r_t = 0.5 < 0.6: p would fall, clamped at 0
+    assert system.ada_p.item() == 0.0 and system.ada_rt.item() == pytest.approx(0.5)
+    d_updates([1.0, 1.0, 1.0, 1.0], 2)  # r_t = 1 > 0.6: p rises by one step
+    assert system.ada_p.item() == pytest.approx(step)
+    d_updates([1.0, 1.0, 1.0, 1.0], 1)  # half an interval: no change yet
+    assert system.ada_p.item() == pytest.approx(step)
+    d_updates([1.0, 1.0, 1.0, 1.0], 3)
+    assert system.ada_p.item() == pytest.approx(1.0)  # 0.8 + 0.8 clamped at 1
+
+
+def test_ada_applies_each_transform_with_probability_p():
+    from gan_lab.tricks.diffaug import diff_augment
+
+    x = torch.ones(4000, 1, 8, 8)
+    torch.manual_seed(0)
+    cut = diff_augment(x, "cutout", probability=torch.tensor(0.3))
+    assert ((cut == 0).flatten(1).any(1)).float().mean().item() == pytest.approx(0.3, abs=0.03)
+    assert torch.equal(diff_augment(x, "cutout", probability=torch.tensor(0.0)), x)
+    assert (diff_augment(x, "cutout", probability=torch.tensor(1.0)) == 0).flatten(1).any(1).all()
+
+
+def test_ada_run_logs_p_and_resumes_it(tiny, tmp_path):
+    cfg = tiny("logger=none", *MODELS["dcgan"], "tricks.diffaug=[translation]", "tricks.ada_target=0.6",
+               "tricks.ada_kimg=0.05", "train.iterations=8", "train.log_every=2")
+    summary = train(cfg, tmp_path)
+    p = summary["metrics"]["train/ada_p"]
+    assert 0.0 <= p <= 1.0 and "train/ada_rt" in summary["metrics"]
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["state_dict"]["ada_p"].item() == pytest.approx(p, abs=1e-6)  # the logged p is the saved p

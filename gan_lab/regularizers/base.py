@@ -1,4 +1,5 @@
-"""The regularizer interface: three hooks around D's update, each a no-op by default."""
+"""The regularizer interface: hooks around D's update, each a no-op by default, and the capabilities the
+build checks instead of names (docs/science.md, "Gradient penalties and Lipschitz constraints")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from torch import nn
 
 
 class Regularizer:
-    """``wrap`` D once at build time, add ``penalty`` to D's loss, ``after_d_step`` each D update."""
+    """``wrap`` D once at build time, ``attach`` state to the system (kept in checkpoints), add ``penalty``
+    to D's loss, ``after_d_step`` each D update; ``check`` refuses data it cannot act on."""
 
     name: ClassVar[str] = "none"
     # Normalisation D gets when model.d_norm=auto: per-sample penalties forbid batch norm.
@@ -18,13 +20,24 @@ class Regularizer:
     # The penalty is on ∇ₓV per sample (a double backward): meaningless through batch-mixing layers, and
     # beyond what an unrolled copy of D models.
     needs_input_gradients: ClassVar[bool] = False
+    # Keeps state across D updates about one D (LeCam's anchors): the systems that judge with many Ds (a
+    # LAPGAN level each, MIX+GAN's members) refuse it.
+    needs_one_critic: ClassVar[bool] = False
+
+    def check(self, spec) -> None:
+        """Refuse data this regularizer cannot act on (a ConfigError naming both options)."""
+
+    def attach(self, system: nn.Module) -> None:
+        """Register state on the system (buffers land in its checkpoints and move with it)."""
 
     def wrap(self, discriminator: nn.Module) -> nn.Module:
         return discriminator
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                d_step: int) -> torch.Tensor | None:
-        """Extra term for D's loss at D update number ``d_step`` (0-based), or None."""
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
+        """Extra term for D's loss at D update number ``d_step`` (0-based), or None. ``real``/``fake``:
+        what D judged; ``real_logits``/``fake_logits``: its outputs on them, when the step has them."""
         return None
 
     def after_d_step(self, discriminator: nn.Module) -> None:

@@ -16,6 +16,7 @@ class Regularizers(Regularizer):
         self.name = "[" + ",".join(p.name for p in self.parts) + "]"  # as the command line writes it
         self.forbids_batch_norm = any(p.forbids_batch_norm for p in self.parts)
         self.needs_input_gradients = any(p.needs_input_gradients for p in self.parts)
+        self.needs_one_critic = any(p.needs_one_critic for p in self.parts)
         order = ("none", "layer", "batch")  # the most restrictive preference wins
         self.preferred_d_norm = min((p.preferred_d_norm for p in self.parts), key=order.index)
         clips = [p.clip_value for p in self.parts if hasattr(p, "clip_value")]
@@ -27,10 +28,20 @@ class Regularizers(Regularizer):
             discriminator = part.wrap(discriminator)
         return discriminator
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                d_step: int) -> torch.Tensor | None:
-        terms = [t for t in (p.penalty(discriminator, real, fake, d_step) for p in self.parts) if t is not None]
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
+        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits) for p in self.parts]
+        terms = [t for t in terms if t is not None]
         return torch.stack(terms).sum() if terms else None
+
+    def check(self, spec) -> None:
+        for part in self.parts:
+            part.check(spec)
+
+    def attach(self, system: nn.Module) -> None:
+        for part in self.parts:
+            part.attach(system)
 
     def after_d_step(self, discriminator: nn.Module) -> None:
         for part in self.parts:

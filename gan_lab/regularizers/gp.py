@@ -16,8 +16,9 @@ class GradientPenalty(Regularizer):
     def __init__(self, weight: float = 10.0):
         self.weight = check_range("regularizer.weight", weight, 0.0)
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                d_step: int) -> torch.Tensor:
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
         x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
         grad_norm = input_gradients(discriminator, x_hat).norm(2, dim=1)

@@ -18,8 +18,9 @@ class R1(Regularizer):
         self.weight = check_range("regularizer.weight", weight, 0.0)  # γ
         self.every = check_int("regularizer.every", every, 1)
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                d_step: int) -> torch.Tensor | None:
+    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
         if d_step % self.every:
             return None
         sq_norm = input_gradients(discriminator, fake if self.on_fake else real).pow(2).sum(dim=1)

@@ -23,11 +23,7 @@ from gan_lab.distributed import Ranks
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.reporting import report
-from gan_lab.tricks import Tricks
-from gan_lab.tricks.averaging import EMA, HistoricalAverage
-from gan_lab.tricks.diffaug import diff_augment
-from gan_lab.tricks.noise import InstanceNoise
-from gan_lab.tricks.unroll import unrolled_critic
+from gan_lab.tricks import HOOKS, Tricks
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -69,6 +65,9 @@ def step_seed(seed: int, rank: int, iteration: int) -> int:
 
 class GAN(L.LightningModule):
     passes_real_to_g = True  # generator_objective gives g_loss D's outputs on real data when it asks
+    honours = frozenset(HOOKS)  # the trick hooks its step runs (gan_lab/tricks/base.py): all of them
+    one_critic = True  # D is one network judging each sample once per update (stateful regularizers need it)
+    step_summary = ""  # why a system runs fewer hooks, for refusals
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
@@ -76,7 +75,8 @@ class GAN(L.LightningModule):
                  iterations: int = 1, tricks: Tricks | None = None, run_config: dict | None = None):
         """``k``: D updates per G update. ``log_every``: generator iterations between log rows;
         statistics are averaged over the interval on device and synced once per row.
-        ``iterations``: the run's length (instance noise anneals over it)."""
+        ``iterations``: the run's length (instance noise anneals over it). ``tricks``: the parts that
+        act inside the step, attached here (their state becomes part of the checkpoint)."""
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
@@ -84,13 +84,12 @@ class GAN(L.LightningModule):
         self.loss, self.regularizer = loss, regularizer
         self._optimizer_d, self._optimizer_g = optimizer_d, optimizer_g
         self.k, self.z_dim, self.log_every, self.seed = k, z_dim, log_every, seed
-        self.run_config = run_config
-        self.tricks = tricks = tricks or Tricks()
-        self.noise = InstanceNoise(tricks.instance_noise, tricks.instance_noise_schedule, iterations)
-        if tricks.historical_averaging:
-            self.d_history = HistoricalAverage(self.discriminator, tricks.historical_averaging)
-            self.g_history = HistoricalAverage(self.generator, tricks.historical_averaging)
-        self.generator_ema = EMA(self.generator, tricks.ema) if tricks.ema else None
+        self.iterations, self.run_config = iterations, run_config
+        self.tricks = tricks or Tricks()
+        self.generator_ema: nn.Module | None = None  # set by tricks.ema
+        regularizer.attach(self)
+        for part in self.tricks.with_hook("attach"):
+            part.attach(self)
         self.channels_last = False  # set by use_speed_options
         self.resume_state: dict | None = None  # optimiser states to load at train start (resume)
         self.iteration = 0  # generator iterations completed
@@ -109,8 +108,8 @@ class GAN(L.LightningModule):
 
     @property
     def batches_per_iteration(self) -> int:
-        """Real minibatches one iteration consumes: k for D, K more for the unrolled copy."""
-        return self.k + self.tricks.unroll_steps
+        """Real minibatches one iteration consumes: k for D, more for tricks that ask (unrolling: K)."""
+        return self.k + self.tricks.extra_batches
 
     def use_speed_options(self, channels_last: bool = False, compile_generator: bool = False) -> None:
         """``channels_last``: NHWC memory layout for both networks and every real batch (faster convs on
@@ -134,18 +133,23 @@ class GAN(L.LightningModule):
         self.g_step(opt_g, reals[self.k - 1], list(reals[self.k:]), measure_grad=log_now)
         self.iteration += 1
         if log_now:
-            if self.tricks.instance_noise:
-                self._accumulate({"instance_noise_sigma": torch.tensor(self.noise.sigma_at(self.iteration))})
+            for part in self.tricks.with_hook("log_row"):
+                self._accumulate(part.log_row(self))
             self._flush()
         elif self.stop_signal and self.trainer.world_size == 1:
             self.stop_now = True  # one process needs no agreement: stop after this iteration
 
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What D sees, real or fake, in both players' steps: x under a fresh DiffAugment draw
-        (``tricks.diffaug``), plus annealed instance noise, when those are on."""
-        if self.tricks.diffaug:
-            x = diff_augment(x, self.tricks.diffaug)
-        return self.noise(x, self.iteration)
+        """What D sees, real or fake, in both players' steps: x through every part's ``d_input`` (e.g. a
+        fresh DiffAugment draw, then annealed instance noise)."""
+        for part in self.tricks.with_hook("d_input"):
+            x = part.d_input(self, x)
+        return x
+
+    def observe_d(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
+        """Show the parts D's outputs of a D update (ADA's overfitting heuristic)."""
+        for part in self.tricks.with_hook("observe_d"):
+            part.observe_d(self, real_logits, fake_logits)
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
         def objective():
@@ -153,8 +157,9 @@ class GAN(L.LightningModule):
                 fake = self.generator(self.sample_z(real.shape[0]))
             r, f = self.d_input(real), self.d_input(fake)
             real_logits, fake_logits = self.discriminator(r), self.discriminator(f)
+            self.observe_d(real_logits, fake_logits)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates)
+            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates, real_logits, fake_logits)
             stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
             if penalty is not None:
                 stats["d_penalty"] = penalty
@@ -166,15 +171,15 @@ class GAN(L.LightningModule):
 
     def update_discriminator(self, opt_d, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
         """The frame every D step shares (Algorithm 1, LAPGAN's levels, MIX+GAN's members): minimise
-        ``objective()`` over D, plus historical averaging's term, step, then the after-step hooks
-        (the regularizer's, e.g. clipping; the historical average).
+        ``objective()`` over D, plus the parts' terms (historical averaging), step, then the after-step
+        hooks: the regularizer's (clipping), then the parts' (the historical average, ADA's p).
 
         ``objective()`` returns (loss, stats): ``loss`` is what D minimises (its loss and penalties),
         ``stats`` are logged, or a callable returning them that is read after the step.
         """
         total, stats = objective()
-        if self.tricks.historical_averaging:
-            total = total + self.d_history.penalty(self.discriminator)
+        for part in self.tricks.with_hook("d_term"):
+            total = total + part.d_term(self)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(total)
         if measure_grad:
@@ -182,8 +187,8 @@ class GAN(L.LightningModule):
         opt_d.step()
         for d in self.clipped_discriminators():
             self.regularizer.after_d_step(d)
-        if self.tricks.historical_averaging:
-            self.d_history.update(self.discriminator)
+        for part in self.tricks.with_hook("after_d_step"):
+            part.after_d_step(self)
         self.d_updates += 1
         self._accumulate(stats() if callable(stats) else stats)
 
@@ -195,20 +200,20 @@ class GAN(L.LightningModule):
         """The modules the regularizer's after-step hook acts on (weight clipping): D itself."""
         return [self.discriminator]
 
-    def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
+    def g_step(self, opt_g, real: torch.Tensor, extra_reals: list[torch.Tensor] | None = None,
                measure_grad: bool = False) -> None:
         """One G update on fresh z. ``real``: a minibatch D already saw (feature matching's target);
-        ``unroll_reals``: K fresh minibatches for the unrolled copy of D."""
+        ``extra_reals``: the fresh minibatches parts asked for (the unrolled copy of D's K)."""
 
         def objective():
             fake = self.d_input(self.generator(self.sample_z(real.shape[0])))
-            return self.generator_objective(fake, real, unroll_reals or []), None, {}
+            return self.generator_objective(fake, real, extra_reals or []), None, {}
 
         self.update_generator(opt_g, objective, measure_grad)
 
     def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
-        """The frame every G step shares: freeze D, minimise ``objective()`` over G, step, then fold
-        the new weights into historical averaging and the EMA.
+        """The frame every G step shares: freeze D, minimise ``objective()`` over G plus the parts'
+        terms, step, then the parts' after-step hooks (historical averaging, the EMA).
 
         ``objective()`` returns (g_loss, extra, stats): ``g_loss`` is logged as train/g_loss, ``extra``
         (or None) is added to what G minimises, ``stats`` are logged as well.
@@ -218,8 +223,8 @@ class GAN(L.LightningModule):
         try:
             g_loss, extra, stats = objective()
             total = g_loss if extra is None else g_loss + extra
-            if self.tricks.historical_averaging:
-                total = total + self.g_history.penalty(self.generator)
+            for part in self.tricks.with_hook("g_term"):
+                total = total + part.g_term(self)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(total)
         finally:
@@ -229,33 +234,29 @@ class GAN(L.LightningModule):
             if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
                 self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
         opt_g.step()
-        if self.tricks.historical_averaging:
-            self.g_history.update(self.generator)
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
+        for part in self.tricks.with_hook("after_g_step"):
+            part.after_g_step(self)
         self._accumulate({"g_loss": g_loss, **stats})
 
     def generator_objective(self, fake: torch.Tensor, real: torch.Tensor,
-                            unroll_reals: list[torch.Tensor]) -> torch.Tensor:
-        if self.tricks.feature_matching:  # Salimans 2016: ‖E f(x) − E f(G(z))‖² on D's feature layer
-            with torch.no_grad():
-                target = self.discriminator.features(self.d_input(real)).mean(0)
-            return (self.discriminator.features(fake).mean(0) - target).pow(2).sum()
-        critic = self.unrolled(unroll_reals) if unroll_reals else self.discriminator
+                            extra_reals: list[torch.Tensor]) -> torch.Tensor:
+        """G's loss on ``fake`` (what D sees of G(z)): a part's own (feature matching), else the adversarial
+        loss against D or against the critic a part puts in D's place (unrolling, on ``extra_reals``)."""
+        for part in self.tricks.with_hook("g_loss"):
+            return part.g_loss(self, fake, real)
+        critic = self.discriminator
+        for part in self.tricks.with_hook("critic"):
+            critic = part.critic(self, extra_reals)
         if self.loss.g_needs_real:  # relativistic: G's loss compares with D's outputs on real data
             return self.loss.g_loss(critic(fake), critic(self.d_input(real)))
         return self.loss.g_loss(critic(fake))
 
-    def unrolled(self, reals: list[torch.Tensor]):
-        """D advanced K steps of its own optimiser on fresh data, as a function x -> logits."""
-        opt_d = self.optimizers()[0].optimizer
-        clip = getattr(self.regularizer, "clip_value", None)  # weight clipping acts inside the unrolled steps too
-        zs = [self.sample_z(r.shape[0]) for r in reals]
-        return unrolled_critic(self.discriminator, opt_d, self.loss.d_loss, self.generator, reals, zs,
-                               second_order=self.tricks.unroll_second_order, clip_value=clip,
-                               d_input=self.d_input)
-
     # ---------------------------------------------------------------- sampling
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws samples: the EMA copy with ``tricks.ema`` on, else G."""
+        return self.generator if self.generator_ema is None else self.generator_ema.module
+
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if generator is not None:
             return torch.randn(n, self.z_dim, generator=generator).to(self.device)
@@ -265,7 +266,7 @@ class GAN(L.LightningModule):
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """G(z) in eval mode (batch norm uses its running statistics), returned on the CPU in fp32.
         With ``tricks.ema`` on, the EMA generator draws."""
-        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        generator = self.sampler
         was_training = generator.training
         generator.eval()
         try:

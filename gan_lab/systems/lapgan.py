@@ -33,18 +33,12 @@ from gan_lab.systems.gan import GAN, grad_norm
 
 class LAPGAN(GAN):
     passes_real_to_g = False  # its G step calls g_loss(fake logits) per level
+    honours = GAN.honours - {"networks", "g_loss", "critic"}
+    one_critic = False
+    step_summary = ("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single "
+                    "G(z) judged by a single D(x).")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, **kwargs):
-        tricks = kwargs.get("tricks")
-        if tricks is not None:
-            for key, value in (("feature_matching", tricks.feature_matching),
-                               ("virtual_batchnorm", tricks.virtual_batchnorm),
-                               ("unroll_steps", tricks.unroll_steps)):
-                if value:
-                    raise ConfigError(f"tricks.{key}", value, f"{'0' if key == 'unroll_steps' else 'false'} "
-                                      "with model=lapgan",
-                                      "LAPGAN trains one (D, G) pair per pyramid level on real conditions; "
-                                      "this trick assumes a single G(z) judged by a single D(x).")
         if not isinstance(generator, LaplacianGenerator) or not isinstance(discriminator, LaplacianDiscriminator):
             raise ConfigError("model.system", type(self).__name__, "the LAPGAN system with model=lapgan's networks",
                               f"got {type(generator).__name__} and {type(discriminator).__name__}")
@@ -91,8 +85,10 @@ class LAPGAN(GAN):
             for k in range(self.levels + 1):
                 r, f = self.d_input(reals[k]), self.d_input(fakes[k])
                 real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
+                self.observe_d(real_logits, fake_logits)
                 d_loss = self.loss.d_loss(real_logits, fake_logits)
-                penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates)
+                penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates,
+                                                   real_logits, fake_logits)
                 total = total + (d_loss if penalty is None else d_loss + penalty)
                 d_losses.append(d_loss)
                 d_reals.append(as_output(real_logits).mean())
@@ -119,7 +115,7 @@ class LAPGAN(GAN):
             norms[f"level{k}/grad_norm_d"] = grad_norm(net)
         return norms
 
-    def g_step(self, opt_g, real: torch.Tensor, unroll_reals: list[torch.Tensor] | None = None,
+    def g_step(self, opt_g, real: torch.Tensor, extra_reals: list[torch.Tensor] | None = None,
                measure_grad: bool = False) -> None:
         """One G update of every level on fresh z, each refiner conditioned on the real up(I_{k+1})."""
         _, conditions = self.real_levels(real)
@@ -141,7 +137,7 @@ class LAPGAN(GAN):
     def generate_chain(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Every level of the sampling chains of z, coarse to fine [I_K, …, I_0], in eval mode, CPU fp32
         (the EMA generator draws when ``tricks.ema`` is on, as in :meth:`generate`)."""
-        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        generator = self.sampler
         was_training = generator.training
         generator.eval()
         try:

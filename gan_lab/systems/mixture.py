@@ -15,6 +15,10 @@ from gan_lab.systems.gan import GAN
 
 class MixtureGAN(GAN):
     passes_real_to_g = False  # its G step calls g_loss(fake logits) per (G_i, D_j) pair
+    honours = GAN.honours - {"networks", "g_loss", "critic"}
+    one_critic = False
+    step_summary = ("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) "
+                    "judged by a single D(x) for this trick to act on.")
 
     def __init__(self, *args, entropy_weight: float = 0.1, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,9 +41,10 @@ class MixtureGAN(GAN):
                 d_real = d_real + v[j].detach() * as_output(real_logits).mean()
                 for i, fake in enumerate(fakes):
                     fake_logits = d(fake)
+                    self.observe_d(real_logits, fake_logits)
                     d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
                     d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
-                p = self.regularizer.penalty(d, r, mixed, self.d_updates)
+                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits)
                 if p is not None:
                     penalty = p if penalty is None else penalty + p
             total = d_loss - self.entropy_weight * self.discriminator.entropy()
@@ -58,7 +63,7 @@ class MixtureGAN(GAN):
     def clipped_discriminators(self) -> list:
         return list(self.discriminator.members)  # clipping applies to D's weights, not its mixture logits
 
-    def g_step(self, opt_g, real: torch.Tensor, unroll_reals=None, measure_grad: bool = False) -> None:
+    def g_step(self, opt_g, real: torch.Tensor, extra_reals=None, measure_grad: bool = False) -> None:
         def objective():
             u, v = self.generator.weights, self.discriminator.weights.detach()
             fakes = self._fakes(real.shape[0], grad=True)
@@ -80,7 +85,7 @@ class MixtureGAN(GAN):
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Draws from the mixture; the member choice is seeded so a fixed z gives a fixed picture."""
-        mixture = self.generator_ema.module if self.generator_ema is not None else self.generator
+        mixture = self.sampler
         was_training = mixture.training
         mixture.eval()
         pick = torch.Generator().manual_seed(self.seed + 99)

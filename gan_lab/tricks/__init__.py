@@ -1,83 +1,83 @@
-"""Salimans' improved techniques, instance noise, unrolling and EMA as one validated settings block.
+"""The improved techniques as parts of the training step (gan_lab/tricks/base.py says how a part works).
 
-``tricks.*`` in the config maps one-to-one onto :class:`Tricks`. Architectural tricks (minibatch
-discrimination, virtual batch norm) change the networks at build time (:func:`apply_to_networks`);
-the others act inside the training step (gan_lab/systems/gan.py).
+``tricks.*`` in the config is the union of every part's settings (conf/tricks/<name>.yaml, one file per
+part). :class:`Tricks` hands each key to the part that owns it, validates them, and keeps the parts that
+are on, in order, for the systems to loop over.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from functools import cache
+from typing import Any
 
 from torch import nn
 
-from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_choice, check_int, check_range
-from gan_lab.losses.base import GANLoss
-from gan_lab.regularizers.base import Regularizer
-from gan_lab.tricks.diffaug import parse_policy
+from gan_lab.errors import ConfigError
+from gan_lab.tricks.base import HOOKS, Trick
+
+__all__ = ["HOOKS", "Trick", "Tricks", "part_classes"]
 
 
-@dataclass
+@cache
+def part_classes() -> tuple[type[Trick], ...]:
+    """Every Trick subclass defined in a module of this package, in ``order`` (then name)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found += [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Trick)
+                  and c is not Trick and c.__module__ == module.__name__]
+    return tuple(sorted(found, key=lambda c: (c.order, c.name)))
+
+
 class Tricks:
-    feature_matching: bool = False  # G minimises ‖E f(x) − E f(G(z))‖² on D's feature layer
-    minibatch_discrimination: bool = False  # D sees minibatch similarity features (Salimans 2016)
-    minibatch_kernels: int = 50  # B: number of kernels of T ∈ R^{A×B×C} (A = D's feature width)
-    minibatch_kernel_dim: int = 5  # C: dimension of each kernel
-    historical_averaging: float = 0.0  # weight w of w‖θ − mean of past θ‖², both players; 0 = off
-    virtual_batchnorm: bool = False  # G's batch norms use a reference batch fixed at the start
-    virtual_batchnorm_size: int = 64  # size of that reference batch
-    instance_noise: float = 0.0  # σ of N(0, σ²) added to every D input at iteration 0; 0 = off
-    instance_noise_schedule: str = "linear"  # linear: σ → 0 over the run; constant: σ throughout
-    unroll_steps: int = 0  # K: G's step sees D advanced K optimiser steps (Metz 2017); 0 = off
-    unroll_second_order: bool = True  # backprop through the K steps; false: first-order shortcut
-    ema: float = 0.0  # decay of an EMA of G's weights used for sampling; 0 = off (e.g. 0.999)
-    diffaug: str = ""  # DiffAugment policy on every D input, real and fake (Zhao 2020): "color,translation,cutout"
+    """Every part, built from the flat ``tricks`` block; ``tricks.<key>`` reads a setting, ``parts`` are
+    the ones that are on."""
 
-    def __post_init__(self):
-        check_int("tricks.minibatch_kernels", self.minibatch_kernels, 1)
-        check_int("tricks.minibatch_kernel_dim", self.minibatch_kernel_dim, 1)
-        check_range("tricks.historical_averaging", self.historical_averaging, 0.0)
-        check_int("tricks.virtual_batchnorm_size", self.virtual_batchnorm_size, 1)
-        check_range("tricks.instance_noise", self.instance_noise, 0.0)
-        check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
-        check_int("tricks.unroll_steps", self.unroll_steps, 0)
-        check_range("tricks.ema", self.ema, 0.0, 1.0, high_open=True)
-        self.diffaug = ",".join(parse_policy(self.diffaug))  # canonical form; a bad name is a ConfigError
-        for key in ("feature_matching", "minibatch_discrimination", "virtual_batchnorm", "unroll_second_order"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"tricks.{key}", getattr(self, key), "true or false")
+    def __init__(self, **values: Any):
+        classes = part_classes()
+        owners = {key: cls for cls in classes for key in cls.settings}
+        for key, value in values.items():
+            if key not in owners:
+                raise ConfigError(f"tricks.{key}", value, "one of the keys " + ", ".join(sorted(owners)))
+        self.all = [cls(**{k: values[k] for k in cls.settings if k in values}) for cls in classes]
+        self.parts = [part for part in self.all if part.on]
+        self._by_hook = {hook: [part for part in self.parts if hook in part.hooks()] for hook in HOOKS}
 
-    def check_compatible(self, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module) -> None:
-        """Refuse combinations that make no sense, naming both options."""
-        per_sample = regularizer.needs_input_gradients
-        if self.minibatch_discrimination and per_sample:
-            raise ConfigError("tricks.minibatch_discrimination", True, f"false with regularizer={regularizer.name}",
-                              "Minibatch features make D's output depend on the whole batch, so a "
-                              "per-sample gradient penalty is meaningless.")
-        if self.feature_matching and not hasattr(discriminator, "features"):
-            raise ConfigError("tricks.feature_matching", True, "false with this model",
-                              f"{type(discriminator).__name__} exposes no feature layer.")
-        if self.feature_matching and self.unroll_steps:
-            raise ConfigError("tricks.feature_matching", True, f"false with tricks.unroll_steps={self.unroll_steps}",
-                              "Feature matching replaces the adversarial G loss that unrolling differentiates.")
-        if self.unroll_steps and per_sample:
-            raise ConfigError("tricks.unroll_steps", self.unroll_steps, f"0 with regularizer={regularizer.name}",
-                              "The unrolled copy of D models its optimiser step, not a gradient penalty "
-                              "(through K penalty steps G's gradient would need third derivatives).")
+    def __getattr__(self, key: str) -> Any:
+        for part in self.__dict__.get("all", ()):
+            if key in part.settings:
+                return getattr(part, key)
+        raise AttributeError(key)
 
+    @property
+    def extra_batches(self) -> int:
+        return sum(part.extra_batches for part in self.parts)
 
-def apply_to_networks(tricks: Tricks, spec: DataSpec, generator: nn.Module, discriminator: nn.Module,
-                      z_dim: int, seed: int) -> tuple[nn.Module, nn.Module]:
-    if tricks.diffaug and not spec.is_image:
-        raise ConfigError("tricks.diffaug", tricks.diffaug, '"" (off) with point data',
-                          f"DiffAugment transforms images; dataset={spec.name} holds points of shape {spec.shape}.")
-    from gan_lab.nets.minibatch import MinibatchDiscriminator
-    from gan_lab.nets.vbn import VirtualBatchNormGenerator
+    def with_hook(self, hook: str) -> list[Trick]:
+        """The parts that are on and act at ``hook``, in order."""
+        return self._by_hook[hook]
 
-    if tricks.minibatch_discrimination:
-        discriminator = MinibatchDiscriminator(discriminator, spec, tricks.minibatch_kernels,
-                                               tricks.minibatch_kernel_dim)
-    if tricks.virtual_batchnorm:
-        generator = VirtualBatchNormGenerator(generator, z_dim, tricks.virtual_batchnorm_size, seed)
-    return generator, discriminator
+    def check_compatible(self, loss, regularizer, discriminator: nn.Module, spec, system: type,
+                         chosen_by: str) -> None:
+        """Refuse what makes no sense, naming both options: each part's own refusals, then any hook the
+        system's training step does not run (``system.honours``; ``chosen_by`` names the option that chose
+        that system, e.g. ``model=lapgan``)."""
+        for part in self.parts:
+            missing = sorted(part.hooks() - set(system.honours))
+            if missing:
+                raise ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), f"{part.off()} with {chosen_by}",
+                                  f"{system.step_summary} This trick acts through {', '.join(missing)}, which "
+                                  "that step does not run.")
+        for part in self.parts:
+            part.check(self, loss, regularizer, discriminator, spec)
+
+    def networks(self, generator: nn.Module, discriminator: nn.Module, spec, z_dim: int,
+                 seed: int) -> tuple[nn.Module, nn.Module]:
+        for part in self.with_hook("networks"):
+            generator, discriminator = part.networks(generator, discriminator, spec, z_dim, seed)
+        return generator, discriminator
+
+    def __repr__(self) -> str:
+        return f"Tricks({', '.join(map(repr, self.parts))})"

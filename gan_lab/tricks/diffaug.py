@@ -37,7 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lab.errors import ConfigError
+from gan_lab.distributed import Ranks
+from gan_lab.errors import ConfigError, check_int, check_range
+from gan_lab.tricks.base import Trick
 
 KEY = "tricks.diffaug"
 POLICIES = ("color", "translation", "cutout")
@@ -178,11 +180,14 @@ def _rand_cutout(x: Tensor, generator: torch.Generator | None) -> Tensor:
 _TRANSFORMS = {"color": _rand_color, "translation": _rand_translation, "cutout": _rand_cutout}
 
 
-def diff_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Generator | None = None) -> Tensor:
+def diff_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Generator | None = None,
+                 probability: Tensor | None = None) -> Tensor:
     """Apply the policy's transforms to a batch of images x (N, C, H, W), in the order listed; T in D(T(·)).
 
     Call it on every input of D, real and fake, in D's and G's steps. An empty policy returns x itself.
     Randomness is drawn per sample, from ``generator`` if given (else the global RNG of x's device).
+    ``probability`` (a 0-dim tensor p, ADA): each transform acts on each sample with probability p, else
+    the sample passes through it unchanged; None: always.
     """
     names = parse_policy(policy)
     if not names:
@@ -195,5 +200,74 @@ def diff_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Genera
         raise ConfigError(KEY, ",".join(names), "empty for this data",
                           f"DiffAugment needs floating-point images in [-1, 1], got {x.dtype}.")
     for name in names:
-        x = _TRANSFORMS[name](x, generator)
+        if probability is None:
+            x = _TRANSFORMS[name](x, generator)
+        else:  # the draw that decides comes first, then the transform's own
+            keep = (_rand(x.shape[0], x, generator) >= probability).view(-1, 1, 1, 1)
+            x = torch.where(keep, x, _TRANSFORMS[name](x, generator))
     return x
+
+
+class DiffAugment(Trick):
+    """DiffAugment (``tricks.diffaug``), and its adaptive probability (ADA, ``tricks.ada_target``).
+
+    ADA (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data", §3): every
+    transform acts on each sample with probability p, starting at 0. Every ``ada_interval`` D updates, the
+    overfitting heuristic r_t = E[sign(D(x_real))] over those updates moves p by
+    sign(r_t − target)·(ada_interval·batch)/(ada_kimg·1000), clamped to [0, 1], so p can cross [0, 1] in
+    ``ada_kimg`` thousand real images. p, r_t's running sum and their count are buffers of the system (exact
+    resume); the update happens on the device (no host sync); under DDP r_t is averaged over ranks so every
+    rank holds the same p. Logged as ``train/ada_p`` and ``train/ada_rt``.
+    """
+
+    name = "diffaug"
+    settings = {"diffaug": "",  # policy: comma-separated subset of color, translation, cutout
+                "ada_target": 0.0,  # ADA's target r_t (the paper: 0.6); 0 = off (p fixed at 1)
+                "ada_interval": 4,  # D updates between adjustments of p
+                "ada_kimg": 500}  # thousands of real images for p to go from 0 to 1
+    order = 20
+
+    def validate(self) -> None:
+        self.diffaug = ",".join(parse_policy(self.diffaug))  # canonical form; a bad name is a ConfigError
+        check_range("tricks.ada_target", self.ada_target, 0.0, 1.0, high_open=True)
+        check_int("tricks.ada_interval", self.ada_interval, 1)
+        check_range("tricks.ada_kimg", self.ada_kimg, 0.0, low_open=True)
+        if self.ada_target and not self.diffaug:
+            raise ConfigError("tricks.ada_target", self.ada_target, '0 with tricks.diffaug="" (no transforms)',
+                              "ADA adapts the probability of the DiffAugment transforms: choose them, "
+                              "e.g. tricks.diffaug=[color,translation,cutout].")
+
+    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
+        if not spec.is_image:
+            raise ConfigError("tricks.diffaug", self.diffaug, '"" (off) with point data',
+                              f"DiffAugment transforms images; dataset={spec.name} holds points of shape {spec.shape}.")
+
+    def attach(self, system) -> None:
+        if self.ada_target:
+            system.register_buffer("ada_p", torch.zeros(()))
+            # Σ mean sign(D(x_real)) and the number of D evaluations on reals since the last adjustment
+            system.register_buffer("ada_signs", torch.zeros(2))
+
+    def d_input(self, system, x: Tensor) -> Tensor:
+        return diff_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
+
+    def observe_d(self, system, real_logits: Tensor, fake_logits: Tensor) -> None:
+        if self.ada_target:
+            self.batch = real_logits.shape[0]
+            system.ada_signs.add_(torch.stack([torch.sign(real_logits.detach()).float().mean(),
+                                               real_logits.new_ones((), dtype=torch.float32)]))
+
+    def after_d_step(self, system) -> None:
+        if not self.ada_target or (system.d_updates + 1) % self.ada_interval:  # d_updates counts from 0
+            return
+        signs, count = Ranks.current().mean_row(system.ada_signs).unbind()
+        r_t = signs / count.clamp_min(1.0)
+        step = self.ada_interval * self.batch / (self.ada_kimg * 1000)
+        system.ada_p.copy_((system.ada_p + torch.sign(r_t - self.ada_target) * step).clamp(0.0, 1.0))
+        system.ada_rt = r_t
+        system.ada_signs.zero_()
+
+    def log_row(self, system) -> dict[str, Tensor]:
+        if not self.ada_target:
+            return {}
+        return {"ada_p": system.ada_p.clone(), **({"ada_rt": system.ada_rt} if hasattr(system, "ada_rt") else {})}

@@ -1,23 +1,39 @@
 """Instance noise (Sønderby 2017; Arjovsky & Bottou 2017; seed 004): N(0, σ²) on every D input.
 
 Real and fake alike, so the two distributions' supports overlap and D cannot separate them
-perfectly; σ anneals to 0 so the game ends on the clean data.
+perfectly; σ anneals to 0 over the run (``linear``) so the game ends on the clean data, or stays
+(``constant``). σ is logged as ``train/instance_noise_sigma``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from gan_lab.errors import check_choice, check_range
+from gan_lab.tricks.base import Trick
 
-class InstanceNoise:
-    def __init__(self, sigma: float, schedule: str = "linear", iterations: int = 1):
-        self.sigma, self.schedule, self.iterations = sigma, schedule, max(iterations, 1)
 
-    def sigma_at(self, iteration: int) -> float:
-        if self.schedule == "constant":
-            return self.sigma
-        return self.sigma * max(0.0, 1.0 - iteration / self.iterations)  # linear: σ at 0, 0 at the end
+class InstanceNoise(Trick):
+    name = "instance_noise"
+    settings = {"instance_noise": 0.0,  # σ at iteration 0
+                "instance_noise_schedule": "linear"}
+    order = 30  # after augmentation: the noise is on what D finally sees
 
-    def __call__(self, x: torch.Tensor, iteration: int) -> torch.Tensor:
-        sigma = self.sigma_at(iteration)
+    def validate(self) -> None:
+        check_range("tricks.instance_noise", self.instance_noise, 0.0)
+        check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
+
+    def sigma_at(self, iteration: int, iterations: int) -> float:
+        if self.instance_noise_schedule == "constant":
+            return self.instance_noise
+        return self.instance_noise * max(0.0, 1.0 - iteration / max(iterations, 1))  # linear: σ at 0, 0 at the end
+
+    def noised(self, x: torch.Tensor, iteration: int, iterations: int) -> torch.Tensor:
+        sigma = self.sigma_at(iteration, iterations)
         return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+    def d_input(self, system, x: torch.Tensor) -> torch.Tensor:
+        return self.noised(x, system.iteration, system.iterations)
+
+    def log_row(self, system) -> dict[str, torch.Tensor]:
+        return {"instance_noise_sigma": torch.tensor(self.sigma_at(system.iteration, system.iterations))}

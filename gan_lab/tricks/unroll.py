@@ -15,6 +15,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from gan_lab.errors import ConfigError, check_int
+from gan_lab.tricks.base import Trick
+
 Params = dict[str, torch.Tensor]
 
 
@@ -101,3 +104,33 @@ def unrolled_critic(discriminator: nn.Module, optimizer: torch.optim.Optimizer,
 
     final = {n: p if second_order else p.detach() for n, p in params.items()}
     return lambda x: call(final, x)
+
+
+class Unroll(Trick):
+    """G's loss against D advanced ``unroll_steps`` = K optimiser steps on K extra real minibatches."""
+
+    name = "unroll"
+    settings = {"unroll_steps": 0,  # K
+                "unroll_second_order": True}  # backprop through the K steps (false: first-order shortcut)
+
+    def validate(self) -> None:
+        check_int("tricks.unroll_steps", self.unroll_steps, 0)
+        if not isinstance(self.unroll_second_order, bool):
+            raise ConfigError("tricks.unroll_second_order", self.unroll_second_order, "true or false")
+        self.extra_batches = self.unroll_steps
+
+    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
+        if tricks.feature_matching:
+            raise ConfigError("tricks.feature_matching", True, f"false with {self.option()}",
+                              "Feature matching replaces the adversarial G loss that unrolling differentiates.")
+        if regularizer.needs_input_gradients:
+            raise ConfigError("tricks.unroll_steps", self.unroll_steps, f"0 with regularizer={regularizer.name}",
+                              "The unrolled copy of D models its optimiser step, not a gradient penalty "
+                              "(through K penalty steps G's gradient would need third derivatives).")
+
+    def critic(self, system, reals: list[torch.Tensor]):
+        opt_d = system.optimizers()[0].optimizer
+        clip = getattr(system.regularizer, "clip_value", None)  # weight clipping acts inside the unrolled steps too
+        zs = [system.sample_z(r.shape[0]) for r in reals]
+        return unrolled_critic(system.discriminator, opt_d, system.loss.d_loss, system.generator, reals, zs,
+                               second_order=self.unroll_second_order, clip_value=clip, d_input=system.d_input)

@@ -1,11 +1,13 @@
-"""Running averages of a player's weights: historical averaging's penalty and the EMA generator."""
+"""Historical averaging (Salimans et al. 2016; seed 003): each player's loss gains w·‖θ − θ̄‖², θ̄ the mean of
+every value θ has taken, which damps the oscillations of simultaneous gradient play."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
+
+from gan_lab.errors import check_range
+from gan_lab.tricks.base import Trick
 
 
 class HistoricalAverage(nn.Module):
@@ -44,17 +46,26 @@ class HistoricalAverage(nn.Module):
         torch._foreach_lerp_(self._means(), [p.detach() for p in module.parameters()], 1.0 / self.count)
 
 
-class EMA(nn.Module):
-    """An exponential moving average of G (Yazıcı 2019): ema ← decay·ema + (1 − decay)·θ."""
+class HistoricalAveraging(Trick):
+    name = "historical_averaging"
+    settings = {"historical_averaging": 0.0}  # the weight w, on both players
+    order = 40
 
-    def __init__(self, module: nn.Module, decay: float):
-        super().__init__()
-        self.decay = decay
-        self.module = copy.deepcopy(module).requires_grad_(False)
+    def validate(self) -> None:
+        check_range("tricks.historical_averaging", self.historical_averaging, 0.0)
 
-    @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
-        ema_params = list(self.module.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - self.decay)
-        for ema_b, b in zip(self.module.buffers(), module.buffers()):
-            ema_b.copy_(b)  # batch-norm statistics are copied, not averaged
+    def attach(self, system) -> None:  # the averages live on the system, so they land in its checkpoints
+        system.d_history = HistoricalAverage(system.discriminator, self.historical_averaging)
+        system.g_history = HistoricalAverage(system.generator, self.historical_averaging)
+
+    def d_term(self, system) -> torch.Tensor:
+        return system.d_history.penalty(system.discriminator)
+
+    def after_d_step(self, system) -> None:
+        system.d_history.update(system.discriminator)
+
+    def g_term(self, system) -> torch.Tensor:
+        return system.g_history.penalty(system.generator)
+
+    def after_g_step(self, system) -> None:
+        system.g_history.update(system.generator)

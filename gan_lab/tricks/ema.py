@@ -1,0 +1,42 @@
+"""An exponential moving average of G's weights (Yazıcı et al. 2019) draws every sample, grid and metric."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from gan_lab.errors import check_range
+from gan_lab.tricks.base import Trick
+
+
+class EMA(nn.Module):
+    """ema ← decay·ema + (1 − decay)·θ after every G step; batch-norm statistics are copied, not averaged."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        super().__init__()
+        self.decay = decay
+        self.module = copy.deepcopy(module).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        ema_params = list(self.module.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - self.decay)
+        for ema_b, b in zip(self.module.buffers(), module.buffers()):
+            ema_b.copy_(b)
+
+
+class GeneratorEMA(Trick):
+    name = "ema"
+    settings = {"ema": 0.0}  # the decay, e.g. 0.999
+    order = 60  # after historical averaging's update of G's average
+
+    def validate(self) -> None:
+        check_range("tricks.ema", self.ema, 0.0, 1.0, high_open=True)
+
+    def attach(self, system) -> None:
+        system.generator_ema = EMA(system.generator, self.ema)  # GAN.sampler draws from it
+
+    def after_g_step(self, system) -> None:
+        system.generator_ema.update(system.generator)
