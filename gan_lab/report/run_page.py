@@ -1,0 +1,139 @@
+"""The page of one run: its summary, final metrics with their protocols, metric curves over training, sample
+pictures over time, its other pictures and the composed config, written as ``<run folder>/report.html``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from gan_lab.report.folders import _load, _num, _read_history, load_run
+from gan_lab.report.html import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
+
+CURVE_GROUPS = {
+    "losses": ("train/d_loss", "train/g_loss", "train/d_penalty"),
+    "D outputs": ("train/d_real", "train/d_fake", "train/wasserstein_estimate", "train/divergence_estimate"),
+    "gradient norms": ("train/grad_norm_d", "train/grad_norm_g"),
+}
+MAX_EXTRA_PANELS = 12  # train/* and val/* series outside CURVE_GROUPS, one panel each
+MAX_FRAMES = 40  # sample pictures over time; evenly thinned beyond this, first and last kept
+
+
+def _protocol(name: str, protocols: dict) -> str:
+    """The protocol of a metric: an exact key, or a key (or comma-separated part) matching as a glob like toy/*."""
+    if name in protocols:
+        return str(protocols[name])
+    for key, text in protocols.items():
+        if any(fnmatch.fnmatchcase(name, part.strip()) for part in str(key).split(",")):
+            return str(text)
+    return ""
+
+
+def _summary_table(run: dict) -> str:
+    rows = [("status", run["status"])]
+    rows += [(k, _fmt(v)) for k, v in run["summary"].items() if k not in ("status", "metrics", "protocols")]
+    if not run["summary"]:
+        rows.append(("metrics.json", "missing: the run did not finish"))
+    return _table(("field", "value"), rows)
+
+
+def _metrics_table(run: dict) -> str:
+    if not run["metrics"]:
+        return _note("No final metrics.")
+    protocols = run["summary"].get("protocols") or {}
+    rows = [(name, _fmt(value), _protocol(name, protocols)) for name, value in run["metrics"].items()]
+    return _table(("metric", "value", "protocol"), rows)
+
+
+def _series(history: list[dict], name: str) -> tuple[list[float], list[float]]:
+    pts = [(_num(row["iteration"]), _num(row[name])) for row in history if name in row]
+    return [x for x, _ in pts], [y if math.isfinite(y) else math.nan for _, y in pts]
+
+
+def curve_panels(history: list[dict]) -> list[tuple[str, list[str]]]:
+    """One panel per group of CURVE_GROUPS present, then one per remaining train/* or val/* series."""
+    keys = [k for k in dict.fromkeys(k for row in history for k in row)
+            if any(math.isfinite(y) for y in _series(history, k)[1])]
+    panels = [(title, [n for n in names if n in keys]) for title, names in CURVE_GROUPS.items()]
+    grouped = {n for names in CURVE_GROUPS.values() for n in names}
+    rest = [k for k in keys if k.startswith(("train/", "val/")) and k not in grouped]
+    return [(t, names) for t, names in panels if names] + [(k, [k]) for k in rest[:MAX_EXTRA_PANELS]]
+
+
+def _curves(path: Path) -> str:
+    history = _read_history(path / "history.jsonl")
+    panels = curve_panels(history)
+    if not panels:
+        return _note("No history.jsonl rows to plot.")
+    cols = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(6 * cols, 3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (title, names) in zip(axes, panels):
+        for name in names:
+            xs, ys = _series(history, name)
+            ax.plot(xs, ys, marker="." if len(xs) <= 30 else None, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generator iteration", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return _img(_fig_png(fig), "metric curves over training", "wide")
+
+
+def sample_frames(path: Path) -> tuple[list[tuple[str, Path]], int]:
+    """samples/iter_*.png in iteration order (thinned to MAX_FRAMES), then samples/final.png; and the iter count."""
+    found = [(int(m.group(1)), p) for p in (path / "samples").glob("iter_*.png")
+             if (m := re.fullmatch(r"iter_(\d+)\.png", p.name))]
+    found.sort()
+    chosen = ([found[round(i * (len(found) - 1) / (MAX_FRAMES - 1))] for i in range(MAX_FRAMES)]
+              if len(found) > MAX_FRAMES else found)
+    frames = [(f"iteration {i}", p) for i, p in chosen]
+    if (path / "samples" / "final.png").is_file():
+        frames.append(("final", path / "samples" / "final.png"))
+    return frames, len(found)
+
+
+def _samples(path: Path) -> str:
+    frames, total = sample_frames(path)
+    items = [(caption, data) for caption, p in frames if (data := _png(p))]
+    if not items:
+        return _note("No sample pictures in samples/.")
+    shown = sum(1 for caption, _ in items if caption != "final")
+    thinned = _note(f"Showing {shown} of {total} sample pictures, evenly spaced.") if shown < total else ""
+    return thinned + _gallery(items)
+
+
+def _pictures(path: Path) -> str:
+    items = [(p.name, data) for p in sorted(path.glob("*.png")) if (data := _png(p))]
+    return _gallery(items) if items else _note("No other pictures.")
+
+
+def _config(path: Path) -> str:
+    text = _load(path / ".hydra" / "config.yaml", str)
+    return _note("No .hydra/config.yaml.") if text is None else f"<pre>{esc(text)}</pre>"
+
+
+def write_run_report(path: Path, back: str | None = None) -> Path:
+    run = load_run(path)
+    title = " ".join(f"{k}={v}" for k, v in run["overrides"].items()) or path.name
+    nav = f'<p><a href="{esc(back)}">&larr; sweep</a></p>' if back else ""
+    body = "".join([
+        nav, f"<h1>Run: {esc(title)}</h1>", f'<p class="path">{esc(path)}</p>',
+        _section("Summary", _summary_table(run), "summary"),
+        _section("Final metrics", _metrics_table(run), "metrics"),
+        _section("Metric curves", _curves(path), "curves"),
+        _section("Samples over training", _samples(path), "samples"),
+        _section("Pictures", _pictures(path), "pictures"),
+        _section("Composed config (.hydra/config.yaml)", _config(path), "config"),
+    ])
+    out = path / "report.html"
+    out.write_text(_page(f"gan_lab run: {title}", body), encoding="utf-8")
+    return out

@@ -1,0 +1,141 @@
+"""The page of a sweep: a sortable leaderboard of its jobs (swept overrides, status, final metrics, final
+samples) and plots of the chosen metrics against each swept key, written as ``<sweep folder>/report.html``
+after each job's own page.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+from matplotlib.figure import Figure
+
+from gan_lab.report.folders import _load, _num, load_run, sweep_jobs
+from gan_lab.report.html import _fig_png, _fmt, _gallery, _img, _note, _page, _section, _thumbnail, esc
+from gan_lab.report.run_page import write_run_report
+
+# The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
+PREFERRED = ("fid_*", "toy/modes_captured", "toy/reverse_kl", "toy/w1", "train/wasserstein_estimate",
+             "train/d_loss", "train/g_loss")
+MAX_METRIC_PLOTS = 4
+
+
+def chosen_metrics(runs: list[dict]) -> list[str]:
+    """The first present (finite in some job) of PREFERRED, up to MAX_METRIC_PLOTS of them."""
+    names = list(dict.fromkeys(k for r in runs for k, v in r["metrics"].items() if math.isfinite(_num(v))))
+    chosen: list[str] = []
+    for pattern in PREFERRED:
+        chosen += [n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
+    return chosen[:MAX_METRIC_PLOTS]
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _metric_vs_key(runs: list[dict], key: str, metric: str) -> bytes | None:
+    levels = list(dict.fromkeys(r["overrides"][key] for r in runs if key in r["overrides"]))
+    pts = [(r["overrides"][key], _num(r["metrics"].get(metric))) for r in runs if key in r["overrides"]]
+    pts = [(x, y) for x, y in pts if math.isfinite(y)]
+    if not pts:
+        return None
+    numeric = all(_as_float(v) is not None for v in levels)
+    pos = {v: _as_float(v) for v in levels} if numeric else {v: float(i) for i, v in enumerate(levels)}
+    fig = Figure(figsize=(3.8, 2.9), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter([pos[x] for x, _ in pts], [y for _, y in pts], s=22, alpha=0.8)
+    means = sorted((pos[v], sum(ys) / len(ys)) for v in levels if (ys := [y for x, y in pts if x == v]))
+    ax.plot([m[0] for m in means], [m[1] for m in means], "-", alpha=0.5, label="mean")
+    if numeric and min(pos.values()) > 0 and max(pos.values()) / min(pos.values()) >= 100:
+        ax.set_xscale("log")
+    if numeric and len(levels) <= 8:
+        ax.set_xticks(sorted(pos.values()), [str(v) for v in sorted(levels, key=pos.get)], fontsize=8)
+    if not numeric:
+        ax.set_xticks(range(len(levels)), [v if len(v) <= 14 else v[:13] + "…" for v in levels],
+                      rotation=30 if len(levels) > 3 else 0, fontsize=8)
+    ax.set_xlabel(key, fontsize=9)
+    ax.set_ylabel(metric, fontsize=9)
+    ax.set_title(f"{metric} vs {key}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _fig_png(fig)
+
+
+def _sweep_plots(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
+    items = []
+    for key in swept:
+        if len({r["overrides"][key] for r in runs if key in r["overrides"]}) < 2:
+            continue
+        for metric in metrics:
+            if (png := _metric_vs_key(runs, key, metric)) is not None:
+                items.append((f"{metric} vs {key}", png))
+    return _gallery(items) if items else _note("No swept key with two or more values and a numeric metric.")
+
+
+def _leader_row(run: dict, swept: list[str], metrics: list[str]) -> str:
+    thumb = _thumbnail(run["path"] / "samples" / "final.png")
+    cells = [f'<td data-v="">{_img(thumb, "final samples", "thumb") if thumb else ""}</td>',
+             f'<td><a href="{esc(quote(run["name"]) + "/report.html")}">{esc(run["name"])}</a></td>']
+    cells += [f"<td>{esc(run['overrides'].get(k, ''))}</td>" for k in swept]
+    cls = "ok" if run["status"] == "finished" else "bad"
+    cells.append(f'<td class="{cls}">{esc(run["status"])}</td>')
+    for name in metrics:
+        value = run["metrics"].get(name)
+        if value is None:
+            cells.append('<td data-v=""></td>')
+        else:
+            v = _num(value)
+            sort = "" if math.isnan(v) else repr(v).replace("inf", "Infinity")
+            cells.append(f'<td class="num" data-v="{esc(sort)}">{esc(_fmt(value))}</td>')
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _leaderboard(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
+    head = ["samples", "job", *swept, "status", *metrics]
+    ths = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in head)
+    rows = "".join(_leader_row(run, swept, metrics) for run in runs)
+    return (f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr>{ths}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def _sweep_header(path: Path, runs: list[dict], fixed: dict) -> str:
+    multirun = _load(path / "multirun.yaml", yaml.safe_load)
+    try:
+        task = list(multirun["hydra"]["overrides"]["task"] or [])
+    except (TypeError, KeyError):
+        task = []
+    statuses = list(dict.fromkeys(r["status"] for r in runs))
+    counts = ", ".join(f"{sum(r['status'] == s for r in runs)} {s}" for s in statuses)
+    parts = [f"<h1>Sweep: {esc(path.name)}</h1>", f'<p class="path">{esc(path)}</p>',
+             f"<p>{len(runs)} jobs{': ' + esc(counts) if counts else ''}.</p>"]
+    if task:
+        parts.append(f"<p>Command: <code>python -m gan_lab -m {esc(' '.join(map(str, task)))}</code></p>")
+    if fixed:
+        parts.append("<p>Same in every job: " + ", ".join(f"<code>{esc(k)}={esc(v)}</code>"
+                                                          for k, v in fixed.items()) + "</p>")
+    return "".join(parts)
+
+
+def write_sweep_report(path: Path) -> Path:
+    runs = [load_run(p) for p in sweep_jobs(path)]
+    for run in runs:
+        write_run_report(run["path"], back="../report.html")
+    keys = list(dict.fromkeys(k for r in runs for k in r["overrides"]))
+    values = {k: [r["overrides"].get(k) for r in runs] for k in keys}
+    fixed = {k: v[0] for k, v in values.items() if len(set(v)) == 1 and v[0] is not None and len(runs) > 1}
+    swept = [k for k in keys if k not in fixed]
+    plotted = chosen_metrics(runs)
+    every = list(dict.fromkeys([*plotted, *(k for r in runs for k in r["metrics"])]))
+    body = "".join([
+        _sweep_header(path, runs, fixed),
+        _section("Leaderboard", _leaderboard(runs, swept, every) if runs else _note("No jobs."), "leaderboard"),
+        _section("Metric against each swept key", _sweep_plots(runs, swept, plotted), "plots"),
+    ])
+    out = path / "report.html"
+    out.write_text(_page(f"gan_lab sweep: {path.name}", body), encoding="utf-8")
+    return out
