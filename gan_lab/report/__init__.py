@@ -2,7 +2,7 @@
 
 Everything is inline (CSS, a few lines of vanilla JS that sort the leaderboard, and every picture as a base64
 PNG data URI, the plots drawn here with matplotlib), so a page opens offline and travels as one file.
-:mod:`.run_page` and :mod:`.sweep_page` build the two pages from the pieces in :mod:`.html`, reading the
+:mod:`.run_page` and :mod:`.sweep_page` build the two pages from the pieces in :mod:`.markup`, reading the
 folders through :mod:`.folders`; this module chooses between them.
 """
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gan_lab.report.folders import NotAReportFolder, is_run, is_sweep, load_run, sweep_jobs
-from gan_lab.report.html import esc
+from gan_lab.report.markup import esc
 from gan_lab.report.run_page import curve_panels, sample_frames, write_run_report
 from gan_lab.report.sweep_page import chosen_metrics, write_sweep_report
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from gan_lab.report.folders import _load, _num, _read_history, load_run
-from gan_lab.report.html import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
+from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
 
 CURVE_GROUPS = {
     "losses": ("train/d_loss", "train/g_loss", "train/d_penalty"),

@@ -14,7 +14,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from gan_lab.report.folders import _load, _num, load_run, sweep_jobs
-from gan_lab.report.html import _fig_png, _fmt, _gallery, _img, _note, _page, _section, _thumbnail, esc
+from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _section, _thumbnail, esc
 from gan_lab.report.run_page import write_run_report
 
 # The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
