@@ -154,7 +154,7 @@ def check_plain_supported(cfg: DictConfig) -> None:
         problems.append("a model trained by Algorithm 1 (mlp, dcgan, resnet)")
     if cfg.mixture.generators != 1 or cfg.mixture.discriminators != 1:
         problems.append("no MIX+GAN mixture")
-    problems += [f"tricks.{k}={v!r}" for k, v in asdict(Tricks()).items() if cfg.tricks.get(k, v) != v]  # defaults
+    problems += [f"tricks.{k}={v!r}" for k, v in Tricks().values().items() if cfg.tricks.get(k, v) != v]  # defaults
     if problems:
         raise SystemExit("bench: the plain loop needs " + ", ".join(problems))
 

@@ -137,11 +137,11 @@ def test_combinations_train(choice, base, tmp_path):
      "model=lapgan"),
     (["model=mlp", "dataset=ring", "mixture.generators=2", "regularizer=[sn,lecam]"], "regularizer",
      "mixture.generators=2"),
-    (["tricks.ada_target=0.6"], "tricks.ada_target", "tricks.diffaug"),
-    (["tricks.diffaug=[color]", "tricks.ada_target=1.5"], "tricks.ada_target", "[0.0, 1.0)"),
-    (["regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.decay", "[0.0, 1.0)"),
-    (["regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.policy", "color, translation, cutout"),
-    (["+tricks.emma=0.9"], "tricks.emma", "ema"),
+    ([*RING, "tricks.ada_target=0.6"], "tricks.ada_target", "tricks.diffaug"),
+    ([*RING, "tricks.diffaug=[color]", "tricks.ada_target=1.5"], "tricks.ada_target", "[0.0, 1.0)"),
+    ([*RING, "regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.decay", "[0.0, 1.0)"),
+    ([*RING, "regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.policy", "color, translation, cutout"),
+    ([*RING, "+tricks.emma=0.9"], "tricks.emma", "ema"),
 ])
 def test_refusals_name_both_options(overrides, key, words):
     with pytest.raises(ConfigError) as info:

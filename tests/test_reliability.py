@@ -241,6 +241,40 @@ def test_every_system_resumes_exactly(model, tmp_path):
     _assert_same_weights(tmp_path / "run", (tmp_path / "ref", _weights(tmp_path / "ref")))
 
 
+@pytest.mark.parametrize("parts", [
+    ["tricks.diffaug=[translation,cutout]", "tricks.ada_target=0.6", "tricks.ada_kimg=0.05", "tricks.ada_interval=1"],
+    ["regularizer=[sn,lecam]", "loss=hinge"],
+    ["regularizer=[sn,cr]", "loss=hinge", "tricks.historical_averaging=0.01"],
+], ids=["ada", "lecam", "cr+historical_averaging"])
+def test_stateful_parts_resume_exactly_with_evaluation_and_logging_on(parts, tmp_path):
+    """ADA's p, LeCam's anchors and the historical averages live in the checkpoint: a run stopped by Ctrl-C
+    at iteration 3 and resumed ends with the uninterrupted run's weights and buffers; the default logger,
+    the in-training and the final evaluation run as a user's run has them."""
+    import gan_lab.systems.gan as gan_mod
+
+    args = ["debug=tiny", "dataset=digits", "model.width=8", "train.iterations=6", "train.checkpoint_every=1",
+            "train.log_every=2", "eval.at_end=true", "eval.every=3", "eval.every_samples=40", "eval.samples=60",
+            *parts]
+    reference = train(compose_cfg(*args), tmp_path / "ref")
+    original = gan_mod.GAN.on_train_batch_start
+
+    def crash_at_3(self, batch, batch_idx):
+        if self.iteration == 3:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    gan_mod.GAN.on_train_batch_start = crash_at_3
+    try:
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            train(compose_cfg(*args), tmp_path / "run")
+    finally:
+        gan_mod.GAN.on_train_batch_start = original
+    resumed = train(compose_cfg(*args, f"resume={tmp_path / 'run'}"), None)
+    _assert_same_weights(tmp_path / "run", (tmp_path / "ref", _weights(tmp_path / "ref")))
+    assert resumed["metrics"]["train/d_loss"] == reference["metrics"]["train/d_loss"]
+    assert (tmp_path / "run" / "logs").is_dir() and resumed["evaluation"]["samples"] == 60
+
+
 def test_decompression_bomb_limit_stays_on():
     from PIL import Image
 

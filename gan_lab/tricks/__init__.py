@@ -51,6 +51,10 @@ class Tricks:
                 return getattr(part, key)
         raise AttributeError(key)
 
+    def values(self) -> dict[str, Any]:
+        """Every setting, ``{key: value}``, as the flat ``tricks`` block holds them."""
+        return {key: getattr(part, key) for part in self.all for key in part.settings}
+
     @property
     def extra_batches(self) -> int:
         return sum(part.extra_batches for part in self.parts)
