@@ -75,6 +75,18 @@ def validate_train(cfg: DictConfig) -> None:
     for key in ("channels_last", "compile_generator"):
         if not isinstance(cfg.train.get(key, False), bool):
             raise ConfigError(f"train.{key}", cfg.train.get(key), "true or false")
+    graphs = cfg.train.get("cuda_graphs", False)
+    if graphs not in (True, False, "stand_in"):
+        raise ConfigError("train.cuda_graphs", graphs, "true, false or stand_in")
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    if graphs is True and accelerator not in ("gpu", "cuda"):
+        raise ConfigError("train.cuda_graphs", True, f"false with trainer.accelerator={accelerator}",
+                          "CUDA graphs need a CUDA device (accelerator=gpu|ddp|slurm); train.cuda_graphs=stand_in "
+                          "runs the capture-ready step here without capturing.")
+    if cfg.train.get("compile_generator", False) and accelerator in ("gpu", "cuda"):
+        raise ConfigError("train.compile_generator", True, f"false with trainer.accelerator={accelerator}",
+                          "torch.compile of G crashed on CUDA when measured (H200, torch 2.11); on a GPU use "
+                          "train.cuda_graphs=true, which removes the per-kernel launch cost compile would.")
     validate_trainer(cfg.trainer)
     check_int("eval.every", cfg.eval.every, 0)
     check_int("eval.every_samples", cfg.eval.every_samples, 2)
@@ -168,7 +180,8 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
-    system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False))
+    system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False),
+                             cfg.train.get("cuda_graphs", False))
     return system
 
 
@@ -268,7 +281,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
 
     patch_hydra_ddp_launch()
     with distributed_job():
-        trainer = build_trainer(cfg, run_dir, [samples, checkpoint, sync_check, periodic, *extra], loggers)
+        # The checkpoint comes last, so it holds everything done at its iteration (the measurement included):
+        # a run resumed from it logs the same rows as the run that was never stopped.
+        trainer = build_trainer(cfg, run_dir, [samples, sync_check, periodic, checkpoint, *extra], loggers)
         if trainer.is_global_zero and (cfg.eval.every or cfg.eval.at_end):
             periodic.prepare()  # one-time work (classifier, real statistics) before any other rank exists
         summary = fit(cfg, run_dir, trainer, system, data, c.source, sync_check, extra, loggers)

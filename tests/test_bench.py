@@ -37,6 +37,7 @@ def test_bench_mlp_ring_table_and_json(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     text = "\n".join(lines)
     assert "plain it/s" in text and "lab it/s" in text and "lab images/s" in text and "mlp_ring" in text
+    assert "lab graphs it/s" in text and "graphs/lab" in text and "—" in text  # the graphs column, not run here
     payload = json.loads(lines[-1])  # the last line is the JSON line
     assert payload == json.loads(out.read_text())
     (row,) = payload["results"]
@@ -51,7 +52,11 @@ def test_bench_mlp_ring_table_and_json(tmp_path, capsys):
         assert side["iterations"] == 3 and side["warmup"] == 1 and side["seconds"] > 0
         assert (side["params_g"], side["params_d"]) == (row["params"]["generator"], row["params"]["discriminator"])
         assert side["trained"] == {"generator": True, "discriminator": True}
-    assert payload["check"]["ran"] is False  # no dcgan32 row: nothing to check
+    for key in ("graphs_it_s", "graphs_ratio", "graphs_speedup", "graphs_runs", "graphs_images_s"):
+        assert key in row and row[key] is None, key  # CPU: the CUDA graphs side is not run
+    assert payload["check"]["ran"] is True and payload["check"]["skipped"] is True  # mlp_ring/cpu is checked
+    assert [c["case"] for c in payload["check"]["cases"]] == ["mlp_ring/cpu/32-true"]
+    assert "check: mlp_ring/cpu/32-true" in text and "not enforced" in text
     assert "torchvision" not in sys.modules
 
 
@@ -95,19 +100,113 @@ def test_mnist5k_32_is_cifar_shaped_padded_digits():
     assert x.min() == -1 and x.max() == 1
 
 
-def test_fails_below_threshold_unless_no_check(tmp_path, capsys, monkeypatch):
+def _fake_case(ratio: float):
     def fake_case(case, device, precision, warmup, iterations, repeats, overrides=(), progress=None):
         return {"case": case.name, "device": device, "precision": precision, "batch_size": 64, "repeats": 1,
-                "plain_it_s": 10.0, "lab_it_s": 5.0, "ratio": 0.5, "lab_images_s": 320.0,
+                "plain_it_s": 10.0, "lab_it_s": 10.0 * ratio, "ratio": ratio, "lab_images_s": 640.0 * ratio,
+                "graphs_it_s": None, "graphs_ratio": None, "graphs_speedup": None,
                 "params": {"generator": 1, "discriminator": 1}, "same_networks": True, "threads": [1]}
 
-    monkeypatch.setattr(bench, "bench_case", fake_case)
+    return fake_case
+
+
+def test_fails_below_threshold_unless_no_check(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "bench_case", _fake_case(0.5))
     args = ["--cases", "dcgan32", "--device", "cpu", "--out", str(tmp_path / "b.json")]
     assert bench.main(args) == 1
     captured = capsys.readouterr()
     assert "FAIL" in captured.err and "0.500" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["check"]["passed"] is False
     assert bench.main([*args, "--no-check"]) == 0
+
+
+def test_each_checked_case_has_its_own_threshold(tmp_path, capsys, monkeypatch):
+    """dcgan32 needs 0.95 of the plain loop, mlp_ring 0.9; one check line each; the other cases are not checked."""
+    monkeypatch.setattr(bench, "bench_case", _fake_case(0.92))
+    args = ["--cases", "dcgan32,mlp_ring,dcgan_mnist5k", "--device", "cpu", "--out", str(tmp_path / "b.json")]
+    assert bench.main(args) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("check:")] == \
+        ["dcgan32/cpu/32-true", "mlp_ring/cpu/32-true"]
+    assert any(line.startswith("check: dcgan32") and line.endswith("FAIL") for line in lines)
+    assert any(line.startswith("check: mlp_ring") and line.endswith("ok") for line in lines)
+    assert "dcgan32" in captured.err and "mlp_ring" not in captured.err
+    check = json.loads(lines[-1])["check"]
+    assert [(c["case"], c["threshold"], c["passed"]) for c in check["cases"]] == \
+        [("dcgan32/cpu/32-true", 0.95, False), ("mlp_ring/cpu/32-true", 0.9, True)]
+    monkeypatch.setattr(bench, "bench_case", _fake_case(0.96))
+    assert bench.main(args) == 0
+    monkeypatch.setattr(bench, "bench_case", _fake_case(0.5))
+    assert bench.main([*args[:3], "cuda" if torch.cuda.is_available() else "cpu", *args[4:], "--precision",
+                       "bf16-mixed"]) == 0  # only CPU fp32 is checked
+
+
+def test_graphs_side_only_on_cuda_interleaved_and_rotated(monkeypatch):
+    """Without running anything: on the CPU two sides (plain, lab), on CUDA three, the order rotated each
+    repeat; the graphs side's config has train.cuda_graphs=true and a warm-up covering two log intervals."""
+    calls = []
+
+    def side(name, cfg, warmup, iterations):
+        calls.append((name, cfg.train.get("cuda_graphs"), warmup, int(cfg.train.iterations)))
+        it_s = {"plain": 10.0, "lab": 9.0, "graphs": 18.0}[name]
+        return bench.Side(it_s, iterations / it_s, warmup, iterations, 1, 5, 7, "init", "arch",
+                          {"generator": True, "discriminator": True}, graphs=None if name == "plain" else
+                          (4 if cfg.train.get("cuda_graphs") is True else 0))
+
+    def fake_lab(cfg, warmup, iterations):
+        return side("graphs" if cfg.train.get("cuda_graphs") is True else "lab", cfg, warmup, iterations)
+
+    monkeypatch.setattr(bench, "run_lab", fake_lab)
+    monkeypatch.setattr(bench, "run_plain", lambda cfg, w, n, device="cpu", precision="32-true":
+                        side("plain", cfg, w, n))
+    case = bench.CASES["mlp_ring"]
+    row = bench.bench_case(case, "cpu", "32-true", 3, 4, 2)
+    assert [c[0] for c in calls] == ["plain", "lab", "lab", "plain"]
+    assert all(c[1] is False for c in calls)  # the lab eager: train.cuda_graphs stays false
+    assert row["graphs_it_s"] is None and row["graphs_runs"] is None and row["graphs_speedup"] is None
+    assert row["ratio"] == 0.9 and row["pair_ratios"] == [0.9, 0.9]
+
+    calls.clear()
+    row = bench.bench_case(case, "cuda", "32-true", 3, 4, 3)  # composed only: the fakes need no GPU
+    assert [c[0] for c in calls] == ["plain", "lab", "graphs", "lab", "graphs", "plain", "graphs", "plain", "lab"]
+    log_every = row["log_every"]
+    for name, graphs, warmup, total in calls:
+        assert graphs is (name == "graphs")
+        assert (warmup, total) == ((2 * log_every, 2 * log_every + 4) if name == "graphs" else (3, 7))
+    assert (row["plain_it_s"], row["lab_it_s"], row["graphs_it_s"]) == (10.0, 9.0, 18.0)
+    assert (row["ratio"], row["graphs_ratio"], row["graphs_speedup"]) == (0.9, 1.8, 2.0)
+    assert row["graphs_images_s"] == 18.0 * 256 and row["graphs_captured"] is True
+    assert len(row["graphs_runs"]) == 3 and row["graphs_runs"][0]["graphs"] == 4 and row["same_networks"]
+
+
+def test_new_cases_are_covered_by_the_plain_loop():
+    """Composed only (resnet32 takes minutes per run on the CPU, so nothing is timed here)."""
+    assert {"dcgan32", "mlp_ring", "dcgan_mnist5k", "resnet32"} <= set(bench.CASES)
+    resnet = bench.case_config(bench.CASES["resnet32"], "cpu", "32-true", 2)
+    bench.check_plain_supported(resnet)
+    assert resnet.model._target_ == "gan_lab.nets.resnet.build" and resnet.model.d_norm == "none"
+    assert resnet.dataset._target_ == "benchmarks.bench.mnist5k_32" and resnet.train.batch_size == 64
+    mnist = bench.case_config(bench.CASES["dcgan_mnist5k"], "cpu", "32-true", 2)
+    bench.check_plain_supported(mnist)
+    assert mnist.model._target_ == "gan_lab.nets.dcgan.build" and mnist.dataset._target_.endswith(".mnist5k")
+    assert (bench.CASES["dcgan_mnist5k"].warmup, bench.CASES["dcgan_mnist5k"].iterations) == (10, 60)
+    assert (bench.CASES["resnet32"].warmup, bench.CASES["resnet32"].iterations) == (5, 20)
+
+
+def test_dcgan_mnist5k_runs_on_the_cpu_without_graphs():
+    tiny = bench.Case("dcgan_mnist5k", bench.CASES["dcgan_mnist5k"].overrides, 1, 2)
+    row = bench.bench_case(tiny, "cpu", "32-true", 1, 2, 1, TINY_DCGAN)
+    assert row["same_networks"] and row["graphs_it_s"] is None and row["graphs_runs"] is None
+    assert row["plain_it_s"] > 0 and row["lab_it_s"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA graphs side needs a CUDA device")
+def test_graphs_side_on_cuda_captures_and_trains():
+    row = bench.bench_case(bench.CASES["dcgan32"], "cuda", "32-true", 1, 3, 1, TINY_DCGAN)
+    assert row["graphs_it_s"] > 0 and row["graphs_captured"] is True and row["same_networks"]
+    assert row["graphs_speedup"] == pytest.approx(row["graphs_it_s"] / row["lab_it_s"], rel=1e-2)
+    assert row["graphs_runs"][0]["trained"] == {"generator": True, "discriminator": True}
 
 
 def test_settings_and_argument_checks():
@@ -118,6 +217,13 @@ def test_settings_and_argument_checks():
     assert bench.settings(bench.parse_args(["--device", "cpu", "--precision", "bf16-mixed"])) == \
         [("cpu", "bf16-mixed")]
     assert bench.parse_args(["--cases", "mlp_ring"]).cases == ["mlp_ring"]
+    default_args = bench.parse_args([])
+    assert bench.cases_for(default_args, "cpu") == ["dcgan32", "mlp_ring"]
+    assert bench.cases_for(default_args, "cuda") == ["dcgan32", "mlp_ring", "dcgan_mnist5k", "resnet32"]
+    given = bench.parse_args(["--cases", "resnet32,mlp_ring"])
+    assert bench.cases_for(given, "cpu") == bench.cases_for(given, "cuda") == ["resnet32", "mlp_ring"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--override", "train.cuda_graphs=true"])  # the bench sets it per side
     with pytest.raises(SystemExit):
         bench.parse_args(["--cases", "nope"])
     with pytest.raises(SystemExit):

@@ -24,6 +24,10 @@ class Regularizer:
     # LAPGAN level each, MIX+GAN's members) refuse it.
     needs_one_critic: ClassVar[bool] = False
 
+    def capture_blocker(self) -> str | None:
+        """Why a D update with this regularizer cannot be captured as a CUDA graph, or None."""
+        return None
+
     def check(self, spec) -> None:
         """Refuse data this regularizer cannot act on (a ConfigError naming both options)."""
 

@@ -35,6 +35,9 @@ class Regularizers(Regularizer):
         terms = [t for t in terms if t is not None]
         return torch.stack(terms).sum() if terms else None
 
+    def capture_blocker(self) -> str | None:
+        return "; ".join(b for p in self.parts if (b := p.capture_blocker())) or None
+
     def check(self, spec) -> None:
         for part in self.parts:
             part.check(spec)

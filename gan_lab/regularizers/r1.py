@@ -18,6 +18,11 @@ class R1(Regularizer):
         self.weight = check_range("regularizer.weight", weight, 0.0)  # γ
         self.every = check_int("regularizer.every", every, 1)
 
+    def capture_blocker(self) -> str | None:
+        if self.every == 1:
+            return None
+        return f"regularizer={self.name} with every={self.every} decides on the host which D steps carry it"
+
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
                 ) -> torch.Tensor | None:

@@ -7,6 +7,7 @@ Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import threading
@@ -23,8 +24,10 @@ from gan_lab.distributed import Ranks
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.reporting import report
+from gan_lab.systems.graphs import StepGraphs, graph_blockers
 from gan_lab.tricks import HOOKS, Tricks
 
+log = logging.getLogger("gan_lab")
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -63,6 +66,15 @@ def step_seed(seed: int, rank: int, iteration: int) -> int:
     return _splitmix64(_splitmix64(_splitmix64(seed) ^ rank) ^ iteration) & 0x7FFFFFFFFFFFFFFF
 
 
+def _capturable(factory: OptimizerFactory, params) -> torch.optim.Optimizer:
+    """``factory(params)`` with ``capturable=True`` where the optimiser has that option (Adam, AdamW, RMSprop)."""
+    params = list(params)
+    try:
+        return factory(params, capturable=True)
+    except TypeError:  # no such option (SGD keeps no step count)
+        return factory(params)
+
+
 class GAN(L.LightningModule):
     passes_real_to_g = True  # generator_objective gives g_loss D's outputs on real data when it asks
     honours = frozenset(HOOKS)  # the trick hooks its step runs (gan_lab/tricks/base.py): all of them
@@ -91,6 +103,12 @@ class GAN(L.LightningModule):
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
         self.channels_last = False  # set by use_speed_options
+        self.cuda_graphs = False  # set by use_speed_options; the runner is chosen at train start
+        self.steps: StepGraphs | None = None  # None: every update eager
+        self.capturing = False  # inside a captured (or stand-in) update: host effects are recorded, not applied
+        self.captured_names: list[str] = []
+        self.captured_d_updates = 0
+        self._lean = False  # raw backward/step (no Lightning hooks per step) where that is numerically the same
         self.resume_state: dict | None = None  # optimiser states to load at train start (resume)
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
@@ -103,6 +121,9 @@ class GAN(L.LightningModule):
 
     # ---------------------------------------------------------------- Algorithm 1
     def configure_optimizers(self):
+        if self.cuda_graphs is True:  # the step counts stay on the device so a replayed step advances them
+            return [_capturable(self._optimizer_d, self.discriminator.parameters()),
+                    _capturable(self._optimizer_g, self.generator.parameters())]
         return [self._optimizer_d(self.discriminator.parameters()),
                 self._optimizer_g(self.generator.parameters())]
 
@@ -111,16 +132,20 @@ class GAN(L.LightningModule):
         """Real minibatches one iteration consumes: k for D, more for tricks that ask (unrolling: K)."""
         return self.k + self.tricks.extra_batches
 
-    def use_speed_options(self, channels_last: bool = False, compile_generator: bool = False) -> None:
+    def use_speed_options(self, channels_last: bool = False, compile_generator: bool = False,
+                          cuda_graphs: bool | str = False) -> None:
         """``channels_last``: NHWC memory layout for both networks and every real batch (faster convs on
         recent CPUs and tensor cores). ``compile_generator``: ``torch.compile`` of G's forward, in place,
-        so parameter names and checkpoints are unchanged. D is never compiled: the gradient penalty's
-        double backward fails through a compiled D (docs/design.md, "torch.compile")."""
+        so parameter names and checkpoints are unchanged (CPU; D is never compiled: the gradient penalty's
+        double backward fails through a compiled D, docs/design.md, "torch.compile"). ``cuda_graphs``:
+        capture each update as a CUDA graph (gan_lab/systems/graphs.py); ``"stand_in"`` runs the same
+        capture-ready step without capturing."""
         if channels_last:
             self.channels_last = True
             self.to(memory_format=torch.channels_last)
         if compile_generator:
             self.generator.compile()
+        self.cuda_graphs = cuda_graphs
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
@@ -128,9 +153,11 @@ class GAN(L.LightningModule):
             batch = batch.contiguous(memory_format=torch.channels_last)
         log_now = (self.iteration + 1) % self.log_every == 0
         reals = batch.chunk(self.batches_per_iteration)  # (n·B, *shape) -> n fresh real minibatches
+        extra = list(reals[self.k:])
         for j, real in enumerate(reals[: self.k]):
-            self.d_step(opt_d, real, measure_grad=log_now and j == self.k - 1)
-        self.g_step(opt_g, reals[self.k - 1], list(reals[self.k:]), measure_grad=log_now)
+            measure = log_now and j == self.k - 1
+            self.update(("d", measure), lambda x, m=measure: self.d_step(opt_d, x, measure_grad=m), real)
+        self.update(("g", log_now), lambda x: self.g_step(opt_g, x, extra, measure_grad=log_now), reals[self.k - 1])
         self.iteration += 1
         if log_now:
             for part in self.tricks.with_hook("log_row"):
@@ -169,6 +196,31 @@ class GAN(L.LightningModule):
 
         self.update_discriminator(opt_d, objective, measure_grad)
 
+    def update(self, key: tuple, fn: Callable[[torch.Tensor], None], real: torch.Tensor) -> None:
+        """One update ``fn(real)``: eager, or through the CUDA graphs (``train.cuda_graphs``)."""
+        if self.steps is None:
+            fn(real)
+        else:
+            self.steps.run(self, key, fn, real)
+
+    def apply_host_effects(self, names: list[str], d_updates: int) -> None:
+        """What a replayed update does on the host: count its statistics and its D updates."""
+        for name in names:
+            self._counts[name] = self._counts.get(name, 0) + 1
+        self.d_updates += d_updates
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self._lean or self.capturing:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _step(self, optimizer) -> None:
+        if self._lean or self.capturing:
+            optimizer.optimizer.step()
+        else:
+            optimizer.step()
+
     def update_discriminator(self, opt_d, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
         """The frame every D step shares (Algorithm 1, LAPGAN's levels, MIX+GAN's members): minimise
         ``objective()`` over D, plus the parts' terms (historical averaging), step, then the after-step
@@ -181,15 +233,18 @@ class GAN(L.LightningModule):
         for part in self.tricks.with_hook("d_term"):
             total = total + part.d_term(self)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self._backward(total)
         if measure_grad:
             self._accumulate(self.d_grad_norms())
-        opt_d.step()
+        self._step(opt_d)
         for d in self.clipped_discriminators():
             self.regularizer.after_d_step(d)
         for part in self.tricks.with_hook("after_d_step"):
             part.after_d_step(self)
-        self.d_updates += 1
+        if self.capturing:
+            self.captured_d_updates += 1
+        else:
+            self.d_updates += 1
         self._accumulate(stats() if callable(stats) else stats)
 
     def d_grad_norms(self) -> dict[str, torch.Tensor]:
@@ -226,14 +281,14 @@ class GAN(L.LightningModule):
             for part in self.tricks.with_hook("g_term"):
                 total = total + part.g_term(self)
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(total)
+            self._backward(total)
         finally:
             self.discriminator.requires_grad_(True)
         if measure_grad:
             self._accumulate({"grad_norm_g": grad_norm(self.generator)})
             if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
                 self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
-        opt_g.step()
+        self._step(opt_g)
         for part in self.tricks.with_hook("after_g_step"):
             part.after_g_step(self)
         self._accumulate({"g_loss": g_loss, **stats})
@@ -277,20 +332,31 @@ class GAN(L.LightningModule):
 
     # ---------------------------------------------------------------- statistics
     def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        """Add each statistic into its device buffer, in place (the buffers a captured update writes into)."""
         for name, value in stats.items():
             value = value.detach().float()
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
+            if self.capturing:
+                if name not in self._sums:
+                    raise RuntimeError(f"train/{name} first appeared inside a captured update")
+                self._sums[name].add_(value)
+                self.captured_names.append(name)
+                continue
+            if name in self._sums:
+                self._sums[name].add_(value)
+            else:
+                self._sums[name] = value.clone()
             self._counts[name] = self._counts.get(name, 0) + 1
 
     def _flush(self) -> None:
-        names = sorted(self._sums)
+        names = sorted(n for n in self._sums if self._counts.get(n))
         stop = torch.tensor(1.0 if self.stop_signal else 0.0, device=self.device)
         row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float(), stop]
         # Under DDP the row is averaged over ranks (the statistics of the global batch), and a NaN, a
         # non-finite weight or a SIGTERM on any rank reaches every rank, so all of them stop at the same row.
         row = Ranks.current().mean_row(torch.stack(row))
         *values, weights_ok, stop = row.tolist()  # one sync: the row, the guard's flag, the stop flag
-        self._sums.clear()
+        for buffer in self._sums.values():
+            buffer.zero_()  # kept: a captured update holds them
         self._counts.clear()
         now, last_iteration = time.perf_counter(), self._clock[1]
         rate = (self.iteration - last_iteration) / max(now - self._clock[0], 1e-9)
@@ -321,13 +387,20 @@ class GAN(L.LightningModule):
         """Every iteration draws its z, penalty interpolants, noise and augmentations from a stream
         seeded by (seed, rank, iteration), as its data is: a run resumed at any iteration, on any
         machine state, continues exactly as the uninterrupted run."""
-        torch.manual_seed(step_seed(self.seed, self.global_rank, self.iteration))
+        seed = step_seed(self.seed, self.global_rank, self.iteration)
+        # The generators this run draws from: the CPU's, and its own GPU's. (torch.manual_seed would also
+        # queue a seed for every lazily initialised backend, formatting a stack trace each time: 1.3 ms per
+        # iteration on a CPU run.)
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
         watchdog.at_iteration(self.iteration + 1)
 
     def on_fit_start(self) -> None:
         self._clock = (time.perf_counter(), self.iteration)
 
     def on_train_start(self) -> None:
+        self._choose_step_path()
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
             # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
             signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "stop_signal", "SIGTERM"))
@@ -336,10 +409,29 @@ class GAN(L.LightningModule):
                 opt.optimizer.load_state_dict(state)
             self.resume_state = None
 
+    def _choose_step_path(self) -> None:
+        """Lean eager (raw ``backward``/``step``, no Lightning hook per step) when that is numerically
+        Lightning's path: one process, no loss scaling, no callback listening to those hooks. CUDA graphs
+        when asked and nothing in the run prevents them, else eager with one line saying why."""
+        trainer = self.trainer
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        listened = any(getattr(type(cb), h) is not getattr(L.Callback, h) for cb in trainer.callbacks for h in hooks)
+        self._lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
+                      and not listened)
+        self.steps = None
+        if not self.cuda_graphs:
+            return
+        blockers = graph_blockers(self)
+        if blockers:
+            log.warning("gan_lab: train.cuda_graphs: this run's step stays eager: %s", "; ".join(blockers))
+            return
+        self.steps = StepGraphs(stand_in=self.cuda_graphs == "stand_in")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gan_lab"] = {"iteration": self.iteration, "d_updates": self.d_updates,
                                  "config": self.run_config, "history": list(self.history),
-                                 "pending_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
+                                 "pending_sums": {k: v.detach().cpu() for k, v in self._sums.items()
+                                                  if self._counts.get(k)},
                                  "pending_counts": dict(self._counts)}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:

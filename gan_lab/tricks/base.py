@@ -85,6 +85,11 @@ class Trick:
         """The hooks this trick overrides."""
         return {h for h in HOOKS if getattr(cls, h) is not getattr(Trick, h)}
 
+    def capture_blocker(self) -> str | None:
+        """Why a step with this trick cannot be captured as a CUDA graph (host logic that varies per step),
+        or None (gan_lab/systems/graphs.py)."""
+        return None
+
     def check(self, tricks: Tricks, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module,
               spec: DataSpec) -> None:
         """Refuse combinations that make no sense, naming both options."""

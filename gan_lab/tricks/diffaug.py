@@ -237,6 +237,9 @@ class DiffAugment(Trick):
                               "ADA adapts the probability of the DiffAugment transforms: choose them, "
                               "e.g. tricks.diffaug=[color,translation,cutout].")
 
+    def capture_blocker(self) -> str | None:
+        return "ADA decides on the host when to adjust p" if self.ada_target else None
+
     def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
         if not spec.is_image:
             raise ConfigError("tricks.diffaug", self.diffaug, '"" (off) with point data',

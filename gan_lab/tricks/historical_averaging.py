@@ -54,6 +54,9 @@ class HistoricalAveraging(Trick):
     def validate(self) -> None:
         check_range("tricks.historical_averaging", self.historical_averaging, 0.0)
 
+    def capture_blocker(self) -> str:
+        return "the running mean's weight 1/t changes on the host every step"
+
     def attach(self, system) -> None:  # the averages live on the system, so they land in its checkpoints
         system.d_history = HistoricalAverage(system.discriminator, self.historical_averaging)
         system.g_history = HistoricalAverage(system.generator, self.historical_averaging)

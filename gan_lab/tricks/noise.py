@@ -23,6 +23,11 @@ class InstanceNoise(Trick):
         check_range("tricks.instance_noise", self.instance_noise, 0.0)
         check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
 
+    def capture_blocker(self) -> str | None:
+        if self.instance_noise_schedule == "constant":
+            return None
+        return "σ anneals on the host every iteration (instance_noise_schedule=constant can be captured)"
+
     def sigma_at(self, iteration: int, iterations: int) -> float:
         if self.instance_noise_schedule == "constant":
             return self.instance_noise

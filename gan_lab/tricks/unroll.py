@@ -128,6 +128,9 @@ class Unroll(Trick):
                               "The unrolled copy of D models its optimiser step, not a gradient penalty "
                               "(through K penalty steps G's gradient would need third derivatives).")
 
+    def capture_blocker(self) -> str:
+        return "the unrolled copy of D is rebuilt from the optimiser's state on the host each step"
+
     def critic(self, system, reals: list[torch.Tensor]):
         opt_d = system.optimizers()[0].optimizer
         clip = getattr(system.regularizer, "clip_value", None)  # weight clipping acts inside the unrolled steps too
