@@ -134,7 +134,7 @@ def build_components(cfg: DictConfig) -> Components:
         pairs = [(generator, discriminator)] + [factory(spec=source.spec, d_norm=d_norm) for _ in range(extra)]
         generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
         discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
-    tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by)
+    tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by, cfg.train.batch_size)
     regularizer.check(source.spec)
     if regularizer.needs_one_critic and not system.one_critic:
         raise ConfigError("regularizer", regularizer.name, f"one that keeps no state about D with {chosen_by}",
@@ -144,7 +144,8 @@ def build_components(cfg: DictConfig) -> Components:
         raise ConfigError("loss", loss.name, f"a loss whose G step reads only fake logits with {chosen_by}",
                           f"loss={loss.name} needs D's outputs on real data in G's step, which this "
                           "model's training step does not compute.")
-    generator, discriminator = tricks.networks(generator, discriminator, source.spec, cfg.model.z_dim, cfg.seed)
+    generator, discriminator = tricks.networks(generator, discriminator, source.spec, cfg.model.z_dim, cfg.seed,
+                                               lambda spec: factory(spec=spec, d_norm=d_norm))
     return Components(source, loss, regularizer, generator, discriminator, tricks)
 
 

@@ -40,6 +40,7 @@ TRICKS = {
     "ema": ["tricks.ema=0.9"],
     "diffaug": ["tricks.diffaug=[color,translation,cutout]"],
     "ada": ["tricks.diffaug=[translation,cutout]", "tricks.ada_target=0.6", "tricks.ada_kimg=0.05"],
+    "pack": ["tricks.pack=2"],
     "fgan_js_pi": ["loss=fgan", "loss.divergence=js_pi", "loss.pi=0.1"],
     "fgan_rkl_saturating": ["loss=fgan", "loss.divergence=rkl", "loss.generator_objective=saturating"],
     "mixture": ["mixture.generators=2", "mixture.discriminators=2"],
@@ -142,6 +143,8 @@ def test_combinations_train(choice, base, tmp_path):
     ([*RING, "regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.decay", "[0.0, 1.0)"),
     ([*RING, "regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.policy", "color, translation, cutout"),
     ([*RING, "+tricks.emma=0.9"], "tricks.emma", "ema"),
+    ([*RING, "tricks.pack=3", "train.batch_size=16"], "tricks.pack", "train.batch_size=16"),
+    ([*RING, "tricks.pack=2", "tricks.minibatch_discrimination=true"], "tricks.pack", "minibatch_discrimination"),
 ])
 def test_refusals_name_both_options(overrides, key, words):
     with pytest.raises(ConfigError) as info:

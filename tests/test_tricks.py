@@ -330,3 +330,23 @@ def test_ada_run_logs_p_and_resumes_it(tiny, tmp_path):
     assert 0.0 <= p <= 1.0 and "train/ada_rt" in summary["metrics"]
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["state_dict"]["ada_p"].item() == pytest.approx(p, abs=1e-6)  # the logged p is the saved p
+
+
+# ------------------------------------------------------------------------------------------ packing
+def test_packing_concatenates_consecutive_samples_and_builds_d_for_the_packed_shape(tiny):
+    from gan_lab.train import build_system
+    from gan_lab.tricks.pack import Pack
+
+    pack = Pack(pack=3)
+    points = torch.arange(12.0).view(6, 2)
+    assert pack.packed(points).tolist() == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    images = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 2, 2, 2)
+    packed = pack.packed(images)
+    assert packed.shape == (2, 6, 2, 2) and packed[1, :, 0, 0].tolist() == [3, 3, 4, 4, 5, 5]
+    cfg = tiny("logger=none", *MODELS["mlp"], "tricks.pack=4")
+    system = build_system(cfg, build_components(cfg))
+    assert system.discriminator.body[0].in_features == 2 * 4  # the ring's 2 coordinates, 4 to a pack
+    assert system.d_input(torch.zeros(16, 2)).shape == (4, 8)
+    cfg = tiny("logger=none", *MODELS["dcgan"], "tricks.pack=2")
+    assert build_system(cfg, build_components(cfg)).discriminator(torch.zeros(3, 2, 8, 8)).shape == (3,)
+

@@ -64,7 +64,7 @@ class Tricks:
         return self._by_hook[hook]
 
     def check_compatible(self, loss, regularizer, discriminator: nn.Module, spec, system: type,
-                         chosen_by: str) -> None:
+                         chosen_by: str, batch_size: int) -> None:
         """Refuse what makes no sense, naming both options: each part's own refusals, then any hook the
         system's training step does not run (``system.honours``; ``chosen_by`` names the option that chose
         that system, e.g. ``model=lapgan``)."""
@@ -74,13 +74,14 @@ class Tricks:
                 raise ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), f"{part.off()} with {chosen_by}",
                                   f"{system.step_summary} This trick acts through {', '.join(missing)}, which "
                                   "that step does not run.")
+        self.batch_size = batch_size
         for part in self.parts:
             part.check(self, loss, regularizer, discriminator, spec)
 
-    def networks(self, generator: nn.Module, discriminator: nn.Module, spec, z_dim: int,
-                 seed: int) -> tuple[nn.Module, nn.Module]:
+    def networks(self, generator: nn.Module, discriminator: nn.Module, spec, z_dim: int, seed: int,
+                 build) -> tuple[nn.Module, nn.Module]:
         for part in self.with_hook("networks"):
-            generator, discriminator = part.networks(generator, discriminator, spec, z_dim, seed)
+            generator, discriminator = part.networks(generator, discriminator, spec, z_dim, seed, build)
         return generator, discriminator
 
     def __repr__(self) -> str:

@@ -92,11 +92,12 @@ class Trick:
 
     def check(self, tricks: Tricks, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module,
               spec: DataSpec) -> None:
-        """Refuse combinations that make no sense, naming both options."""
+        """Refuse combinations that make no sense, naming both options (``tricks.batch_size``: the run's)."""
 
     # ---------------------------------------------------------------- hooks
-    def networks(self, generator: nn.Module, discriminator: nn.Module, spec: DataSpec, z_dim: int,
-                 seed: int) -> tuple[nn.Module, nn.Module]:
+    def networks(self, generator: nn.Module, discriminator: nn.Module, spec: DataSpec, z_dim: int, seed: int,
+                 build: Callable[[DataSpec], tuple[nn.Module, nn.Module]]) -> tuple[nn.Module, nn.Module]:
+        """G and D as this trick wants them; ``build(spec)`` makes the model's (G, D) for another data shape."""
         return generator, discriminator
 
     def attach(self, system: GAN) -> None:

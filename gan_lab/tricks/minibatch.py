@@ -26,7 +26,7 @@ class MinibatchDiscrimination(Trick):
                               "Minibatch features make D's output depend on the whole batch, so a "
                               "per-sample gradient penalty is meaningless.")
 
-    def networks(self, generator, discriminator, spec, z_dim, seed):
+    def networks(self, generator, discriminator, spec, z_dim, seed, build):
         from gan_lab.nets.minibatch import MinibatchDiscriminator
 
         return generator, MinibatchDiscriminator(discriminator, spec, self.minibatch_kernels,

@@ -18,7 +18,7 @@ class VirtualBatchNorm(Trick):
             raise ConfigError("tricks.virtual_batchnorm", self.virtual_batchnorm, "true or false")
         check_int("tricks.virtual_batchnorm_size", self.virtual_batchnorm_size, 1)
 
-    def networks(self, generator, discriminator, spec, z_dim, seed):
+    def networks(self, generator, discriminator, spec, z_dim, seed, build):
         from gan_lab.nets.vbn import VirtualBatchNormGenerator
 
         return VirtualBatchNormGenerator(generator, z_dim, self.virtual_batchnorm_size, seed), discriminator
