@@ -92,3 +92,25 @@ def weight_digests():
         book["machine"] = machine_kind()
         DIGESTS.parent.mkdir(exist_ok=True)
         DIGESTS.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")
+
+
+def interrupted_then_resumed(args: list[str], run_dir: Path, at: int) -> dict:
+    """Train ``args`` into ``run_dir``, stopped by Ctrl-C when iteration ``at`` is about to start (its
+    checkpoints up to ``at`` written), then resume it there; return the resumed run's summary."""
+    import gan_lab.systems.gan as gan_mod
+    from gan_lab.train import train
+
+    original = gan_mod.GAN.on_train_batch_start
+
+    def interrupt(self, batch, batch_idx):
+        if self.iteration == at:
+            raise KeyboardInterrupt  # as Ctrl-C would, mid-run
+        return original(self, batch, batch_idx)
+
+    gan_mod.GAN.on_train_batch_start = interrupt
+    try:
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            train(compose_cfg(*args), run_dir)
+    finally:
+        gan_mod.GAN.on_train_batch_start = original
+    return train(compose_cfg(*args, f"resume={run_dir}"), None)

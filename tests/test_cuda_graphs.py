@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gan_lab.train import train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, interrupted_then_resumed
 from tests.test_graphs import CAPTURABLE, _rows, _state
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -41,22 +41,7 @@ def test_graphs_train_like_the_eager_step(case, precision, tmp_path, caplog):
 
 
 def test_graphs_resume_exactly(tmp_path):
-    import gan_lab.systems.gan as gan_mod
-
     args = [*BASE, "train.checkpoint_every=1", "train.k=2", "tricks.ema=0.9", "train.cuda_graphs=true"]
     train(compose_cfg(*args), tmp_path / "ref")
-    original = gan_mod.GAN.on_train_batch_start
-
-    def crash_at_7(self, batch, batch_idx):
-        if self.iteration == 7:
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    gan_mod.GAN.on_train_batch_start = crash_at_7
-    try:
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            train(compose_cfg(*args), tmp_path / "run")
-    finally:
-        gan_mod.GAN.on_train_batch_start = original
-    train(compose_cfg(*args, f"resume={tmp_path / 'run'}"), None)
+    interrupted_then_resumed(args, tmp_path / "run", at=7)
     _close_runs(tmp_path / "ref", tmp_path / "run", 0.0, 0.0)  # bit for bit

@@ -16,7 +16,7 @@ import torch
 
 from gan_lab.errors import ConfigError
 from gan_lab.train import build_components, train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, interrupted_then_resumed
 
 BASE = ["debug=tiny", "logger=none", "dataset=digits", "model.width=8", "train.iterations=6", "train.log_every=2"]
 CAPTURABLE = {
@@ -50,40 +50,38 @@ def _assert_same_run(a, b) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CAPTURABLE))
-def test_the_capture_ready_step_trains_to_the_eager_weights(case, tmp_path, caplog):
+def test_the_capture_ready_step_trains_to_the_eager_weights(case, tmp_path, monkeypatch):
+    from gan_lab.systems.graphs import StepGraphs
+
     args = [*BASE, *CAPTURABLE[case]]
     if case == "mlp_ring":
         args.remove("dataset=digits")
         args.remove("model.width=8")
     train(compose_cfg(*args), tmp_path / "eager")
-    with caplog.at_level(logging.WARNING, logger="gan_lab"):
-        train(compose_cfg(*args, "train.cuda_graphs=stand_in"), tmp_path / "graphs")
-    assert "stays eager" not in caplog.text  # the step was really run through the graph runner
+    replays = []
+    original = StepGraphs._capture
+
+    def spy(self, system, fn, x):
+        graph = original(self, system, fn, x)
+        replay = graph.replay
+        graph.replay = lambda: (replays.append(1), replay())
+        return graph
+
+    monkeypatch.setattr(StepGraphs, "_capture", spy)
+    train(compose_cfg(*args, "train.cuda_graphs=stand_in"), tmp_path / "graphs")
+    k = 2 if "train.k=2" in args else 1
+    # 6 iterations, logging at 2, 4, 6: each of the 4 update variants runs eagerly once, then replays
+    assert len(replays) == 6 * (k + 1) - 4
     _assert_same_run(tmp_path / "eager", tmp_path / "graphs")
 
 
 def test_the_capture_ready_step_resumes_exactly_with_evaluation_and_logging_on(tmp_path):
     """The default config's evaluation, CSV logger and checkpoints on; Ctrl-C at iteration 3, resumed."""
-    import gan_lab.systems.gan as gan_mod
-
     args = ["debug=tiny", "dataset=digits", "model.width=8", "train.iterations=6", "train.checkpoint_every=1",
             "train.log_every=2", "eval.at_end=true", "eval.every=3", "eval.every_samples=40", "eval.samples=60",
             "train.k=2", "tricks.ema=0.9", "train.cuda_graphs=stand_in"]
     train(compose_cfg(*args[:-1]), tmp_path / "eager")
-    original = gan_mod.GAN.on_train_batch_start
-
-    def crash_at_3(self, batch, batch_idx):
-        if self.iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    gan_mod.GAN.on_train_batch_start = crash_at_3
-    try:
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            train(compose_cfg(*args), tmp_path / "run")
-    finally:
-        gan_mod.GAN.on_train_batch_start = original
-    summary = train(compose_cfg(*args, f"resume={tmp_path / 'run'}"), None)
+    summary = interrupted_then_resumed(args, tmp_path / "run", at=3)
     assert summary["evaluation"]["samples"] == 60 and (tmp_path / "run" / "logs").is_dir()
     _assert_same_run(tmp_path / "eager", tmp_path / "run")
 

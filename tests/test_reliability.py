@@ -17,7 +17,7 @@ from gan_lab.__main__ import DIVERGED_STATUS
 from gan_lab.errors import ConfigError
 from gan_lab.resume import latest_good, read_checkpoint
 from gan_lab.train import train
-from tests.conftest import compose_cfg, run_cli
+from tests.conftest import compose_cfg, interrupted_then_resumed, run_cli
 
 RUN = ["debug=tiny", "dataset=digits", "model.width=8", "logger=none", "train.k=2", "train.iterations=8",
        "train.batch_size=16", "train.checkpoint_every=1", "train.log_every=2", "tricks.ema=0.9",
@@ -220,24 +220,9 @@ def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
                          ids=["progressive", "lapgan", "mixture"])
 def test_every_system_resumes_exactly(model, tmp_path):
     """The same resume mechanism for the systems with their own steps, phases and optimisers."""
-    import gan_lab.systems.gan as gan_mod
-
     args = [*RUN[:4], *model, "train.iterations=6", "train.checkpoint_every=1", "train.log_every=2"]
     train(compose_cfg(*args), tmp_path / "ref")
-    original = gan_mod.GAN.on_train_batch_start
-
-    def crash_at_3(self, batch, batch_idx):
-        if self.iteration == 3:
-            raise KeyboardInterrupt  # as Ctrl-C would, mid-run
-        return original(self, batch, batch_idx)
-
-    gan_mod.GAN.on_train_batch_start = crash_at_3
-    try:
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            train(compose_cfg(*args), tmp_path / "run")
-    finally:
-        gan_mod.GAN.on_train_batch_start = original
-    train(compose_cfg(*args, f"resume={tmp_path / 'run'}"), None)
+    interrupted_then_resumed(args, tmp_path / "run", at=3)
     _assert_same_weights(tmp_path / "run", (tmp_path / "ref", _weights(tmp_path / "ref")))
 
 
@@ -250,26 +235,11 @@ def test_stateful_parts_resume_exactly_with_evaluation_and_logging_on(parts, tmp
     """ADA's p, LeCam's anchors and the historical averages live in the checkpoint: a run stopped by Ctrl-C
     at iteration 3 and resumed ends with the uninterrupted run's weights and buffers; the default logger,
     the in-training and the final evaluation run as a user's run has them."""
-    import gan_lab.systems.gan as gan_mod
-
     args = ["debug=tiny", "dataset=digits", "model.width=8", "train.iterations=6", "train.checkpoint_every=1",
             "train.log_every=2", "eval.at_end=true", "eval.every=3", "eval.every_samples=40", "eval.samples=60",
             *parts]
     reference = train(compose_cfg(*args), tmp_path / "ref")
-    original = gan_mod.GAN.on_train_batch_start
-
-    def crash_at_3(self, batch, batch_idx):
-        if self.iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    gan_mod.GAN.on_train_batch_start = crash_at_3
-    try:
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            train(compose_cfg(*args), tmp_path / "run")
-    finally:
-        gan_mod.GAN.on_train_batch_start = original
-    resumed = train(compose_cfg(*args, f"resume={tmp_path / 'run'}"), None)
+    resumed = interrupted_then_resumed(args, tmp_path / "run", at=3)
     _assert_same_weights(tmp_path / "run", (tmp_path / "ref", _weights(tmp_path / "ref")))
     assert resumed["metrics"]["train/d_loss"] == reference["metrics"]["train/d_loss"]
     assert (tmp_path / "run" / "logs").is_dir() and resumed["evaluation"]["samples"] == 60
