@@ -118,10 +118,10 @@ class Components:
 def build_components(cfg: DictConfig) -> Components:
     """Everything a run needs, built and validated before any training starts."""
     validate_train(cfg)
-    source = build(cfg.dataset)
-    loss = build(cfg.loss)
+    loss = build(cfg.loss)  # the settings first: a typo is refused before any data is read
     regularizer = build_regularizer(cfg.regularizer, build)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
+    source = build(cfg.dataset)
     d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
     nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "system"])
     factory = build(nets, _partial_=True)

@@ -63,14 +63,18 @@ def test_evaluate_adds_every_toy_metric_with_its_protocol(ring_run):
 
 
 def test_commands_refuse_a_folder_that_is_not_a_run(tmp_path):
-    for module in ("gan_lab.sample", "gan_lab.evaluate"):
-        import subprocess
-        import sys
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
 
-        proc = subprocess.run([sys.executable, "-m", module, f"run={tmp_path}"], capture_output=True, text=True)
-        assert proc.returncode == 2 and "checkpoints/last.ckpt" in proc.stderr and "Traceback" not in proc.stderr
-        proc = subprocess.run([sys.executable, "-m", module, "runn=x"], capture_output=True, text=True)
-        assert proc.returncode == 2 and "run=" in proc.stderr
+    calls = [(module, arg) for module in ("gan_lab.sample", "gan_lab.evaluate")
+             for arg in (f"run={tmp_path}", "runn=x")]
+    with ThreadPoolExecutor(2) as pool:  # two processes at a time on two cores
+        procs = list(pool.map(lambda c: subprocess.run([sys.executable, "-m", c[0], c[1]], capture_output=True,
+                                                       text=True), calls))
+    for (module, arg), proc in zip(calls, procs):
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (module, arg, proc.stderr[-800:])
+        assert ("checkpoints/last.ckpt" if arg.startswith("run=") else "run=") in proc.stderr, (module, arg)
 
 
 

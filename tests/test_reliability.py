@@ -207,8 +207,15 @@ def _bad_inputs(root):
 
 
 def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
-    for args, key, words in _bad_inputs(tmp_path):
-        proc = run_cli(*args, "debug=tiny", "logger=none", cwd=tmp_path)
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = _bad_inputs(tmp_path)
+    for i in range(len(cases)):
+        (tmp_path / f"cwd{i}").mkdir()
+    with ThreadPoolExecutor(2) as pool:  # the processes mostly import: two at a time on two cores
+        procs = list(pool.map(lambda i: run_cli(*cases[i][0], "debug=tiny", "logger=none", cwd=tmp_path / f"cwd{i}"),
+                              range(len(cases))))
+    for (args, key, words), proc in zip(cases, procs):
         assert proc.returncode == 2, (args, proc.stderr[-1500:])
         assert f"gan_lab: error: {key}=" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
         for word in words:
