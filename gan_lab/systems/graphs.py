@@ -104,7 +104,7 @@ class StepGraphs:
 def graph_blockers(system) -> list[str]:
     """Why this run's step cannot be captured (empty: it can)."""
     reasons = []
-    if type(system).__name__ != "GAN":
+    if not system.capturable_step:
         reasons.append(f"the {type(system).__name__} system runs its own step")
     if system.trainer.world_size > 1:
         reasons.append("multi-process runs stay eager (DDP's gradient all-reduce is not captured here)")

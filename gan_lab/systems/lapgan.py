@@ -35,6 +35,7 @@ class LAPGAN(GAN):
     passes_real_to_g = False  # its G step calls g_loss(fake logits) per level
     honours = GAN.honours - {"networks", "g_loss", "critic"}
     one_critic = False
+    capturable_step = False  # not yet checked under capture: its levels' steps stay eager
     step_summary = ("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single "
                     "G(z) judged by a single D(x).")
 

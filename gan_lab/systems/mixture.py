@@ -17,6 +17,7 @@ class MixtureGAN(GAN):
     passes_real_to_g = False  # its G step calls g_loss(fake logits) per (G_i, D_j) pair
     honours = GAN.honours - {"networks", "g_loss", "critic"}
     one_critic = False
+    capturable_step = False  # not yet checked under capture: its members' steps stay eager
     step_summary = ("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) "
                     "judged by a single D(x) for this trick to act on.")
 

@@ -16,6 +16,7 @@ from gan_lab.systems.gan import GAN
 
 
 class ProgressiveGAN(GAN):
+    capturable_step = False  # the phase and fade-in α change on the host; stays eager
     def __init__(self, *args, phase_iterations: int = 500, fade_fraction: float = 0.5, **kwargs):
         """``phase_iterations``: generator iterations per resolution (the last phase runs to the end);
         ``fade_fraction``: share of a phase over which the new block fades in (α 0 → 1)."""
