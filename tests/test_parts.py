@@ -16,7 +16,7 @@ import torch
 
 from gan_lab.errors import ConfigError
 from gan_lab.train import build, build_components, build_system, train
-from gan_lab.tricks import HOOKS, Tricks, part_classes
+from gan_lab.tricks import Tricks, part_classes
 from tests.conftest import CONF, compose_cfg, group_options
 
 RING = ["model=mlp", "dataset=ring", "model.hidden=[16,16]"]
@@ -104,13 +104,13 @@ def _system(*overrides):
 
 
 @pytest.mark.parametrize("name", sorted(REGULARIZERS))
-def test_regularizer_contract_a_penalty_trains_d_only(name):
+def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name):
     system = _system(*REGULARIZERS[name], f"regularizer={name}")
     reg, d = system.regularizer, system.discriminator
     if reg.needs_input_gradients:  # capabilities agree with what the build enforces
         assert reg.forbids_batch_norm
     torch.manual_seed(0)
-    with torch.no_grad():
+    with torch.no_grad():  # as D's step makes them
         fake = system.generator(system.sample_z(8))
     real = torch.rand_like(fake) * 2 - 1
     penalty = reg.penalty(d, real, fake, 0, d(real), d(fake))
@@ -121,7 +121,6 @@ def test_regularizer_contract_a_penalty_trains_d_only(name):
     if value > 0:
         grads = torch.autograd.grad(penalty, [p for p in d.parameters() if p.requires_grad], allow_unused=True)
         assert any(g is not None and g.abs().sum() > 0 for g in grads)
-    assert not any(p.grad is not None for p in system.generator.parameters())
 
 
 @pytest.mark.parametrize(("choice", "base"), [("[sn,gp]", RING), ("[r1,r2]", RING), ("[sn,cr]", DIGITS),
@@ -209,9 +208,3 @@ def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_pat
     assert summary["iterations"] == 3
     assert math.isfinite(summary["metrics"]["train/g_loss"])
     weight_digests(f"{trick}-{model}", tmp_path)
-
-
-def test_hooks_table_is_the_systems_vocabulary():
-    from gan_lab.systems.gan import GAN
-
-    assert GAN.honours == frozenset(HOOKS)

@@ -237,9 +237,11 @@ def test_every_system_resumes_exactly(model, tmp_path):
     ["tricks.diffaug=[translation,cutout]", "tricks.ada_target=0.6", "tricks.ada_kimg=0.05", "tricks.ada_interval=1"],
     ["regularizer=[sn,lecam]", "loss=hinge"],
     ["regularizer=[sn,cr]", "loss=hinge", "tricks.historical_averaging=0.01"],
-], ids=["ada", "lecam", "cr+historical_averaging"])
+    ["tricks.pack=2", "regularizer=gp", "loss=wasserstein"],
+], ids=["ada", "lecam", "cr+historical_averaging", "pack+gp"])
 def test_stateful_parts_resume_exactly_with_evaluation_and_logging_on(parts, tmp_path):
-    """ADA's p, LeCam's anchors and the historical averages live in the checkpoint: a run stopped by Ctrl-C
+    """ADA's p, LeCam's anchors and the historical averages live in the checkpoint (and packing's rebuilt D
+    resumes like any other): a run stopped by Ctrl-C
     at iteration 3 and resumed ends with the uninterrupted run's weights and buffers; the default logger,
     the in-training and the final evaluation run as a user's run has them."""
     args = ["debug=tiny", "dataset=digits", "model.width=8", "train.iterations=6", "train.checkpoint_every=1",

@@ -78,7 +78,9 @@ class Trick:
     def off(self) -> str:
         """How the command line turns it off (for refusals)."""
         default = self.settings[self.switch]
-        return str(default).lower() if isinstance(default, bool) else repr(default) if default == "" else str(default)
+        if isinstance(default, bool):
+            return str(default).lower()
+        return '""' if default == "" else str(default)
 
     @classmethod
     def hooks(cls) -> set[str]:
