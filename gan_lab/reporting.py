@@ -14,14 +14,26 @@ PROGRESS_BAR = {"train/d_loss": "d_loss", "train/g_loss": "g_loss", "train/d_rea
 
 
 def report(module, metrics: dict[str, float]) -> None:
-    """Send one row of metrics at ``module.iteration`` to every logger, the history and the bar."""
+    """Send one row of metrics at ``module.iteration`` to every logger, the history and the bar.
+
+    The bar reads :func:`shown` from the history: nothing goes through ``LightningModule.log``, whose
+    result collection Lightning re-reads (one host sync per value) after every batch."""
     step = module.iteration
     for logger in module.loggers:
         logger.log_metrics(metrics, step=step)
     module.history.append({"iteration": step, **metrics})
-    shown = {short: metrics[name] for name, short in PROGRESS_BAR.items() if name in metrics}
-    if shown and module._trainer is not None:
-        module.log_dict(shown, prog_bar=True, logger=False, on_step=True, on_epoch=False)
+
+
+def shown(history: list[dict[str, float]]) -> dict[str, float]:
+    """The progress bar's values: each of PROGRESS_BAR's statistics from the latest row that has it."""
+    out: dict[str, float] = {}
+    for row in reversed(history[-8:]):  # an evaluation row sits between training rows
+        for name, short in PROGRESS_BAR.items():
+            if short not in out and name in row:
+                out[short] = row[name]
+        if len(out) == len(PROGRESS_BAR):
+            break
+    return {short: out[short] for short in PROGRESS_BAR.values() if short in out}
 
 
 def log_image(loggers: list[Logger], key: str, image: np.ndarray, step: int) -> None:

@@ -142,3 +142,13 @@ def test_on_device_data_serves_the_same_minibatches(tiny, tmp_path):
         runs[flag] = torch.load(tmp_path / flag / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     for key, value in runs["true"].items():
         assert torch.equal(value, runs["false"][key]), key
+
+
+def test_progress_bar_shows_each_statistic_from_its_latest_row():
+    from gan_lab.reporting import shown
+
+    history = [{"iteration": 25, "train/d_loss": 1.5, "train/g_loss": 0.5, "train/d_real": 0.25},
+               {"iteration": 50, "train/d_loss": 1.25, "train/g_loss": 0.75},
+               {"iteration": 50, "val/fid_256_mnist5k_classifier": 30.0}]  # an evaluation row comes last
+    assert shown(history) == {"d_loss": 1.25, "g_loss": 0.75, "D(x)": 0.25}
+    assert shown([]) == {}

@@ -2,6 +2,8 @@
 
 from lightning.pytorch.callbacks import RichProgressBar
 
+from gan_lab.reporting import shown
+
 
 class IterationProgressBar(RichProgressBar):
     resumed_at = 0  # a resumed run's bar counts the iterations left; its title says where it started
@@ -16,4 +18,5 @@ class IterationProgressBar(RichProgressBar):
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
+        items.update(shown(getattr(pl_module, "history", [])))
         return items

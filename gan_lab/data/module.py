@@ -41,10 +41,11 @@ class IterationBatchSampler(Sampler[list[int]]):
     def indices(self, iteration: int) -> list[int]:
         b, w = self.batch_size, self.world_size
         first = iteration * self.k
+        if self.size is None:  # a law: the positions themselves (plain Python, ~10 µs less per batch)
+            return [p for m in range(first, first + self.k) for p in range(m * b * w + self.rank * b,
+                                                                             m * b * w + self.rank * b + b)]
         offsets = torch.arange(b)
         pos = torch.cat([(m * b * w + self.rank * b) + offsets for m in range(first, first + self.k)])
-        if self.size is None:
-            return pos.tolist()
         epochs, within = pos // self.size, pos % self.size
         out = torch.empty_like(pos)
         for e in epochs.unique().tolist():
@@ -111,6 +112,12 @@ class GANDataModule(L.LightningDataModule):
             return DataLoader(_Positions(self.source.size), batch_sampler=sampler, collate_fn=_as_is)
         return DataLoader(self.source, batch_sampler=sampler, collate_fn=_as_is,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def transfer_batch_to_device(self, batch: torch.Tensor, device: torch.device, dataloader_idx: int):
+        """A minibatch tensor takes one ``to`` (Lightning's default walks a collection)."""
+        if isinstance(batch, torch.Tensor):
+            return batch.to(device, non_blocking=device.type != "cpu")
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         if not self.on_device:
