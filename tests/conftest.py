@@ -36,11 +36,11 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 600,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m gan_lab ARGS`` in a subprocess, the way a user runs it."""
+def run_cli(*args: str, cwd: Path, timeout: int = 600, env: dict | None = None,
+            module: str = "gan_lab") -> subprocess.CompletedProcess:
+    """``python -m gan_lab ARGS`` (or another ``module``) in a subprocess, the way a user runs it."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "gan_lab", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

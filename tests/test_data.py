@@ -334,3 +334,17 @@ def test_mode_metrics_on_grid():
     # P(‖N(0, σ²I₂)‖ ≤ 3σ) = 1 − exp(−9/2)
     assert m["high_quality_pct"] == pytest.approx(100 * (1 - math.exp(-4.5)), abs=0.5)
     assert m["reverse_kl"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_a_toy_law_with_samples_is_a_fixed_training_set():
+    ring = Ring(samples=5000, seed=3)
+    assert ring.size == 5000 and torch.equal(ring.data, Ring(samples=5000, seed=3).data)
+    assert not torch.equal(ring.data, Ring(samples=5000, seed=4).data)
+    assert torch.equal(ring.__getitems__([4, 0, 4]), ring.data[[4, 0, 4]])
+    # drawn from the law: every point within 5σ of a centre, the 8 modes about equally often
+    dist, nearest = torch.cdist(ring.data.double(), ring.centers.double()).min(dim=1)
+    assert dist.max() < 5 * ring.std
+    counts = torch.bincount(nearest, minlength=8).double()
+    assert (counts / 5000 - 1 / 8).abs().max() < 0.02
+    sampler = IterationBatchSampler(ring.size, 100, 1, seed=0, start=0, stop=60)
+    assert sorted(p for it in range(50) for p in sampler.indices(it)) == list(range(5000))  # one epoch: each once

@@ -52,3 +52,26 @@ def test_mlp_runs_on_points_and_images(shape, kind):
     assert fake.shape == (7, *shape) and d(fake).shape == (7,)
     if kind == "image":
         assert fake.abs().max() <= 1  # tanh for images, linear for points
+
+
+def test_maxout_units_take_the_largest_of_their_pieces_and_pacgans_toy_d_has_its_shape():
+    layer = mlp.LinearMaxout(3, 2, pieces=4)
+    x = torch.randn(5, 3)
+    affine = x @ layer.linear.weight.T + layer.linear.bias  # (5, 2·4): unit u owns columns 4u … 4u+3
+    assert torch.equal(layer(x), affine.view(5, 2, 4).amax(dim=2))
+    g, d = mlp.build(DataSpec("ring", (4,), "points"), z_dim=2, hidden=[400] * 4, g_norm="batch",
+                     d_hidden=[200] * 3, d_maxout=5, init="normal")  # experiment=pacgan_toy with tricks.pack=2
+    widths = [m.linear.out_features for m in d.body if isinstance(m, mlp.LinearMaxout)]
+    assert widths == [1000, 1000, 1000] and d.head.in_features == 200 and d.body[0].linear.in_features == 4
+    assert not any(isinstance(m, nn.LeakyReLU) for m in d.modules())
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in g.modules()) == 4
+    weights = torch.cat([m.weight.flatten() for m in [*g.modules(), *d.modules()] if isinstance(m, nn.Linear)])
+    assert 0.0195 < weights.std().item() < 0.0205  # N(0, 0.02), biases 0
+    assert all(m.bias.abs().max() == 0 for m in [*g.modules(), *d.modules()] if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize("kwargs,key", [({"d_maxout": 1}, "model.d_maxout"), ({"init": "xavier"}, "model.init"),
+                                        ({"d_hidden": []}, "model.d_hidden"), ({"activation": "elu"}, "model.activation")])
+def test_mlp_refuses_bad_settings_naming_the_key(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        mlp.build(DataSpec("ring", (2,), "points"), **kwargs)

@@ -41,13 +41,31 @@ class ToySource(Source):
 
 
 class GaussianMixture(ToySource):
-    """Equal-weight isotropic Gaussians at ``centers`` (M, D) with standard deviation ``std``."""
+    """Equal-weight isotropic Gaussians at ``centers`` (M, D) with standard deviation ``std``.
 
-    def __init__(self, name: str, centers: torch.Tensor, std: float, seed: int = 0):
+    ``samples``: None, a law sampled afresh (every minibatch new points); or N, a training set of N
+    points drawn once from the law (seeded by ``seed``), then served like any finite set — PacGAN's toy
+    experiments train on 100,000 samples for 400 epochs."""
+
+    def __init__(self, name: str, centers: torch.Tensor, std: float, seed: int = 0, samples: int | None = None):
         self.centers = centers.float()
         self.std = float(std)
         self.seed = seed
         self.spec = DataSpec(name, (centers.shape[1],), "points")
+        if samples is not None:
+            check_int("dataset.samples", samples, 2)
+            self.data = self.draw(samples, np.random.default_rng([seed, 2**40]))  # apart from every batch seed
+            self.size = samples
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if self.size is None:
+            return super().sample(n, generator)
+        return self.data[torch.randint(self.size, (n,), generator=generator)]
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        if self.size is None:
+            return super().__getitems__(positions)
+        return self.data[torch.as_tensor(positions, dtype=torch.long)]
 
     def cdf(self, x: torch.Tensor) -> torch.Tensor:
         """The law's CDF (1-D mixtures only), float64: the mean of the components' normal CDFs."""
@@ -67,25 +85,27 @@ class GaussianMixture(ToySource):
 class Ring(GaussianMixture):
     """``modes`` Gaussians at equally spaced angles on a circle (PacGAN: 8 modes, r=1, std 0.01)."""
 
-    def __init__(self, modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: int = 0):
+    def __init__(self, modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: int = 0,
+                 samples: int | None = None):
         check_int("dataset.modes", modes, 1)
         check_range("dataset.radius", radius, 0, low_open=True)
         check_range("dataset.std", std, 0, low_open=True)
         angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
         centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
-        super().__init__("ring", centers, std, seed)
+        super().__init__("ring", centers, std, seed, samples)
 
 
 class Grid(GaussianMixture):
     """A size×size grid of Gaussians (PacGAN: 5×5 at {-4,-2,0,2,4}², std 0.05)."""
 
-    def __init__(self, size: int = 5, spacing: float = 2.0, std: float = 0.05, seed: int = 0):
+    def __init__(self, size: int = 5, spacing: float = 2.0, std: float = 0.05, seed: int = 0,
+                 samples: int | None = None):
         check_int("dataset.size", size, 1)
         check_range("dataset.spacing", spacing, 0, low_open=True)
         check_range("dataset.std", std, 0, low_open=True)
         axis = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) * spacing
         centers = torch.cartesian_prod(axis, axis)
-        super().__init__("grid", centers, std, seed)
+        super().__init__("grid", centers, std, seed, samples)
 
 
 class Gauss1D(GaussianMixture):

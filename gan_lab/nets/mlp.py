@@ -11,18 +11,35 @@ from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.nets.layers import norm_layer
 
+INITS = ("torch", "normal")
+ACTIVATIONS = ("default", "tanh")  # default: ReLU in G, LeakyReLU(0.2) in D; tanh: both (Unrolled GAN's toy nets)
+
+
+class LinearMaxout(nn.Module):
+    """Maxout (Goodfellow et al. 2013): ``pieces`` affine maps per unit, the unit's output their maximum
+    (PacGAN's toy D, after Blocks' LinearMaxout: Linear(a, b·pieces), then max over each unit's pieces)."""
+
+    def __init__(self, a: int, b: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = b, pieces
+        self.linear = nn.Linear(a, b * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
+
 
 class MLPGenerator(nn.Module):
     """z (N, z_dim) -> sample (N, *shape); tanh output for images, linear for points."""
 
     def __init__(self, z_dim: int, shape: Sequence[int], hidden: Sequence[int], image: bool,
-                 norm: str = "none"):
+                 norm: str = "none", activation: str = "default"):
         super().__init__()
         self.shape = tuple(shape)
         dims = [z_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims, dims[1:]):
-            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False, key="model.g_norm"), nn.ReLU()]
+            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False, key="model.g_norm"),
+                       nn.Tanh() if activation == "tanh" else nn.ReLU()]
         numel = 1
         for s in self.shape:
             numel *= s
@@ -36,9 +53,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """sample (N, *shape) -> logit (N,), LeakyReLU(0.2) hidden layers."""
+    """sample (N, *shape) -> logit (N,): LeakyReLU(0.2) hidden layers, or maxout units of ``maxout``
+    pieces each (``maxout`` ≥ 2)."""
 
-    def __init__(self, shape: Sequence[int], hidden: Sequence[int], norm: str):
+    def __init__(self, shape: Sequence[int], hidden: Sequence[int], norm: str, maxout: int = 0,
+                 activation: str = "default"):
         super().__init__()
         numel = 1
         for s in shape:
@@ -46,10 +65,11 @@ class MLPDiscriminator(nn.Module):
         dims = [numel, *hidden]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims, dims[1:])):
-            layers.append(nn.Linear(a, b))
+            layers.append(LinearMaxout(a, b, maxout) if maxout >= 2 else nn.Linear(a, b))
             if i > 0:  # no normalisation on the input layer (DCGAN guideline)
                 layers.append(norm_layer(norm, b, spatial=False))
-            layers.append(nn.LeakyReLU(0.2))
+            if maxout < 2:
+                layers.append(nn.Tanh() if activation == "tanh" else nn.LeakyReLU(0.2))
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(dims[-1], 1)
 
@@ -60,11 +80,34 @@ class MLPDiscriminator(nn.Module):
         return self.head(self.features(x)).squeeze(1)
 
 
-def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 256),
-          d_norm: str = "none", g_norm: str = "none") -> tuple[nn.Module, nn.Module]:
-    check_int("model.z_dim", z_dim, 1)
+def _widths(key: str, hidden) -> list[int]:
     hidden = list(hidden)
     if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError("model.hidden", hidden, "a non-empty list of positive layer widths")
-    return (MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm),
-            MLPDiscriminator(spec.shape, hidden, d_norm))
+        raise ConfigError(key, hidden, "a non-empty list of positive layer widths")
+    return hidden
+
+
+def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 256),
+          d_norm: str = "none", g_norm: str = "none", d_hidden: Sequence[int] | None = None,
+          d_maxout: int = 0, init: str = "torch", activation: str = "default") -> tuple[nn.Module, nn.Module]:
+    """``hidden``: G's widths (and D's unless ``d_hidden``); ``d_maxout`` ≥ 2: D's hidden units are maxout
+    units of that many pieces; ``init``: torch's defaults, or ``normal`` — weights N(0, 0.02), biases 0
+    (PacGAN's toy networks); ``activation``: ``default`` or ``tanh`` in every hidden layer of both."""
+    check_int("model.z_dim", z_dim, 1)
+    check_int("model.d_maxout", d_maxout, 0)
+    if d_maxout == 1:
+        raise ConfigError("model.d_maxout", d_maxout, "0 (LeakyReLU units) or at least 2 pieces per unit")
+    if init not in INITS:
+        raise ConfigError("model.init", init, " | ".join(INITS))
+    if activation not in ACTIVATIONS:
+        raise ConfigError("model.activation", activation, " | ".join(ACTIVATIONS))
+    hidden = _widths("model.hidden", hidden)
+    d_widths = hidden if d_hidden is None else _widths("model.d_hidden", d_hidden)
+    generator = MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm, activation)
+    discriminator = MLPDiscriminator(spec.shape, d_widths, d_norm, d_maxout, activation)
+    if init == "normal":  # Blocks' IsotropicGaussian(0.02) and Constant(0); batch norm keeps scale 1, shift 0
+        for m in [*generator.modules(), *discriminator.modules()]:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+    return generator, discriminator

@@ -6,6 +6,7 @@ after each job's own page.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from pathlib import Path
 from urllib.parse import quote
@@ -121,6 +122,37 @@ def _sweep_header(path: Path, runs: list[dict], fixed: dict) -> str:
     return "".join(parts)
 
 
+def _reproduction(path: Path) -> str:
+    """The reproduced table (``python -m gan_lab.reproduce``) when the sweep is one: paper beside lab."""
+    data = _load(path / "reproduction.json", json.loads)
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        return ""
+
+    def num(value, d=3) -> str:
+        return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{d}g}"
+
+    rows = []
+    for c in data["cells"]:
+        if c.get("target"):
+            paper = f"target {c['target'][0]} {c['target'][1]:g}"
+        elif c.get("paper"):
+            paper = num(c["paper"][0]) + (f" ± {num(c['paper'][1])}" if c["paper"][1] is not None else "")
+        else:
+            paper = "—"
+        lab = f"{num(c['mean'])} ± {num(c['se'])}" if c.get("n") else "—"
+        rows.append(f'<tr class="{esc(c["verdict"]).replace(" ", "-")}"><td>{esc(c["label"])}</td>'
+                    f"<td>{esc(c['metric'])}</td><td>{esc(paper)}</td><td>{esc(lab)}</td>"
+                    f"<td>{c.get('n', 0)}</td><td>{esc(c['verdict'])}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("setup", "metric", "paper", "lab mean ± s.e.", "n", "verdict"))
+    return _section(f"Reproduction: {data.get('title', '')}",
+                    f"<p>{esc(data.get('source', ''))}</p><p>Command: <code>{esc(data.get('command', ''))}</code></p>"
+                    f'<div class="scroll"><table id="reproduction"><thead><tr>{head}</tr></thead>'
+                    f"<tbody>{''.join(rows)}</tbody></table></div>"
+                    + _note("agrees: |lab − paper| ≤ 2·√(s.e.²_lab + s.e.²_paper) or within the row's tolerance; "
+                            "meets/short: the lab's best rows against their target. The same table is in table.md."),
+                    "reproduction")
+
+
 def write_sweep_report(path: Path) -> Path:
     runs = [load_run(p) for p in sweep_jobs(path)]
     for run in runs:
@@ -133,6 +165,7 @@ def write_sweep_report(path: Path) -> Path:
     every = list(dict.fromkeys([*plotted, *(k for r in runs for k in r["metrics"])]))
     body = "".join([
         _sweep_header(path, runs, fixed),
+        _reproduction(path),
         _section("Leaderboard", _leaderboard(runs, swept, every) if runs else _note("No jobs."), "leaderboard"),
         _section("Metric against each swept key", _sweep_plots(runs, swept, plotted), "plots"),
     ])

@@ -1,0 +1,128 @@
+"""The published tables the lab reproduces: each row's setup as overrides, and the paper's figures.
+
+A row's ``overrides`` are ordinary command-line overrides applied on top of the table's ``base``
+experiment; ``paper`` maps a column's metrics.json key to the published (value, standard error), the
+error None where the paper gives none. Rows marked ``best`` are the lab's own best configuration for
+the table (no paper value: their ``target`` is the bar to clear — every published row's best figure).
+
+Paper values are copied from the papers' tables, as the authors publish them in their repositories
+(PacGAN: Lin et al. 2018, Tables 1 and 2, fjxmlzn/PacGAN ``*/results/Table*.png``; VEEGAN: Srivastava
+et al. 2017, Table 1, akashgit/VEEGAN ``tab.png``); the classics' values are closed forms
+(:mod:`gan_lab.reproduce.classics`).
+"""
+
+from __future__ import annotations
+
+from gan_lab.reproduce import classics
+from gan_lab.reproduce.spec import Column, Row, Table
+
+
+TOY_COLUMNS = (Column("toy/modes_captured", "modes", 1), Column("toy/high_quality_pct", "high quality %", 1),
+               Column("toy/reverse_kl", "reverse KL", 2))
+
+
+# What the lab's best rows must clear: every published row's best figure on that data.
+_TARGETS = {"ring": {"toy/modes_captured": (">=", 8.0), "toy/high_quality_pct": (">=", 98.0)},
+            "grid": {"toy/modes_captured": (">=", 24.8), "toy/high_quality_pct": (">=", 95.0)}}
+
+
+def _pacgan_rows() -> tuple[Row, ...]:
+    # PacGAN Table 1 (mean ± standard error over 10 trials): modes, high-quality %, reverse KL.
+    published = {
+        ("ring", 1): ((6.3, 0.5), (98.2, 0.2), (0.45, 0.09)),
+        ("ring", 2): ((7.9, 0.1), (95.6, 2.0), (0.07, 0.03)),
+        ("ring", 3): ((7.8, 0.1), (97.7, 0.3), (0.10, 0.02)),
+        ("ring", 4): ((7.8, 0.1), (95.9, 1.4), (0.07, 0.02)),
+        ("grid", 1): ((17.3, 0.8), (94.8, 0.7), (0.70, 0.07)),
+        ("grid", 2): ((23.8, 0.7), (91.3, 0.8), (0.13, 0.04)),
+        ("grid", 3): ((24.6, 0.4), (94.2, 0.4), (0.06, 0.02)),
+        ("grid", 4): ((24.8, 0.2), (93.6, 0.6), (0.04, 0.01)),
+    }
+    rows = []
+    for data in ("ring", "grid"):
+        for m in (1, 2, 3, 4):
+            values = published[(data, m)]
+            rows.append(Row(f"{data}_{'gan' if m == 1 else f'pac{m}'}", f"{data}: {'GAN' if m == 1 else f'PacGAN{m}'}",
+                            (f"dataset={data}", f"tricks.pack={m}", f"train.batch_size={100 * m}"),
+                            {c.key: v for c, v in zip(TOY_COLUMNS, values)}))
+        rows.append(Row(f"{data}_best", f"{data}: lab best (PacGAN4 + EMA 0.999)",
+                        (f"dataset={data}", "tricks.pack=4", "train.batch_size=400", "tricks.ema=0.999"),
+                        best=True, target=_TARGETS[data]))
+    return tuple(rows)
+
+
+def _unrolled_rows() -> tuple[Row, ...]:
+    # VEEGAN Table 1 (Srivastava et al. 2017), 2,500 samples, 3σ: modes and high-quality % (no errors given).
+    published = {("ring", 0): ((1.0, None), (99.3, None)), ("ring", 5): ((7.6, None), (35.6, None)),
+                 ("grid", 0): ((3.3, None), (0.5, None)), ("grid", 5): ((23.6, None), (16.0, None))}
+    rows = []
+    for data in ("ring", "grid"):
+        for k in (0, 5):
+            values = published[(data, k)]
+            rows.append(Row(f"{data}_{'gan' if k == 0 else 'unrolled5'}", f"{data}: {'GAN' if k == 0 else 'Unrolled GAN (5)'}",
+                            (f"dataset={data}", f"tricks.unroll_steps={k}"),
+                            {c.key: v for c, v in zip(TOY_COLUMNS[:2], values)}))
+        rows.append(Row(f"{data}_best", f"{data}: lab best (PacGAN4 + EMA 0.999)",
+                        (f"dataset={data}", "tricks.pack=4", "tricks.ema=0.999"), best=True,
+                        target=_TARGETS[data]))
+    return tuple(rows)
+
+
+TABLES: dict[str, Table] = {}
+
+
+def _add(table: Table) -> None:
+    TABLES[table.name] = table
+
+
+_add(Table(
+    name="pacgan_toy",
+    title="PacGAN Table 1: mode collapse on the ring of 8 and the grid of 25",
+    source="Lin, Khetan, Fanti & Oh 2018, PacGAN: The power of two samples in GANs, Table 1 (setup: the authors' "
+           "code, fjxmlzn/PacGAN)",
+    base=("experiment=pacgan_toy",),
+    columns=TOY_COLUMNS,
+    rows=_pacgan_rows(),
+    seeds=10,
+    cost="10 rows × 10 seeds × 400,000 iterations (batch 100–400): about 2 h per run on 2 CPU cores; "
+         "a GPU run is bound by launches (~10 min per run at ~700 it/s): ~15 GPU-hours in all",
+    quick=("train.iterations=1000", "eval.every=0", "train.sample_every=0", "train.checkpoint_every=0",
+           "train.log_every=100"),
+    quick_seeds=2,
+    quick_cost="20 runs of 1,000 iterations: about 8 minutes on 2 CPU cores",
+    notes="ALI's row is not reproduced (the lab has no encoder). PacGAN-m: 100 packs of m samples per minibatch.",
+))
+
+_add(Table(
+    name="unrolled_toy",
+    title="Unrolled GAN on the ring and the grid, against VEEGAN's Table 1",
+    source="Metz, Poole, Pfau & Sohl-Dickstein 2017, Unrolled GANs (setup: the authors' reference notebook, "
+           "poolio/unrolled_gan); anchors: Srivastava et al. 2017, VEEGAN, Table 1",
+    base=("experiment=ring_collapse", "train.iterations=25000", "eval.samples=2500"),
+    columns=TOY_COLUMNS[:2],
+    rows=_unrolled_rows(),
+    seeds=10,
+    cost="4 rows × 10 seeds × 25,000 iterations (batch 512; 5 unrolling steps cost ~4× an iteration): "
+         "about 40 CPU-hours on 2 cores; ~2 GPU-hours",
+    quick=("train.iterations=1500", "eval.every=0", "train.sample_every=0", "train.checkpoint_every=0",
+           "train.log_every=100"),
+    quick_seeds=2,
+    quick_cost="8 runs of 1,500 iterations: about 8 minutes on 2 CPU cores",
+    notes="VEEGAN's ring has radius 2 and std 0.02 (the lab's: 1 and 0.01, the same ratio); VEEGAN gives no errors, "
+          "so agreement uses the lab's standard error alone.",
+))
+
+_add(Table(
+    name="classics",
+    title="The lecture notes' experiments against their closed forms",
+    source="Goodfellow et al. 2014 (Proposition 1), Arjovsky et al. 2017 (Example 1), Huszár 2015 (JS_π); "
+           "closed forms in docs/science.md",
+    base=(),
+    columns=(Column("value", "value", 3),),
+    rows=classics.rows,  # closed forms computed when the table is run
+    seeds=5,
+    cost="6 rows × 5 seeds, 600–1,500 iterations of 1-D or 2-D models: about 10 minutes on 2 CPU cores",
+    quick=("eval.every=0", "train.sample_every=0", "train.checkpoint_every=0"),
+    quick_seeds=2,
+    quick_cost="12 short runs: about 5 minutes on 2 CPU cores",
+))

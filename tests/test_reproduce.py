@@ -1,0 +1,98 @@
+"""python -m gan_lab.reproduce: presets equal to their overrides, the verdict arithmetic, the closed forms
+of the classics, and a real (tiny) table run end to end with evaluation, logging and checkpointing on."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gan_lab.config import config_dir
+from gan_lab.reproduce import Cell, preset_yaml
+from gan_lab.reproduce.classics import js_pi_optimum
+from gan_lab.reproduce.tables import TABLES
+from tests.conftest import run_cli
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=False)
+
+
+@pytest.mark.parametrize("table,row", [("pacgan_toy", "grid_pac3"), ("unrolled_toy", "ring_unrolled5"),
+                                       ("classics", "lines_js")])
+def test_a_rows_preset_composes_the_config_its_overrides_give(tmp_path, table, row):
+    t = TABLES[table]
+    spec = next(r for r in t.all_rows() if r.name == row)
+    overrides = (*t.base, *spec.overrides)
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "repro_x.yaml").write_text(preset_yaml(overrides, Path(config_dir())))
+    via_preset = _compose("experiment=repro_x", f"hydra.searchpath=[file://{tmp_path}]")
+    via_cli = _compose(*overrides)
+    assert via_preset == via_cli
+
+
+def _cell(values, paper=None, target=None, tolerance=None):
+    return Cell("r", "r", "k", "k", values, paper, target, tolerance)
+
+
+def test_verdicts_follow_the_two_standard_error_rule():
+    c = _cell([1.0, 2.0, 3.0], paper=(3.0, None))
+    assert c.mean == 2.0 and c.se == pytest.approx(1 / math.sqrt(3), rel=1e-12)
+    assert c.verdict == "agrees"  # |2 − 3| = 1 ≤ 2·0.577
+    assert _cell([1.0, 2.0, 3.0], paper=(3.2, None)).verdict == "differs"  # 1.2 > 1.155
+    assert _cell([1.0, 2.0, 3.0], paper=(3.5, 0.5)).verdict == "agrees"  # 1.5 ≤ 2·√(1/3 + 1/4) = 1.528
+    assert _cell([1.0, 2.0, 3.0], paper=(3.6, 0.5)).verdict == "differs"
+    assert _cell([1.0, 2.0, 3.0], paper=(2.5, None), tolerance=0.6).verdict == "agrees"
+    assert _cell([2.0], paper=(9.0, None)).verdict == "n < 2"
+    assert _cell([7.0, 8.0], target=(">=", 8.0)).verdict == "short"
+    assert _cell([8.0, 8.0], target=(">=", 8.0)).verdict == "meets"
+    assert _cell([], paper=(1.0, None)).verdict == "no runs"
+
+
+def test_js_pi_optimum_tends_to_moment_matching_and_to_one_mode():
+    # π → 0: JS_π/π → KL(p‖q), minimised over Gaussians by matching moments: μ = 0, σ² = 0.5² + 2² = 4.25.
+    loc, scale = js_pi_optimum(0.01)
+    assert abs(loc) < 1e-3 and scale == pytest.approx(math.sqrt(4.25), abs=0.01)
+    loc, scale = js_pi_optimum(0.99)  # π → 1: the reverse direction seeks the mode the run starts nearest
+    assert loc == pytest.approx(2.0, abs=0.01) and scale == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_table_runs_as_one_multirun_and_is_written_beside_the_paper(tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli("pacgan_toy", "--rows", "ring_pac2", "--seeds", "2", "--out", str(out), "train.iterations=8",
+                   "train.log_every=4", "eval.every=4", "eval.every_samples=200", "eval.samples=500",
+                   "train.checkpoint_every=4", "train.sample_every=4", "trainer.enable_progress_bar=false",
+                   cwd=tmp_path, module="gan_lab.reproduce")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "reproduction.json").read_text())
+    assert data["jobs"] == {"finished": 2}
+    cells = {(c["row"], c["metric"]): c for c in data["cells"]}
+    assert set(cells) == {("ring_pac2", k) for k in ("toy/modes_captured", "toy/high_quality_pct", "toy/reverse_kl")}
+    assert all(c["n"] == 2 for c in cells.values())
+    assert cells[("ring_pac2", "toy/modes_captured")]["paper"] == [7.9, 0.1]
+    for (row, _), c in cells.items():  # the lab's numbers are the jobs' own metrics.json values
+        jobs = sorted(p for p in out.iterdir() if f"repro_{row}," in p.name)
+        assert c["values"] == [json.loads((j / "metrics.json").read_text())["metrics"][c["metric"]] for j in jobs]
+        assert all((j / "checkpoints" / "last.ckpt").is_file() for j in jobs)
+    table = (out / "table.md").read_text()
+    assert "| ring: PacGAN2 | modes | 7.9 ± 0.1 |" in table
+    assert "Reproduction: PacGAN Table 1" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["nope"], "table='nope' is not one of: pacgan_toy"),
+    (["pacgan_toy", "--rows", "ring_gan,nope"], "--rows 'nope' is not a row of pacgan_toy"),
+    (["pacgan_toy", "--sedes", "2"], "'--sedes' is neither an option"),
+])
+def test_bad_input_gets_one_line_and_status_2(tmp_path, args, words):
+    proc = run_cli(*args, cwd=tmp_path, module="gan_lab.reproduce")
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_infinite_mean_differs_from_a_finite_paper_value():
+    assert _cell([math.inf, 0.3], paper=(0.45, 0.09)).verdict == "differs"
