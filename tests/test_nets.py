@@ -71,7 +71,8 @@ def test_maxout_units_take_the_largest_of_their_pieces_and_pacgans_toy_d_has_its
 
 
 @pytest.mark.parametrize("kwargs,key", [({"d_maxout": 1}, "model.d_maxout"), ({"init": "xavier"}, "model.init"),
-                                        ({"d_hidden": []}, "model.d_hidden"), ({"activation": "elu"}, "model.activation")])
+                                        ({"d_hidden": []}, "model.d_hidden"),
+                                        ({"activation": "elu"}, "model.activation")])
 def test_mlp_refuses_bad_settings_naming_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         mlp.build(DataSpec("ring", (2,), "points"), **kwargs)

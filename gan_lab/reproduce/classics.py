@@ -67,7 +67,8 @@ def rows() -> tuple[Row, ...]:
     ]
     for pi in (0.1, 0.99):
         loc, scale = js_pi_optimum(pi)
-        out.append(Row(f"js_pi_{pi}", f"JS_π fit, π = {pi}: argmin over N(μ, σ²)", ("experiment=js_pi", f"loss.pi={pi}"),
+        out.append(Row(f"js_pi_{pi}", f"JS_π fit, π = {pi}: argmin over N(μ, σ²)",
+                       ("experiment=js_pi", f"loss.pi={pi}"),
                        {"fit/loc": (loc, None), "fit/scale": (scale, None)},
                        tolerance={"fit/loc": 0.15, "fit/scale": 0.15}))
     return tuple(out)

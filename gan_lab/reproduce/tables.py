@@ -16,7 +16,6 @@ from __future__ import annotations
 from gan_lab.reproduce import classics
 from gan_lab.reproduce.spec import Column, Row, Table
 
-
 TOY_COLUMNS = (Column("toy/modes_captured", "modes", 1), Column("toy/high_quality_pct", "high quality %", 1),
                Column("toy/reverse_kl", "reverse KL", 2))
 
@@ -59,7 +58,8 @@ def _unrolled_rows() -> tuple[Row, ...]:
     for data in ("ring", "grid"):
         for k in (0, 5):
             values = published[(data, k)]
-            rows.append(Row(f"{data}_{'gan' if k == 0 else 'unrolled5'}", f"{data}: {'GAN' if k == 0 else 'Unrolled GAN (5)'}",
+            name, label = ("gan", "GAN") if k == 0 else ("unrolled5", "Unrolled GAN (5)")
+            rows.append(Row(f"{data}_{name}", f"{data}: {label}",
                             (f"dataset={data}", f"tricks.unroll_steps={k}"),
                             {c.key: v for c, v in zip(TOY_COLUMNS[:2], values)}))
         rows.append(Row(f"{data}_best", f"{data}: lab best (PacGAN4 + EMA 0.999)",
