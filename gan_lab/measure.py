@@ -31,7 +31,7 @@ from gan_lab.viz import image_grid, save_png
 
 
 def default_samples(spec) -> int:
-    return 5000 if spec.is_image else 2500
+    return spec.eval_samples or (5000 if spec.is_image else 2500)
 
 
 def point_metrics(fake: torch.Tensor, source, g: torch.Generator) -> tuple[dict, dict]:

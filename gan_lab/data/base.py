@@ -18,6 +18,8 @@ class DataSpec:
     shape: tuple[int, ...]  # (D,) for points, (C, H, W) for images
     kind: str  # "points" or "image"
     # Images live in [-1, 1] (the generator ends in tanh); points are unbounded.
+    eval_samples: int | None = None  # the evaluation's default sample count where a protocol fixes it
+    # (Stacked MNIST: PacGAN's 26,000); None: 5,000 images or 2,500 points (gan_lab.measure.default_samples)
 
     @property
     def is_image(self) -> bool:
