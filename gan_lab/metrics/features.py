@@ -12,7 +12,9 @@ Two extractors (:func:`image_metric_suites` picks them):
   comparable with the literature's.
 - ``{dataset}_classifier``: the data set's domain classifier (:mod:`gan_lab.metrics.classifier`;
   128-d penultimate features, class logits for IS and the class coverage), trained once and cached,
-  for labelled sets. Comparable only with numbers from the same cached weights.
+  for labelled sets. Comparable only with numbers from the same cached weights. A set whose channels
+  are each an image of a labelled set (Stacked MNIST) is read by that set's classifier channel by channel:
+  ``{channel set}_classifier_per_channel`` (:mod:`gan_lab.metrics.stacked`), which adds its mode coverage.
 
 The arithmetic is torchmetrics' (``FrechetInceptionDistance``, ``KernelInceptionDistance``,
 ``InceptionScore``): we extract the features ourselves, in batches and without gradients, and hand
@@ -52,6 +54,7 @@ from torch import nn
 
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.metrics.classifier import default_cache_dir, load_or_train
+from gan_lab.metrics.stacked import PerChannel
 
 REAL_STATS_VERSION = 1
 # torchmetrics objects never meet other processes on their own (their default under DDP is a sync in
@@ -105,7 +108,8 @@ def extract(classifier: nn.Module, images: torch.Tensor, batch_size: int = 500) 
     return torch.cat(feats), torch.cat(logits)
 
 
-def _coverage_from_logits(logits: torch.Tensor, num_classes: int) -> dict[str, float]:
+def coverage_from_logits(logits: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """The histogram of the argmax classes of ``logits`` (N, K): see :func:`class_coverage`."""
     counts = torch.bincount(logits.argmax(dim=1), minlength=num_classes).double()
     p = counts / counts.sum()
     nz = p[p > 0]
@@ -122,7 +126,7 @@ def class_coverage(fake_images: torch.Tensor, classifier: nn.Module, batch_size:
     if fake_images.shape[0] < 1:
         raise ConfigError("fake_images", tuple(fake_images.shape), "at least one image")
     _, logits = extract(classifier, fake_images, batch_size)
-    return _coverage_from_logits(logits, int(classifier.num_classes))
+    return coverage_from_logits(logits, int(classifier.num_classes))
 
 
 def _torchmetrics_image():
@@ -185,6 +189,18 @@ class ImageMetrics:
         return metrics
 
     @classmethod
+    def per_channel(cls, source, channel_source, cache_dir: str | os.PathLike | None = None, classifier_seed: int = 0,
+                    **kwargs: Any) -> ImageMetrics:
+        """Metrics on ``channel_source``'s domain classifier read on each channel of ``source``'s images
+        (Stacked MNIST: the mnist5k classifier, the one FID on mnist5k uses), with its mode coverage
+        (:mod:`gan_lab.metrics.stacked`)."""
+        classifier, info = load_or_train(channel_source, cache_dir, seed=classifier_seed)
+        net = PerChannel(classifier, source.spec.shape[0])
+        metrics = cls(source, net, f"{info['extractor']}_per_channel", cache_dir=cache_dir, **kwargs)
+        metrics.classifier_info = info
+        return metrics
+
+    @classmethod
     def inception(cls, source, weights: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                   **kwargs: Any) -> ImageMetrics:
         """Metrics on the FID InceptionV3 loaded from ``weights`` (on the GPU when there is one)."""
@@ -236,11 +252,13 @@ class ImageMetrics:
     def describe(self, n_fake: int) -> str:
         """One line naming the protocol behind the numbers, for reports."""
         what = getattr(self.classifier, "description", "the 128-d penultimate features and the class logits")
-        return (f"FID/KID/IS on {what} of {self.extractor} "
+        text = (f"FID/KID/IS on {what} of {self.extractor} "
                 f"(weights {self.extractor_id.rsplit('-', 1)[-1]}); n_fake={n_fake}, n_real={self.n_real} "
                 f"from {self.dataset} (seed {self.real_seed}); KID: cubic polynomial kernel, "
                 f"{self.kid_subsets} subsets of {min(self.kid_subset_size, n_fake, self.n_real)}; "
                 f"IS: {min(self.is_splits, n_fake)} splits; torchmetrics arithmetic")
+        definition = getattr(self.classifier, "definition", None)  # an extractor's own measure (Stacked MNIST's modes)
+        return f"{text}; {definition}" if definition else text
 
     def features(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features (N, d), logits (N, K)) of ``fake`` (N, C, H, W) in [-1, 1]: the per-sample half of
@@ -292,8 +310,9 @@ class ImageMetrics:
         out = {key("fid"): fid, key("kid"): float(kid_mean), key("kid_std"): float(kid_std),
                key("is"): float(is_mean), key("is_std"): float(is_std) if min(self.is_splits, n) > 1 else math.nan}
         if getattr(self.classifier, "counts_classes", True):  # the data set's own classes (not ImageNet's)
-            cov = _coverage_from_logits(logits, logits.shape[1])
-            out.update({key("classes_covered"): cov["classes_covered"], key("class_kl"): cov["class_kl_to_uniform"]})
+            cov = coverage_from_logits(logits, logits.shape[1])
+            covered, kl = getattr(self.classifier, "coverage_names", ("classes_covered", "class_kl"))
+            out.update({key(covered): cov["classes_covered"], key(kl): cov["class_kl_to_uniform"]})
         return out
 
     __call__ = compute
@@ -305,17 +324,21 @@ INCEPTION_CHOICES = ("auto", "true", "false")
 def image_metric_suites(source, inception: str | bool = "auto", inception_weights: str | None = None,
                         allow_cpu_inception: bool = True, cache_dir: str | os.PathLike | None = None,
                         seed: int = 0, **kwargs: Any) -> list[ImageMetrics]:
-    """The feature extractors that apply to ``source``: its domain classifier when it has class labels,
-    and the FID Inception network when its weights are found (``inception``: ``auto`` = when found,
-    and on the CPU only if ``allow_cpu_inception``; ``true`` = required, a clear error if missing;
-    ``false`` = never). ``kwargs`` go to every :class:`ImageMetrics` (``n_real``, KID settings)."""
+    """The feature extractors that apply to ``source``: its domain classifier when it has class labels (read
+    on each channel when every channel is an image of a labelled set, ``source.channel_source``), and the
+    FID Inception network when its weights are found (``inception``: ``auto`` = when found, and on the CPU
+    only if ``allow_cpu_inception``; ``true`` = required, a clear error if missing; ``false`` = never).
+    ``kwargs`` go to every :class:`ImageMetrics` (``n_real``, KID settings)."""
     from gan_lab.metrics.inception import WEIGHTS_FILE, default_weights_path, find_weights
 
     setting = str(inception).lower()
     if setting not in INCEPTION_CHOICES:
         raise ConfigError("eval.inception", inception, "one of " + ", ".join(INCEPTION_CHOICES))
     suites = []
-    if getattr(source, "labels", None) is not None and getattr(source, "data", None) is not None:
+    channel_source = getattr(source, "channel_source", None)
+    if channel_source is not None:  # each channel an image of a labelled set (Stacked MNIST): its classifier reads them
+        suites.append(ImageMetrics.per_channel(source, channel_source, cache_dir, seed=seed, **kwargs))
+    elif getattr(source, "labels", None) is not None and getattr(source, "data", None) is not None:
         suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))  # labelled, in memory
     if setting != "false":
         weights = find_weights(inception_weights)

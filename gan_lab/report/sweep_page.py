@@ -19,8 +19,8 @@ from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, 
 from gan_lab.report.run_page import write_run_report
 
 # The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
-PREFERRED = ("fid_*", "toy/modes_captured", "toy/reverse_kl", "toy/w1", "train/wasserstein_estimate",
-             "train/d_loss", "train/g_loss")
+PREFERRED = ("fid_*", "toy/modes_captured", "toy/reverse_kl", "val/stacked_modes_*", "val/stacked_reverse_kl_*",
+             "toy/w1", "train/wasserstein_estimate", "train/d_loss", "train/g_loss")
 MAX_METRIC_PLOTS = 4
 
 
