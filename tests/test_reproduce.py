@@ -24,7 +24,7 @@ def _compose(*overrides: str):
 
 
 @pytest.mark.parametrize("table,row", [("pacgan_toy", "grid_pac3"), ("unrolled_toy", "ring_unrolled5"),
-                                       ("classics", "lines_js")])
+                                       ("classics", "lines_js"), ("stacked_mnist", "pac3")])
 def test_a_rows_preset_composes_the_config_its_overrides_give(tmp_path, table, row):
     t = TABLES[table]
     spec = next(r for r in t.all_rows() if r.name == row)
@@ -96,3 +96,12 @@ def test_bad_input_gets_one_line_and_status_2(tmp_path, args, words):
 
 def test_an_infinite_mean_differs_from_a_finite_paper_value():
     assert _cell([math.inf, 0.3], paper=(0.45, 0.09)).verdict == "differs"
+
+
+def test_a_column_may_name_its_metric_by_a_pattern():
+    from gan_lab.reproduce import _metric
+
+    metrics = {"val/stacked_modes_26k_mnist5k_classifier_per_channel": 870, "val/fid_26k_x": 3.0, "flag": True}
+    assert _metric(metrics, "val/stacked_modes_*") == 870.0
+    assert _metric(metrics, "val/fid_26k_x") == 3.0
+    assert _metric(metrics, "val/stacked_reverse_kl_*") is None and _metric(metrics, "flag") is None

@@ -18,6 +18,7 @@ metrics.json and writes, into the sweep folder:
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import statistics
 from dataclasses import dataclass
@@ -148,11 +149,21 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
     for row in rows:
         keys = list(row.paper) or list(row.target) or [c.key for c in table.columns]
         for key in dict.fromkeys([*keys, *row.target]):
-            # A non-finite value counts (a reverse KL is infinite when no sample is of high quality).
-            values = [float(m[key]) for m in by_row[row.name] if isinstance(m.get(key), (int, float))]
+            # A non-finite value counts (a reverse KL is infinite when no sample is of high quality). A key
+            # with "*" names a metric whose full name carries the sample count and extractor.
+            values = [float(v) for v in (_metric(m, key) for m in by_row[row.name]) if v is not None]
             cells.append(Cell(row.name, row.label, key, labels.get(key, key), values, row.paper.get(key),
                               row.target.get(key), row.tolerance.get(key)))
     return cells, statuses
+
+
+def _metric(metrics: dict, key: str) -> float | None:
+    """``metrics[key]``, or the first metric matching ``key`` as a glob (sorted by name)."""
+    names = [key] if "*" not in key else sorted(fnmatch.filter(metrics, key))
+    for name in names:
+        if isinstance(metrics.get(name), (int, float)) and not isinstance(metrics.get(name), bool):
+            return float(metrics[name])
+    return None
 
 
 def _num(value: float, digits: int) -> str:
