@@ -29,6 +29,18 @@ from gan_lab.metrics.toy import toy_metrics
 from gan_lab.run_folder import write_summary
 from gan_lab.viz import image_grid, save_png
 
+PRDC_SEED = 0  # the draw of the real subset precision/recall/density/coverage use: fixed, so a number repeats
+
+
+def prdc_reals(real_features: torch.Tensor, n: int, seed: int = PRDC_SEED) -> torch.Tensor:
+    """n of the real features for precision/recall/density/coverage against n fakes: a random subset drawn
+    with ``seed`` (the cached features keep the data set's order, and mnist5k is stored sorted by class, so
+    its first n are a few classes), or all of them when n ≥ their number."""
+    if n >= real_features.shape[0]:
+        return real_features
+    order = torch.randperm(real_features.shape[0], generator=torch.Generator().manual_seed(seed))
+    return real_features[order[:n]]
+
 
 def default_samples(spec) -> int:
     return spec.eval_samples or (5000 if spec.is_image else 2500)
@@ -108,14 +120,18 @@ def feature_metrics(suites: list, features: list[tuple[torch.Tensor, torch.Tenso
         n = feats.shape[0]
         out.update({f"val/{k}": v for k, v in image_metrics.from_features(feats, logits).items()})
         real_features = image_metrics.real_stats()["features"]
-        prdc = precision_recall_density_coverage(real_features[: max(n, 2)], feats, k=5)
+        reals = prdc_reals(real_features, max(n, 2))
+        prdc = precision_recall_density_coverage(reals, feats, k=5)
+        total = real_features.shape[0]
+        against = (f"{reals.shape[0]} of the {total} real images drawn at random (seed {PRDC_SEED})"
+                   if reals.shape[0] < total else f"all {total} real images")
         tag = f"{n_tag(n)}_{image_metrics.extractor}"
         out.update({f"val/{k}_{tag}": v for k, v in prdc.items()})
         info = image_metrics.classifier_info or {}
         origin = (f"classifier validation accuracy {info['val_accuracy']:.3f}" if "val_accuracy" in info
                   else f"weights {info.get('weights', 'unknown')}")
-        protocols[f"val/*_{tag}"] = (f"{image_metrics.describe(n)}; {origin}; "
-                                     f"precision/recall/density/coverage with k=5 on the same features")
+        protocols[f"val/*_{tag}"] = (f"{image_metrics.describe(n)}; {origin}; precision/recall/density/coverage "
+                                     f"with k=5 on the same features, against {against}")
     return out, protocols
 
 

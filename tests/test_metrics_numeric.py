@@ -136,6 +136,43 @@ def test_prdc_shape_checks():
         precision_recall_density_coverage(torch.zeros(10), torch.zeros(10), k=2)
 
 
+def test_prdc_of_images_compares_with_a_seeded_random_real_subset(monkeypatch):
+    """mnist5k is stored sorted by class: the real set of n < N samples must be drawn across it, the same
+    draw every time, not its first n (two classes here)."""
+    import gan_lab.measure as measure
+
+    classes, per_class, n = 10, 150, 300
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(classes).repeat_interleave(per_class)  # sorted, as the cached features are
+    real = torch.eye(classes)[labels] * 10 + torch.randn(classes * per_class, classes, generator=g)
+
+    class Suite:  # what feature_metrics reads of an ImageMetrics
+        extractor, classifier_info = "stub", None
+
+        def from_features(self, feats, logits):
+            return {}
+
+        def real_stats(self):
+            return {"features": real}
+
+        def describe(self, n_fake):
+            return "stub"
+
+    seen = []
+    monkeypatch.setattr(measure, "precision_recall_density_coverage",
+                        lambda r, f, k: seen.append(r) or precision_recall_density_coverage(r, f, k=k))
+    fake = real[torch.randperm(len(real), generator=g)[:n]] + 0.1
+    _, protocols = measure.feature_metrics([Suite()], [(fake, torch.zeros(n, classes))])
+    measure.feature_metrics([Suite()], [(fake, torch.zeros(n, classes))])
+    first, second = seen
+    assert first.shape == (n, classes) and not torch.equal(first, real[:n])
+    counts = torch.bincount(first.argmax(1), minlength=classes)  # the class each chosen row belongs to
+    assert ((counts >= 15) & (counts <= 45)).all(), counts  # 30 expected per class; sorted order gives 150, 150, 0…
+    assert torch.equal(first, second)  # a fixed seed: the metric repeats
+    assert f"seed {measure.PRDC_SEED}" in protocols["val/*_300_stub"]
+    assert measure.prdc_reals(real, len(real)) is real  # n ≥ N: every real sample
+
+
 # --------------------------------------------------------------------------------------------
 # Parzen-window log-likelihood
 
