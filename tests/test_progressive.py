@@ -245,3 +245,27 @@ def test_downsample_to_halves_step_by_step():
     assert downsample_to(x, 28) is x
     with pytest.raises(ValueError):
         downsample_to(x, 3)
+
+
+def test_reals_fade_in_as_the_fakes_do(monkeypatch):
+    """During a fade-in D sees α·x + (1−α)·up(down(x)): at α = 0 the previous phase's real image upsampled
+    (as G's output is then), at α = 1 the real image itself."""
+    from gan_lab.losses import NonSaturating
+    from gan_lab.regularizers.none import NoRegularizer
+    from gan_lab.systems import gan as gan_mod
+    from gan_lab.systems.progressive import ProgressiveGAN
+
+    g, d = tiny_pair((1, 8, 8))  # phases at 4 and 8 px
+    system = ProgressiveGAN(g, d, NonSaturating(), NoRegularizer(), torch.optim.Adam, torch.optim.Adam, z_dim=Z,
+                            phase_iterations=4, fade_fraction=0.5)  # phase 1: α = 0, 0.5, 1 at iterations 4, 5, 6
+    seen = []
+    monkeypatch.setattr(gan_mod.GAN, "training_step", lambda self, batch, batch_idx: seen.append(batch))
+    x = torch.rand(6, 1, 8, 8) * 2 - 1
+    old = x.reshape(6, 1, 4, 2, 4, 2).mean(dim=(3, 5)).repeat_interleave(2, 2).repeat_interleave(2, 3)  # up(down(x))
+    for iteration in (4, 5, 6):
+        system.iteration = iteration
+        system.training_step(x, 0)
+    assert (g.alpha, d.alpha) == (1.0, 1.0)
+    assert_close(seen[0], old, rtol=0, atol=1e-6)
+    assert_close(seen[1], 0.5 * x + 0.5 * old, rtol=0, atol=1e-6)
+    assert_close(seen[2], x, **EXACT)

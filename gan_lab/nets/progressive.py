@@ -11,7 +11,8 @@ no batch norm; its last block at b×b starts with a minibatch-stddev feature map
 
 Not from the paper: weights start from He init but carry no equalised learning rate.
 The training loop calls ``set_phase(phase, alpha)`` on both players and feeds D real images shrunk
-with ``downsample_to(x, D.resolution)``; G's samples already come at that resolution.
+with ``downsample_to(x, D.resolution)``, then faded in as G's output is (``fade_reals``); G's samples
+already come at that resolution.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
 def _blend(alpha: float, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """α·new + (1−α)·old, written so that α = 0 gives ``old`` bit for bit."""
     return alpha * new + (1.0 - alpha) * old
+
+
+def fade_reals(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Real images (N, C, r, r) as D sees them while a block fades in: α·x + (1−α)·up(down(x)), blended as
+    G's output is (``_blend``, nearest 2× upsampling of the previous phase's image), so D never compares
+    sharp reals with blended fakes (ProGAN's reference code blends its reals the same way). α = 1: x.
+
+    G blends before its tanh, reals can only be blended as images: the two blends agree exactly at
+    α = 0 and α = 1."""
+    if alpha >= 1.0:
+        return x
+    return _blend(alpha, x, F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"))
 
 
 class PixelNorm(nn.Module):

@@ -1,7 +1,8 @@
 """Progressive growing (Karras 2018): Algorithm 1 at the resolution of the current phase.
 
 Only the step differs from :class:`GAN`: before each iteration both players are set to the
-phase and fade-in α of ``phase_at(iteration)``, and real images are shrunk to that resolution.
+phase and fade-in α of ``phase_at(iteration)``, and real images are shrunk to that resolution and, during
+a fade-in, blended with their previous phase's image as G's output is (``fade_reals``).
 Samples are returned at the data's resolution (nearest upsampling during the early phases).
 """
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.errors import check_int, check_range
-from gan_lab.nets.progressive import _Phased, downsample_to, phase_at
+from gan_lab.nets.progressive import _Phased, downsample_to, fade_reals, phase_at
 from gan_lab.systems.gan import GAN
 
 
@@ -38,7 +39,7 @@ class ProgressiveGAN(GAN):
         phase, alpha = self.set_schedule(self.iteration)
         resolution = self.generator_networks()[0].resolution
         self._accumulate({"resolution": torch.tensor(float(resolution)), "alpha": torch.tensor(alpha)})
-        super().training_step(downsample_to(batch, resolution), batch_idx)
+        super().training_step(fade_reals(downsample_to(batch, resolution), alpha), batch_idx)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
