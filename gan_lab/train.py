@@ -134,7 +134,8 @@ def build_components(cfg: DictConfig) -> Components:
         pairs = [(generator, discriminator)] + [factory(spec=source.spec, d_norm=d_norm) for _ in range(extra)]
         generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
         discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
-    tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by, cfg.train.batch_size)
+    tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by, cfg.train.batch_size,
+                            build(cfg.optimizer.d))
     regularizer.check(source.spec)
     if regularizer.needs_one_critic and not system.one_critic:
         raise ConfigError("regularizer", regularizer.name, f"one that keeps no state about D with {chosen_by}",

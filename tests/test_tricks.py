@@ -223,6 +223,32 @@ def test_functional_optimizer_mirrors_the_real_one(make):
         torch.testing.assert_close(params[n], p.detach(), rtol=1e-10, atol=1e-12)
 
 
+# D's optimiser settings the unrolled copy does not model, with the key each refusal names
+UNMODELLED = [
+    (["optimizer=sgd", "+optimizer.d.nesterov=true"], "optimizer.d.nesterov"),
+    (["optimizer=rmsprop", "+optimizer.d.momentum=0.9"], "optimizer.d.momentum"),
+    (["optimizer=rmsprop", "+optimizer.d.centered=true"], "optimizer.d.centered"),
+    (["+optimizer.d.amsgrad=true"], "optimizer.d.amsgrad"),
+    (["+optimizer.d.maximize=true"], "optimizer.d.maximize"),
+    (["optimizer=sgd", "+optimizer.d.weight_decay=1e-4"], "optimizer.d.weight_decay"),
+    (["optimizer.d._target_=torch.optim.AdamW"], "optimizer.d._target_"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), UNMODELLED, ids=[k.split(".")[-1] for _, k in UNMODELLED])
+def test_unrolling_refuses_optimiser_settings_its_copy_would_ignore(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        build_components(compose_cfg(*MODELS["mlp"], "tricks.unroll_steps=2", *overrides))
+    assert info.value.key == key and "tricks.unroll_steps=2" in str(info.value)
+    build_components(compose_cfg(*MODELS["mlp"], *overrides))  # without unrolling the setting is D's own business
+
+
+def test_unrolling_accepts_what_its_copy_models():
+    c = build_components(compose_cfg(*MODELS["mlp"], "tricks.unroll_steps=2", "optimizer=sgd",
+                                     "optimizer.d.lr=0.05", "+optimizer.d.dampening=0.1", "+optimizer.d.foreach=false"))
+    assert c.tricks.unroll_steps == 2
+
+
 # ------------------------------------------------------------------------------ composition
 # The table of every trick crossed with the mlp and dcgan models (and the weight digests) is in tests/test_parts.py.
 

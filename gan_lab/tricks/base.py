@@ -94,7 +94,8 @@ class Trick:
 
     def check(self, tricks: Tricks, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module,
               spec: DataSpec) -> None:
-        """Refuse combinations that make no sense, naming both options (``tricks.batch_size``: the run's)."""
+        """Refuse combinations that make no sense, naming both options (``tricks.batch_size``,
+        ``tricks.optimizer_d``: the run's batch size and D's optimiser factory)."""
 
     # ---------------------------------------------------------------- hooks
     def networks(self, generator: nn.Module, discriminator: nn.Module, spec: DataSpec, z_dim: int, seed: int,

@@ -48,6 +48,17 @@ def _sgd(group, p, g, state, t):
 
 
 _UPDATES = {torch.optim.Adam: _adam, torch.optim.RMSprop: _rmsprop, torch.optim.SGD: _sgd}
+# The settings each update above reads. Any other one (weight decay, Nesterov, RMSprop's momentum and centring,
+# AMSGrad, maximize, …) it would drop without a word, so it must be off (0 or false).
+_MODELLED = {torch.optim.Adam: ("lr", "betas", "eps"), torch.optim.RMSprop: ("lr", "alpha", "eps"),
+             torch.optim.SGD: ("lr", "momentum", "dampening")}
+_HOW_IT_RUNS = ("params", "foreach", "fused", "capturable", "differentiable")  # the same step, computed otherwise
+
+
+def unmodelled(optimizer: torch.optim.Optimizer) -> dict:
+    """``{setting: value}`` of ``optimizer``'s settings that the unrolled copy does not model and that are on."""
+    reads = _MODELLED[type(optimizer)] + _HOW_IT_RUNS
+    return {k: v for k, v in optimizer.param_groups[0].items() if k not in reads and v}
 
 
 def functional_optimizer(optimizer: torch.optim.Optimizer, named: dict[str, nn.Parameter]):
@@ -55,9 +66,9 @@ def functional_optimizer(optimizer: torch.optim.Optimizer, named: dict[str, nn.P
     update = _UPDATES.get(type(optimizer))
     if update is None:
         raise TypeError(f"unrolling supports Adam, RMSprop and SGD, not {type(optimizer).__name__}")
+    if unmodelled(optimizer):
+        raise TypeError(f"unrolling does not model {unmodelled(optimizer)}")
     group = optimizer.param_groups[0]
-    if group.get("weight_decay"):
-        raise TypeError("unrolling does not model weight decay")
     states = {n: {k: (v.detach() if torch.is_tensor(v) else v) for k, v in optimizer.state.get(p, {}).items()}
               for n, p in named.items()}
 
@@ -127,6 +138,19 @@ class Unroll(Trick):
             raise ConfigError("tricks.unroll_steps", self.unroll_steps, f"0 with regularizer={regularizer.name}",
                               "The unrolled copy of D models its optimiser step, not a gradient penalty "
                               "(through K penalty steps G's gradient would need third derivatives).")
+        optimizer = tricks.optimizer_d([torch.zeros(1, requires_grad=True)])  # its settings, defaults filled in
+        kind = type(optimizer)
+        if kind not in _UPDATES:
+            raise ConfigError("optimizer.d._target_", kind.__name__, f"torch.optim.Adam, RMSprop or SGD with "
+                              f"{self.option()}",
+                              "The unrolled copy of D steps with a differentiable copy of D's optimiser, written "
+                              "for those three.")
+        if unmodelled(optimizer):
+            key, value = next(iter(unmodelled(optimizer).items()))
+            raise ConfigError(f"optimizer.d.{key}", value, f"{'false' if isinstance(value, bool) else 0} with "
+                              f"{self.option()}",
+                              f"The unrolled copy of D steps with a differentiable {kind.__name__} that models "
+                              f"{', '.join(_MODELLED[kind])} only: it would ignore {key}.")
 
     def capture_blocker(self) -> str:
         return "the unrolled copy of D is rebuilt from the optimiser's state on the host each step"
