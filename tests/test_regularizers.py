@@ -242,6 +242,26 @@ def test_spectral_norm_with_large_raw_weights():
             assert torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() == pytest.approx(1.0, abs=1e-2)
 
 
+def test_spectral_norm_reaches_the_minibatch_discrimination_tensor():
+    """SN-GAN divides every weight of D by its spectral norm: minibatch discrimination's T (the map f ↦ f·T) too,
+    and the layer computes with T/σ(T)."""
+    from gan_lab.data.base import DataSpec
+    from gan_lab.nets.minibatch import MinibatchDiscriminator
+
+    torch.manual_seed(2)
+    inner = MLPDiscriminator(shape=(5,), hidden=[16], norm="none")
+    d = SpectralNorm().wrap(MinibatchDiscriminator(inner, DataSpec("x", (5,), "points"), kernels=4, kernel_dim=3))
+    layer = d.minibatch
+    with torch.no_grad():
+        layer.parametrizations.T.original.mul_(25.0)  # σ(raw T) ≈ 25·0.05·(√16 + √12) ≈ 9
+        for _ in range(50):
+            d(torch.randn(8, 5))
+    layer.eval()
+    raw = layer.parametrizations.T.original.detach()
+    assert torch.linalg.matrix_norm(layer.T.detach(), ord=2).item() == pytest.approx(1.0, abs=1e-2)
+    torch.testing.assert_close(layer.T.detach(), raw / torch.linalg.matrix_norm(raw, ord=2), rtol=1e-2, atol=1e-3)
+
+
 @pytest.mark.parametrize("n", [0, -1])
 def test_spectral_norm_bad_iterations_refused(n):
     with pytest.raises(ConfigError, match="regularizer.n_power_iterations"):

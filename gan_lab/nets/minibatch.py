@@ -12,6 +12,8 @@ class MinibatchDiscrimination(nn.Module):
     """f (N, A) -> [f, o] (N, A + B): M_i = f_i·T reshaped (B, C); c_b(i, j) = exp(−‖M_{i,b} − M_{j,b}‖₁);
     o(x_i)_b = Σ_j c_b(i, j) (the sum includes j = i, as in the paper)."""
 
+    linear_weights = ("T",)  # f ↦ f·T is a linear map of D: regularizer=sn divides T by σ(T) as it does a layer's W
+
     def __init__(self, in_features: int, kernels: int, kernel_dim: int):
         super().__init__()
         self.kernels, self.kernel_dim = kernels, kernel_dim

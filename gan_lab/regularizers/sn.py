@@ -1,4 +1,8 @@
-"""Spectral normalisation (Miyato 2018): every D layer's weight is W/σ(W), one power iteration per forward."""
+"""Spectral normalisation (Miyato 2018): every D layer's weight is W/σ(W), one power iteration per forward.
+
+"Every weight of D" includes the maps D holds as raw tensors: a module names them in ``linear_weights``
+(minibatch discrimination's T, the linear map f ↦ f·T; docs/science.md, "Lipschitz constraints").
+"""
 
 from torch import nn
 from torch.nn.utils import parametrizations
@@ -18,6 +22,7 @@ class SpectralNorm(Regularizer):
 
     def wrap(self, discriminator: nn.Module) -> nn.Module:
         for module in list(discriminator.modules()):
-            if isinstance(module, _LAYERS):
-                parametrizations.spectral_norm(module, n_power_iterations=self.n_power_iterations)
+            names = ("weight",) if isinstance(module, _LAYERS) else getattr(module, "linear_weights", ())
+            for name in names:
+                parametrizations.spectral_norm(module, name, n_power_iterations=self.n_power_iterations)
         return discriminator
