@@ -147,6 +147,37 @@ def test_r2_uses_fake_samples_only():
     assert R2.needs_input_gradients and R2.forbids_batch_norm
 
 
+@pytest.mark.parametrize("on_fake", [False, True], ids=["r1", "r2"])
+def test_r1_r2_under_diffaugment_differentiate_through_the_same_draw(on_fake):
+    """With DiffAugment T, R1 = γ/2·E‖∇ₓ D(T(x))‖² at the un-augmented x, through the draw D's loss saw (the
+    reference's R1). T = cutout multiplies by a 0/1 mask m, so for D(y) = w·y the gradient is m ⊙ w: γ/2·E‖m ⊙ w‖²,
+    not γ/2·‖w‖² (the gradient at the augmented image)."""
+    from types import SimpleNamespace
+
+    from gan_lab.losses import NonSaturating
+    from gan_lab.regularizers.r2 import R2
+    from gan_lab.systems.gan import GAN
+    from gan_lab.tricks import Tricks
+
+    torch.manual_seed(0)
+    w = torch.randn(64) + 3.0  # no zero weight
+    generator = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+    reg = (R2 if on_fake else R1)(weight=2.0)
+    system = GAN(generator, LinearD(w.tolist()), NonSaturating(), reg, torch.optim.SGD, torch.optim.SGD, z_dim=4,
+                 tricks=Tricks(diffaug="cutout"))
+    system._lean = True  # raw backward/step: no trainer needed
+    judged = []
+    penalty = reg.penalty
+    reg.penalty = lambda d, r, f, *args, **kw: judged.append(f if on_fake else r) or penalty(d, r, f, *args, **kw)
+    opt = SimpleNamespace(zero_grad=lambda set_to_none: None, optimizer=SimpleNamespace(step=lambda: None))
+    real = torch.rand(16, 1, 8, 8) + 0.5  # no zero pixel: the cutout mask is where D's input is 0
+    system.d_step(opt, real)
+    mask = (judged[0] != 0).flatten(1).float()  # (N, 64)
+    assert 0 < mask.mean() < 1
+    expected = 1.0 * ((mask * w) ** 2).sum(1).mean()
+    torch.testing.assert_close(system._sums["d_penalty"], expected, rtol=1e-5, atol=0)
+
+
 @pytest.mark.parametrize("every", [1, 2, 4, 16])
 def test_r1_lazy(every):
     w, gamma = [3.0, 4.0], 2.0

@@ -99,17 +99,23 @@ def test_instance_noise_reaches_every_d_input(tiny, tmp_path):
     from gan_lab.systems.gan import GAN
 
     seen = []
-    original = GAN.d_input
+    original, original_view = GAN.d_input, GAN.d_view
 
     def spy(self, x):
         out = original(self, x)
         seen.append(float((out - x).std()))
         return out
 
+    def spy_view(self, x):  # D's step: what D sees, with the map that made it (for R1/R2)
+        out, view = original_view(self, x)
+        seen.append(float((out - x).std()))
+        return out, view
+
     cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none", "tricks.instance_noise=0.5",
                "tricks.instance_noise_schedule=constant", "train.iterations=2")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(GAN, "d_input", spy)
+        mp.setattr(GAN, "d_view", spy_view)
         train(cfg, tmp_path)
     assert len(seen) == 2 * 3  # per iteration: real + fake in D's step, fake in G's step
     assert all(s == pytest.approx(0.5, rel=0.3) for s in seen)

@@ -3,10 +3,15 @@ build checks instead of names (docs/science.md, "Gradient penalties and Lipschit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+# A batch as it was before the step's d_input draws, and the map with those draws fixed that made what D judged
+# of it (DiffAugment, instance noise, packing): (x, T) with D's input T(x).
+Source = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
 
 class Regularizer:
@@ -38,10 +43,12 @@ class Regularizer:
         return discriminator
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
-                ) -> torch.Tensor | None:
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
         """Extra term for D's loss at D update number ``d_step`` (0-based), or None. ``real``/``fake``:
-        what D judged; ``real_logits``/``fake_logits``: its outputs on them, when the step has them."""
+        what D judged; ``real_logits``/``fake_logits``: its outputs on them, when the step has them;
+        ``sources``: the real and the fake :data:`Source` (``real == T_real(x_real)``), when the step has them
+        (None: D judged the batches as they are, T the identity)."""
         return None
 
     def after_d_step(self, discriminator: nn.Module) -> None:
@@ -51,13 +58,16 @@ class Regularizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
 
 
-def input_gradients(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """∇ₓ V(x) per sample, (N, numel), kept in the graph so a penalty on it trains D.
+def input_gradients(discriminator: nn.Module, x: torch.Tensor,
+                    view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """∇ₓ V(x) per sample, (N, numel), kept in the graph so a penalty on it trains D. With ``view`` = T,
+    ∇ₓ V(T(x)): one row per output of D, i.e. per sample, or per pack of m consecutive samples under
+    ``tricks.pack`` (x ↦ T(x) then regroups them).
 
     Computed in fp32 outside autocast: the double backward overflows in fp16 (docs/design.md, "torch.compile").
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.detach().float().requires_grad_(True)
-        out = discriminator(x)
+        out = discriminator(x if view is None else view(x))
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1)
+    return grad.reshape(out.shape[0], -1)

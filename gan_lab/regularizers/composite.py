@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_lab.regularizers.base import Regularizer
+from gan_lab.regularizers.base import Regularizer, Source
 
 
 class Regularizers(Regularizer):
@@ -29,9 +29,9 @@ class Regularizers(Regularizer):
         return discriminator
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
-                ) -> torch.Tensor | None:
-        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits) for p in self.parts]
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
+        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits, sources) for p in self.parts]
         terms = [t for t in terms if t is not None]
         return torch.stack(terms).sum() if terms else None
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.regularizers.base import Regularizer
+from gan_lab.regularizers.base import Regularizer, Source
 from gan_lab.tricks.diffaug import diff_augment, parse_policy
 
 
@@ -38,7 +38,8 @@ class ConsistencyRegularization(Regularizer):
                               "Consistency regularization augments images (DiffAugment transforms).")
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None) -> torch.Tensor:
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                sources: tuple[Source, Source] | None = None) -> torch.Tensor:
         real_logits = discriminator(real) if real_logits is None else real_logits
         fake_logits = discriminator(fake) if fake_logits is None else fake_logits
         on_real = (discriminator(diff_augment(real, self.policy)) - real_logits).pow(2).mean()

@@ -22,7 +22,7 @@ from torch import nn
 
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.regularizers.base import Regularizer
+from gan_lab.regularizers.base import Regularizer, Source
 
 
 class LeCamAnchors(nn.Module):
@@ -58,7 +58,8 @@ class LeCam(Regularizer):
         return alpha_r, alpha_f
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None) -> torch.Tensor:
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                sources: tuple[Source, Source] | None = None) -> torch.Tensor:
         real_logits = discriminator(real) if real_logits is None else real_logits
         fake_logits = discriminator(fake) if fake_logits is None else fake_logits
         alpha_r, alpha_f = self.update(real_logits.detach(), fake_logits.detach())

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import check_int, check_range
-from gan_lab.regularizers.base import Regularizer, input_gradients
+from gan_lab.regularizers.base import Regularizer, Source, input_gradients
 
 
 class R1(Regularizer):
@@ -24,10 +24,12 @@ class R1(Regularizer):
         return f"regularizer={self.name} with every={self.every} decides on the host which D steps carry it"
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
-                ) -> torch.Tensor | None:
+                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
         if d_step % self.every:
             return None
-        sq_norm = input_gradients(discriminator, fake if self.on_fake else real).pow(2).sum(dim=1)
+        # ∇ₓ D(T(x)) at the batch before this step's draw T, as the DiffAugment and R3GAN reference codes take it
+        x, view = sources[self.on_fake] if sources is not None else (fake if self.on_fake else real, None)
+        sq_norm = input_gradients(discriminator, x, view).pow(2).sum(dim=1)
         # Lazy regularisation (Karras 2020): scaling by `every` keeps the expected strength.
         return 0.5 * self.weight * self.every * sq_norm.mean()

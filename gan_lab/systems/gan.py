@@ -174,6 +174,21 @@ class GAN(L.LightningModule):
             x = part.d_input(self, x)
         return x
 
+    def d_view(self, x: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """(what D sees of x, as ``d_input`` gives it; the map y ↦ what D would see of y under the same random
+        draws): for what must meet the same draw, R1/R2's ∇ₓ D(T(x)) (gan_lab/regularizers/r1.py)."""
+        maps = []
+        for part in self.tricks.with_hook("d_input"):
+            maps.append(part.d_draw(self, x))
+            x = maps[-1](x)
+
+        def view(y: torch.Tensor) -> torch.Tensor:
+            for t in maps:
+                y = t(y)
+            return y
+
+        return x, view
+
     def observe_d(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
         """Show the parts D's outputs of a D update (ADA's overfitting heuristic)."""
         for part in self.tricks.with_hook("observe_d"):
@@ -183,11 +198,12 @@ class GAN(L.LightningModule):
         def objective():
             with torch.no_grad():
                 fake = self.generator(self.sample_z(real.shape[0]))
-            r, f = self.d_input(real), self.d_input(fake)
+            (r, real_view), (f, fake_view) = self.d_view(real), self.d_view(fake)
             real_logits, fake_logits = self.discriminator(r), self.discriminator(f)
             self.observe_d(real_logits, fake_logits)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates, real_logits, fake_logits)
+            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates, real_logits, fake_logits,
+                                               ((real, real_view), (fake, fake_view)))
             stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
             if penalty is not None:
                 stats["d_penalty"] = penalty

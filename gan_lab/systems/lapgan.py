@@ -84,12 +84,13 @@ class LAPGAN(GAN):
             stats: dict[str, torch.Tensor] = {}
             d_losses, penalties, d_reals, d_fakes = [], [], [], []
             for k in range(self.levels + 1):
-                r, f = self.d_input(reals[k]), self.d_input(fakes[k])
+                (r, real_view), (f, fake_view) = self.d_view(reals[k]), self.d_view(fakes[k])
                 real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
                 self.observe_d(real_logits, fake_logits)
                 d_loss = self.loss.d_loss(real_logits, fake_logits)
                 penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates,
-                                                   real_logits, fake_logits)
+                                                   real_logits, fake_logits,
+                                                   ((reals[k], real_view), (fakes[k], fake_view)))
                 total = total + (d_loss if penalty is None else d_loss + penalty)
                 d_losses.append(d_loss)
                 d_reals.append(as_output(real_logits).mean())

@@ -7,6 +7,8 @@ collapsing onto one member. Only the D and G steps differ from Algorithm 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from gan_lab.errors import check_range
@@ -25,18 +27,24 @@ class MixtureGAN(GAN):
         super().__init__(*args, **kwargs)
         self.entropy_weight = check_range("mixture.entropy_weight", entropy_weight, 0.0)
 
-    def _fakes(self, n: int, grad: bool) -> list[torch.Tensor]:
+    def _fakes(self, n: int, grad: bool) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
+        """(G_i(z_i), what D sees of it, the map with that draw: :meth:`d_view`) for each member i, in turn."""
         with torch.set_grad_enabled(grad):
-            return [self.d_input(g(self.sample_z(n))) for g in self.generator.members]
+            return [(x, *self.d_view(x)) for x in (g(self.sample_z(n)) for g in self.generator.members)]
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
         def objective():
             u, v = self.generator.weights.detach(), self.discriminator.weights
-            fakes = self._fakes(real.shape[0], grad=False)
-            r = self.d_input(real)
+            drawn = self._fakes(real.shape[0], grad=False)
+            fakes = [seen for _, seen, _ in drawn]
+            r, real_view = self.d_view(real)
             d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
             as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
-            mixed = self._mixture_sample(fakes, u)
+            pick = self._mixture_pick(u, real.shape[0])
+            mixed = pick(torch.stack(fakes))
+            # the mixture sample before its members' draws, and its map: sample n through its own member's draw
+            sources = ((real, real_view), (pick(torch.stack([x for x, _, _ in drawn])),
+                                           lambda y: pick(torch.stack([view(y) for _, _, view in drawn]))))
             for j, d in enumerate(self.discriminator.members):
                 real_logits = d(r)
                 d_real = d_real + v[j].detach() * as_output(real_logits).mean()
@@ -45,7 +53,7 @@ class MixtureGAN(GAN):
                     self.observe_d(real_logits, fake_logits)
                     d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
                     d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
-                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits)
+                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits, sources=sources)
                 if p is not None:
                     penalty = p if penalty is None else penalty + p
             total = d_loss - self.entropy_weight * self.discriminator.entropy()
@@ -67,7 +75,7 @@ class MixtureGAN(GAN):
     def g_step(self, opt_g, real: torch.Tensor, extra_reals=None, measure_grad: bool = False) -> None:
         def objective():
             u, v = self.generator.weights, self.discriminator.weights.detach()
-            fakes = self._fakes(real.shape[0], grad=True)
+            fakes = [seen for _, seen, _ in self._fakes(real.shape[0], grad=True)]
             g_loss = sum(u[i] * v[j] * self.loss.g_loss(d(fake))
                          for i, fake in enumerate(fakes) for j, d in enumerate(self.discriminator.members))
             stats = {"mixture/g_entropy": self.generator.entropy()}
@@ -77,11 +85,11 @@ class MixtureGAN(GAN):
         self.update_generator(opt_g, objective, measure_grad)
 
     @staticmethod
-    def _mixture_sample(fakes: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
-        """One minibatch drawn from the mixture: sample n from member i with probability u_i."""
-        choice = torch.multinomial(u, fakes[0].shape[0], replacement=True)
-        stacked = torch.stack(fakes)  # (T, N, …)
-        return stacked[choice, torch.arange(fakes[0].shape[0], device=choice.device)]
+    def _mixture_pick(u: torch.Tensor, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One draw of the mixture for a minibatch of n: (T, N, …) stacked members -> (N, …), sample n from
+        member i with probability u_i."""
+        choice = torch.multinomial(u, n, replacement=True)
+        return lambda stacked: stacked[choice, torch.arange(n, device=choice.device)]
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:

@@ -109,6 +109,12 @@ class Trick:
     def d_input(self, system: GAN, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def d_draw(self, system: GAN, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``d_input`` for a batch shaped like x with its randomness drawn now, as a map that applies that same
+        draw to any tensor of x's shape (R1/R2 differentiate D(T(x)) with respect to x; LAPGAN augments a
+        level and its condition together). A part whose ``d_input`` draws randomness overrides this as well."""
+        return lambda y: self.d_input(system, y)
+
     def observe_d(self, system: GAN, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
         pass
 

@@ -8,8 +8,9 @@ both players' steps:
 
 Because T is differentiable w.r.t. its input, G's gradient flows through T(G(z)) into G. Each call draws
 fresh per-sample randomness, so real and fake batches get independent draws from the same distribution
-(as in the reference, where every D call augments its own input). Gradient penalties on reals (R1) see
-the augmented reals, exactly the tensor D is evaluated on.
+(as in the reference, where every D call augments its own input). R1 and R2 differentiate D(T(x)) with
+respect to the un-augmented x, through the same draw of T that D's loss saw, as the reference's R1 does
+(docs/science.md, "Lipschitz constraints and penalties").
 
 The policy is an ordered subset of three transforms, matching the reference implementation
 (mit-han-lab/data-efficient-gans, DiffAugment_pytorch.py); images are NCHW in [-1, 1]:
@@ -30,7 +31,7 @@ Random draws are made in float32 (then cast), on the generator's device when one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -144,11 +145,19 @@ def _randint(low: int, high: int, n: int, x: Tensor, generator: torch.Generator 
     return torch.randint(low, high, (n,), generator=generator, device=device).to(x.device)
 
 
-def _rand_color(x: Tensor, generator: torch.Generator | None) -> Tensor:
+# Each draw takes its randomness for a batch shaped like x and returns the transform with it fixed, so one draw
+# can act on several tensors (R1 differentiates D(T(x)) with respect to x; LAPGAN augments a level and its
+# condition together). Draws come in the order the transforms are listed, so T(x) is what drawing while
+# transforming gave.
+Transform = Callable[[Tensor], Tensor]
+
+
+def _draw_color(x: Tensor, generator: torch.Generator | None) -> Transform:
     n = x.shape[0]
-    x = _brightness(x, _rand(n, x, generator) - 0.5)  # b ~ U(-0.5, 0.5)
-    x = _saturation(x, _rand(n, x, generator) * 2.0)  # s ~ U(0, 2)
-    return _contrast(x, _rand(n, x, generator) + 0.5)  # c ~ U(0.5, 1.5)
+    b = _rand(n, x, generator) - 0.5  # b ~ U(-0.5, 0.5)
+    s = _rand(n, x, generator) * 2.0  # s ~ U(0, 2)
+    c = _rand(n, x, generator) + 0.5  # c ~ U(0.5, 1.5)
+    return lambda y: _contrast(_saturation(_brightness(y, b), s), c)
 
 
 def _max_shift(size: int) -> int:
@@ -156,12 +165,12 @@ def _max_shift(size: int) -> int:
     return int(size * TRANSLATION_RATIO + 0.5)
 
 
-def _rand_translation(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _draw_translation(x: Tensor, generator: torch.Generator | None) -> Transform:
     n, _, h, w = x.shape
     ry, rx = _max_shift(h), _max_shift(w)
     shift_y = _randint(-ry, ry + 1, n, x, generator)  # the reference draws the H axis first
     shift_x = _randint(-rx, rx + 1, n, x, generator)
-    return _translate(x, shift_x, shift_y)
+    return lambda y: _translate(y, shift_x, shift_y)
 
 
 def _cutout_size(size: int) -> int:
@@ -169,15 +178,42 @@ def _cutout_size(size: int) -> int:
     return int(size * CUTOUT_RATIO + 0.5)
 
 
-def _rand_cutout(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _draw_cutout(x: Tensor, generator: torch.Generator | None) -> Transform:
     n, _, h, w = x.shape
     sh, sw = _cutout_size(h), _cutout_size(w)
     centre_y = _randint(0, h + (1 - sh % 2), n, x, generator)  # reference: offset in [0, size + (1 - s mod 2))
     centre_x = _randint(0, w + (1 - sw % 2), n, x, generator)
-    return _cutout(x, centre_y - sh // 2, centre_x - sw // 2, sh, sw)
+    return lambda y: _cutout(y, centre_y - sh // 2, centre_x - sw // 2, sh, sw)
 
 
-_TRANSFORMS = {"color": _rand_color, "translation": _rand_translation, "cutout": _rand_cutout}
+_DRAWS = {"color": _draw_color, "translation": _draw_translation, "cutout": _draw_cutout}
+
+
+def draw_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Generator | None = None,
+                 probability: Tensor | None = None) -> Transform:
+    """The policy's transform T for a batch shaped like x (N, C, H, W), its randomness drawn now: ``T(y)``
+    applies that same draw to any y of x's shape. ``diff_augment(x, …)`` is ``draw_augment(x, …)(x)``."""
+    names = parse_policy(policy)
+    if not names:
+        return lambda y: y
+    if x.dim() != 4:
+        raise ConfigError(KEY, ",".join(names), "empty for this data",
+                          f"DiffAugment transforms images: it needs a 4-D (N, C, H, W) batch, got shape "
+                          f"{tuple(x.shape)}.")
+    if not x.is_floating_point():
+        raise ConfigError(KEY, ",".join(names), "empty for this data",
+                          f"DiffAugment needs floating-point images in [-1, 1], got {x.dtype}.")
+    steps = []
+    for name in names:  # with a probability, the draw that decides comes first, then the transform's own
+        keep = None if probability is None else (_rand(x.shape[0], x, generator) >= probability).view(-1, 1, 1, 1)
+        steps.append((keep, _DRAWS[name](x, generator)))
+
+    def transform(y: Tensor) -> Tensor:
+        for keep, t in steps:
+            y = t(y) if keep is None else torch.where(keep, y, t(y))
+        return y
+
+    return transform
 
 
 def diff_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Generator | None = None,
@@ -189,23 +225,7 @@ def diff_augment(x: Tensor, policy: str | Sequence[str], generator: torch.Genera
     ``probability`` (a 0-dim tensor p, ADA): each transform acts on each sample with probability p, else
     the sample passes through it unchanged; None: always.
     """
-    names = parse_policy(policy)
-    if not names:
-        return x
-    if x.dim() != 4:
-        raise ConfigError(KEY, ",".join(names), "empty for this data",
-                          f"DiffAugment transforms images: it needs a 4-D (N, C, H, W) batch, got shape "
-                          f"{tuple(x.shape)}.")
-    if not x.is_floating_point():
-        raise ConfigError(KEY, ",".join(names), "empty for this data",
-                          f"DiffAugment needs floating-point images in [-1, 1], got {x.dtype}.")
-    for name in names:
-        if probability is None:
-            x = _TRANSFORMS[name](x, generator)
-        else:  # the draw that decides comes first, then the transform's own
-            keep = (_rand(x.shape[0], x, generator) >= probability).view(-1, 1, 1, 1)
-            x = torch.where(keep, x, _TRANSFORMS[name](x, generator))
-    return x
+    return draw_augment(x, policy, generator, probability)(x)
 
 
 class DiffAugment(Trick):
@@ -251,8 +271,11 @@ class DiffAugment(Trick):
             # Σ mean sign(D(x_real)) and the number of D evaluations on reals since the last adjustment
             system.register_buffer("ada_signs", torch.zeros(2))
 
+    def d_draw(self, system, x: Tensor) -> Transform:
+        return draw_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
+
     def d_input(self, system, x: Tensor) -> Tensor:
-        return diff_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
+        return self.d_draw(system, x)(x)
 
     def observe_d(self, system, real_logits: Tensor, fake_logits: Tensor) -> None:
         if self.ada_target:

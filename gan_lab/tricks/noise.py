@@ -7,6 +7,8 @@ perfectly; σ anneals to 0 over the run (``linear``) so the game ends on the cle
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from gan_lab.errors import check_choice, check_range
@@ -33,12 +35,22 @@ class InstanceNoise(Trick):
             return self.instance_noise
         return self.instance_noise * max(0.0, 1.0 - iteration / max(iterations, 1))  # linear: σ at 0, 0 at the end
 
-    def noised(self, x: torch.Tensor, iteration: int, iterations: int) -> torch.Tensor:
+    def noise(self, x: torch.Tensor, iteration: int, iterations: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """y ↦ y + σε, with ε ~ N(0, I) drawn now for a batch shaped like x."""
         sigma = self.sigma_at(iteration, iterations)
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+        if not sigma > 0:
+            return lambda y: y
+        noise = sigma * torch.randn_like(x)
+        return lambda y: y + noise
+
+    def noised(self, x: torch.Tensor, iteration: int, iterations: int) -> torch.Tensor:
+        return self.noise(x, iteration, iterations)(x)
+
+    def d_draw(self, system, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self.noise(x, system.iteration, system.iterations)
 
     def d_input(self, system, x: torch.Tensor) -> torch.Tensor:
-        return self.noised(x, system.iteration, system.iterations)
+        return self.d_draw(system, x)(x)
 
     def log_row(self, system) -> dict[str, torch.Tensor]:
         return {"instance_noise_sigma": torch.tensor(self.sigma_at(system.iteration, system.iterations))}
