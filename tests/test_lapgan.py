@@ -205,10 +205,37 @@ def test_generate_and_generate_chain():
     assert_close(chain[-1], images)
 
 
+def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
+    """D_k judges T(c + h) − T(c) given T(c), one draw for the pair and for the real and the fake residual: under a
+    translation the residual moves with its condition (before, the residual moved and the condition stayed)."""
+    from gan_lab.tricks import Tricks
+    from gan_lab.tricks.diffaug import _translate
+
+    system, opt_d, _ = make_system(tricks=Tricks(diffaug="translation"))
+    judged = []
+    system.judge = lambda k, x, condition: judged.append((k, x, condition)) or LAPGAN.judge(system, k, x, condition)
+    real = dyadic_images(8, (3, 16, 16))  # every level, residual and shift of them exact in fp32
+    system.d_step(opt_d, real)
+    (k, seen_h, seen_c), (_, _, fake_c) = judged[:2]
+    assert k == 0 and fake_c is seen_c  # the fake residual is judged with the same augmented condition
+    residuals, conditions, _ = laplacian_pyramid(real, system.levels)
+    moved = 0
+    shift = lambda x, t: _translate(x, torch.tensor([t[0]]), torch.tensor([t[1]]))  # one image (1, C, H, W)
+    for n in range(8):
+        c, h, want = conditions[0][n:n + 1], residuals[0][n:n + 1], seen_c[n:n + 1]
+        found = [t for t in np.ndindex(5, 5) if torch.equal(shift(c, np.subtract(t, 2)), want)]
+        assert len(found) == 1, found  # the condition's own shift, within ±2 px (1/8 of 16)
+        t = np.subtract(found[0], 2)
+        assert_close(seen_h[n:n + 1], shift(h, t), rtol=0, atol=1e-6)
+        moved += bool(t.any())
+    assert moved > 0
+
+
 @pytest.mark.parametrize(("override", "key"), [
     ("tricks.feature_matching=true", "tricks.feature_matching"),
     ("tricks.unroll_steps=2", "tricks.unroll_steps"),
-    ("tricks.minibatch_discrimination=true", "tricks.minibatch_discrimination")])
+    ("tricks.minibatch_discrimination=true", "tricks.minibatch_discrimination"),
+    ("tricks.instance_noise=0.1", "tricks.instance_noise")])
 def test_refuses_single_d_tricks(override, key):
     from gan_lab.train import build_system
 

@@ -80,6 +80,7 @@ class GAN(L.LightningModule):
     honours = frozenset(HOOKS)  # the trick hooks its step runs (gan_lab/tricks/base.py): all of them
     one_critic = True  # D is one network judging each sample once per update (stateful regularizers need it)
     step_summary = ""  # why a system runs fewer hooks, for refusals
+    refuses: dict[str, str] = {}  # tricks (by name) the step runs but cannot use, with the reason
     capturable_step = True  # train.cuda_graphs may capture its updates (gan_lab/systems/graphs.py)
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,

@@ -13,6 +13,11 @@ the sample grids, samples.npy and the metrics see full-size images. At the end o
 :class:`~gan_lab.callbacks.lapgan.LapganChainPlot` callback, registered by the system itself, draws
 ``lapgan_chain.png``: every level of a few sampling chains and the residuals added between them.
 
+With DiffAugment, D_k judges the pair as the level image it stands for: one draw T per level and D step,
+applied to the image and to its condition, T(c + h) − T(c) given T(c), for the real and the fake residual
+alike, so both still meet one condition (:meth:`LAPGAN.level_view`; docs/science.md, "Techniques"). Instance
+noise is refused: drawn once for the pair it cancels in T(c + h) − T(c).
+
 Regularizers act per level: ``after_d_step`` (weight clipping) on the whole discriminator, i.e. every
 level's D; a penalty (gp, r1) on each level's D as a function of what it judges (h_k, with the condition
 held fixed, or I_K), summed over levels. Logged: ``train/d_loss`` and ``train/g_loss`` (sums over
@@ -38,6 +43,10 @@ class LAPGAN(GAN):
     capturable_step = False  # not yet checked under capture: its levels' steps stay eager
     step_summary = ("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single "
                     "G(z) judged by a single D(x).")
+    refuses = {"instance_noise": "LAPGAN's D_k judges a residual with its condition, and noise drawn once for the "
+                                 "pair does not reach what D_k compares: it cancels in T(c + h) − T(c), and added to "
+                                 "h and c alike D_k can subtract it (a residual has zero mean on every 2×2 block, on "
+                                 "which the condition is constant). docs/science.md, \"Techniques\"."}
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, **kwargs):
         if not isinstance(generator, LaplacianGenerator) or not isinstance(discriminator, LaplacianDiscriminator):
@@ -69,6 +78,16 @@ class LAPGAN(GAN):
     def judge(self, k: int, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         return self.discriminator.level(k, x, condition)
 
+    def level_view(self, condition: torch.Tensor | None):
+        """(the condition D_k judges with, the map h ↦ what D_k judges of a residual h under it), one fresh draw
+        of DiffAugment for the pair: T(c + h) − T(c) given T(c), the augmented level image split against its
+        augmented condition (translation and cutout move both alike; a brightness shift stays in the
+        condition). Without augmentation, or at the coarsest level (condition None): (condition, None)."""
+        if condition is None or not self.tricks.with_hook("d_input"):
+            return condition, None
+        seen, view = self.d_view(condition)
+        return seen, lambda h: view(condition + h) - seen
+
     def _level_critic(self, k: int, condition: torch.Tensor | None):
         """Level k's D as a function of what it judges (condition fixed), for the penalty hooks."""
         return lambda x: self.discriminator.level(k, x, condition)
@@ -84,11 +103,15 @@ class LAPGAN(GAN):
             stats: dict[str, torch.Tensor] = {}
             d_losses, penalties, d_reals, d_fakes = [], [], [], []
             for k in range(self.levels + 1):
-                (r, real_view), (f, fake_view) = self.d_view(reals[k]), self.d_view(fakes[k])
-                real_logits, fake_logits = self.judge(k, r, conditions[k]), self.judge(k, f, conditions[k])
+                condition, pair = self.level_view(conditions[k])  # one draw: real and fake keep one condition
+                if pair is None:
+                    (r, real_view), (f, fake_view) = self.d_view(reals[k]), self.d_view(fakes[k])
+                else:
+                    r, f, real_view, fake_view = pair(reals[k]), pair(fakes[k]), pair, pair
+                real_logits, fake_logits = self.judge(k, r, condition), self.judge(k, f, condition)
                 self.observe_d(real_logits, fake_logits)
                 d_loss = self.loss.d_loss(real_logits, fake_logits)
-                penalty = self.regularizer.penalty(self._level_critic(k, conditions[k]), r, f, self.d_updates,
+                penalty = self.regularizer.penalty(self._level_critic(k, condition), r, f, self.d_updates,
                                                    real_logits, fake_logits,
                                                    ((reals[k], real_view), (fakes[k], fake_view)))
                 total = total + (d_loss if penalty is None else d_loss + penalty)
@@ -124,8 +147,11 @@ class LAPGAN(GAN):
 
         def objective():
             fakes = self.fake_levels(conditions, real.shape[0])
-            g_losses = [self.loss.g_loss(self.judge(k, self.d_input(fakes[k]), conditions[k]))
-                        for k in range(self.levels + 1)]
+            g_losses = []
+            for k in range(self.levels + 1):
+                condition, pair = self.level_view(conditions[k])
+                seen = self.d_input(fakes[k]) if pair is None else pair(fakes[k])
+                g_losses.append(self.loss.g_loss(self.judge(k, seen, condition)))
             return torch.stack(g_losses).sum(), None, {f"level{k}/g_loss": v for k, v in enumerate(g_losses)}
 
         self.update_generator(opt_g, objective, measure_grad)

@@ -65,16 +65,17 @@ class Tricks:
 
     def check_compatible(self, loss, regularizer, discriminator: nn.Module, spec, system: type,
                          chosen_by: str, batch_size: int, optimizer_d) -> None:
-        """Refuse what makes no sense, naming both options: each part's own refusals, then any hook the
-        system's training step does not run (``system.honours``; ``chosen_by`` names the option that chose
-        that system, e.g. ``model=lapgan``). ``batch_size`` and ``optimizer_d`` (D's optimiser factory) are
-        the run's, for the parts' checks: ``tricks.batch_size``, ``tricks.optimizer_d``."""
+        """Refuse what makes no sense, naming both options: each part's own refusals, then any trick the
+        system's training step does not run a hook of (``system.honours``) or cannot use (``system.refuses``;
+        ``chosen_by`` names the option that chose that system, e.g. ``model=lapgan``). ``batch_size`` and
+        ``optimizer_d`` (D's optimiser factory) are the run's, for the parts' checks: ``tricks.batch_size``,
+        ``tricks.optimizer_d``."""
         for part in self.parts:
             missing = sorted(part.hooks() - set(system.honours))
-            if missing:
+            if missing or part.name in system.refuses:
                 raise ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), f"{part.off()} with {chosen_by}",
-                                  f"{system.step_summary} This trick acts through {', '.join(missing)}, which "
-                                  "that step does not run.")
+                                  system.refuses.get(part.name) or f"{system.step_summary} This trick acts through "
+                                  f"{', '.join(missing)}, which that step does not run.")
         self.batch_size, self.optimizer_d = batch_size, optimizer_d
         for part in self.parts:
             part.check(self, loss, regularizer, discriminator, spec)
