@@ -105,3 +105,19 @@ def test_a_column_may_name_its_metric_by_a_pattern():
     assert _metric(metrics, "val/stacked_modes_*") == 870.0
     assert _metric(metrics, "val/fid_26k_x") == 3.0
     assert _metric(metrics, "val/stacked_reverse_kl_*") is None and _metric(metrics, "flag") is None
+
+
+def test_a_sweep_that_cannot_start_says_so_in_one_line(tmp_path):
+    proc = run_cli("classics", "--rows", "optimal_d", "--seeds", "1", "--out", str(tmp_path / "s"), "trian.k=2",
+                   cwd=tmp_path, module="gan_lab.reproduce")
+    assert proc.returncode == 1 and "no job ran" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s" / "table.md").exists()
+
+
+def test_quick_overrides_go_into_the_presets_so_they_may_name_a_rows_own_keys(tmp_path):
+    from gan_lab.reproduce import write_presets
+
+    table = TABLES["stacked_mnist"]
+    root = write_presets(table, table.all_rows()[:1], tmp_path, Path(config_dir()), quick=True)
+    cfg = _compose("experiment=repro_dcgan", f"hydra.searchpath=[file://{root}]")
+    assert cfg["dataset"]["size"] == 10000 and cfg["train"]["iterations"] == 300  # quick wins over the base

