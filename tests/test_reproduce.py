@@ -120,4 +120,4 @@ def test_quick_overrides_go_into_the_presets_so_they_may_name_a_rows_own_keys(tm
     table = TABLES["stacked_mnist"]
     root = write_presets(table, table.all_rows()[:1], tmp_path, Path(config_dir()), quick=True)
     cfg = _compose("experiment=repro_dcgan", f"hydra.searchpath=[file://{root}]")
-    assert cfg["dataset"]["size"] == 10000 and cfg["train"]["iterations"] == 300  # quick wins over the base
+    assert cfg["dataset"]["size"] == 10000 and cfg["train"]["iterations"] == 600  # quick wins over the base

@@ -36,7 +36,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the published number; "
                    "with --quick the table's quick number)")
     p.add_argument("--quick", action="store_true", help="shortened training for a CPU (said in the title)")
-    p.add_argument("--rows", default=None, help="comma-separated row names (default: all; --list-rows names them)")
+    p.add_argument("--rows", default=None, help="comma-separated row names (default: all, or the table's quick rows "
+                   "with --quick; --list-rows names them)")
     p.add_argument("--list-rows", action="store_true", help="name the table's rows and their overrides")
     p.add_argument("--out", default=None, help="the sweep folder (default outputs/reproduce/<table>/<time>)")
     return p.parse_known_args(argv)
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             return fail(f"--rows {unknown[0]!r} is not a row of {table.name}: {', '.join(r.name for r in rows)}")
         rows = tuple(r for r in rows if r.name in wanted)
+    elif args.quick and table.quick_rows:
+        rows = tuple(r for r in rows if r.name in table.quick_rows)
     seeds = args.seeds if args.seeds is not None else (table.quick_seeds if args.quick else table.seeds)
     if seeds < 1:
         return fail(f"--seeds {seeds}: at least 1 (2 or more for a standard error)")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     presets = write_presets(table, rows, sweep_dir, Path(config_dir()), args.quick)
     gan_args = multirun_args(rows, seeds, sweep_dir, presets, extra)
     shown = " ".join(["python -m gan_lab.reproduce", table.name, *(["--quick"] if args.quick else []),
-                      f"--seeds {seeds}", *([f"--rows {args.rows}"] if args.rows else []), *extra])
+                      f"--seeds {seeds}", f"--rows {','.join(r.name for r in rows)}", *extra])
     print(f"gan_lab.reproduce: {title(table, args.quick)}: {len(rows)} rows × {seeds} seeds into {sweep_dir}")
     print(f"gan_lab.reproduce: python -m gan_lab {' '.join(gan_args)}", flush=True)
     status = subprocess.call([sys.executable, "-m", "gan_lab", *gan_args])

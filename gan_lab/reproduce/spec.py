@@ -39,6 +39,7 @@ class Table:
     quick_seeds: int
     quick_cost: str
     notes: str = ""
+    quick_rows: tuple[str, ...] = ()  # the rows --quick runs when --rows is not given (default: all)
 
     def all_rows(self) -> tuple[Row, ...]:
         return self.rows() if callable(self.rows) else self.rows
