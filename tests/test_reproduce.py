@@ -71,17 +71,18 @@ def test_a_table_runs_as_one_multirun_and_is_written_beside_the_paper(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "reproduction.json").read_text())
     assert data["jobs"] == {"finished": 2}
-    cells = {(c["row"], c["metric"]): c for c in data["cells"]}
+    cells = {(c["row"], c["key"]): c for c in data["cells"]}
     assert set(cells) == {("ring_pac2", k) for k in ("toy/modes_captured", "toy/high_quality_pct", "toy/reverse_kl")}
     assert all(c["n"] == 2 for c in cells.values())
     assert cells[("ring_pac2", "toy/modes_captured")]["paper"] == [7.9, 0.1]
-    for (row, _), c in cells.items():  # the lab's numbers are the jobs' own metrics.json values
+    for (row, key), c in cells.items():  # the lab's numbers are the jobs' own metrics.json values
         jobs = sorted(p for p in out.iterdir() if f"repro_{row}," in p.name)
-        assert c["values"] == [json.loads((j / "metrics.json").read_text())["metrics"][c["metric"]] for j in jobs]
+        assert c["values"] == [json.loads((j / "metrics.json").read_text())["metrics"][key] for j in jobs]
         assert all((j / "checkpoints" / "last.ckpt").is_file() for j in jobs)
     table = (out / "table.md").read_text()
     assert "| ring: PacGAN2 | modes | 7.9 ± 0.1 |" in table
-    assert "Reproduction: PacGAN Table 1" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Reproduction: PacGAN Table 1" in report and "<td>modes</td><td>7.9 ± 0.1</td>" in report
 
 
 @pytest.mark.parametrize("args,words", [

@@ -127,19 +127,9 @@ def _reproduction(path: Path) -> str:
     data = _load(path / "reproduction.json", json.loads)
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return ""
-
-    def num(value, d=3) -> str:
-        return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{d}g}"
-
     rows = []
-    for c in data["cells"]:
-        if c.get("target"):
-            paper = f"target {c['target'][0]} {c['target'][1]:g}"
-        elif c.get("paper"):
-            paper = num(c["paper"][0]) + (f" ± {num(c['paper'][1])}" if c["paper"][1] is not None else "")
-        else:
-            paper = "—"
-        lab = f"{num(c['mean'])} ± {num(c['se'])}" if c.get("n") else "—"
+    for c in data["cells"]:  # the texts table.md shows (gan_lab/reproduce, Cell.paper_text / lab_text)
+        paper, lab = c.get("paper_text", "—"), c.get("lab_text", "—")
         rows.append(f'<tr class="{esc(c["verdict"]).replace(" ", "-")}"><td>{esc(c["label"])}</td>'
                     f"<td>{esc(c['metric'])}</td><td>{esc(paper)}</td><td>{esc(lab)}</td>"
                     f"<td>{c.get('n', 0)}</td><td>{esc(c['verdict'])}</td></tr>")

@@ -44,6 +44,7 @@ class Cell:
     paper: tuple[float, float | None] | None
     target: tuple[str, float] | None
     tolerance: float | None
+    digits: int = 3
 
     @property
     def n(self) -> int:
@@ -79,11 +80,26 @@ class Cell:
             return "n < 2"
         return "agrees" if gap <= 2 * math.hypot(self.se, paper_se or 0.0) else "differs"
 
+    @property
+    def paper_text(self) -> str:
+        """The paper column as table.md and the report show it: a target, or the value ± its s.e."""
+        if self.target is not None:
+            return f"target {self.target[0]} {self.target[1]:g}"
+        if self.paper is None:
+            return "—"
+        value, se = self.paper
+        text = _num(value, self.digits) + (f" ± {_num(se, self.digits)}" if se is not None else "")
+        return text + (f" (tolerance {self.tolerance:g})" if self.tolerance is not None else "")
+
+    @property
+    def lab_text(self) -> str:
+        return f"{_num(self.mean, self.digits)} ± {_num(self.se, self.digits)}" if self.n else "—"
+
     def as_dict(self) -> dict:
-        return {"row": self.row, "label": self.label, "metric": self.key, "values": self.values, "n": self.n,
-                "mean": self.mean, "se": self.se, "paper": list(self.paper) if self.paper else None,
+        return {"row": self.row, "label": self.label, "key": self.key, "metric": self.metric, "values": self.values,
+                "n": self.n, "mean": self.mean, "se": self.se, "paper": list(self.paper) if self.paper else None,
                 "target": list(self.target) if self.target else None, "tolerance": self.tolerance,
-                "verdict": self.verdict}
+                "verdict": self.verdict, "paper_text": self.paper_text, "lab_text": self.lab_text}
 
 
 # ---------------------------------------------------------------------------- the multirun
@@ -146,7 +162,7 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
         name = str(run["overrides"].get("experiment", "")).removeprefix(PRESET_PREFIX)
         if name in by_row and run["status"] == "finished":
             by_row[name].append(run["metrics"])
-    labels = {c.key: c.label for c in table.columns}
+    columns = {c.key: c for c in table.columns}
     cells = []
     for row in rows:
         keys = list(row.paper) or list(row.target) or [c.key for c in table.columns]
@@ -154,8 +170,9 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
             # A non-finite value counts (a reverse KL is infinite when no sample is of high quality). A key
             # with "*" names a metric whose full name carries the sample count and extractor.
             values = [float(v) for v in (_metric(m, key) for m in by_row[row.name]) if v is not None]
-            cells.append(Cell(row.name, row.label, key, labels.get(key, key), values, row.paper.get(key),
-                              row.target.get(key), row.tolerance.get(key)))
+            column = columns.get(key)
+            cells.append(Cell(row.name, row.label, key, column.label if column else key, values, row.paper.get(key),
+                              row.target.get(key), row.tolerance.get(key), column.digits if column else 3))
     return cells, statuses
 
 
@@ -178,7 +195,6 @@ def title(table: Table, quick: bool) -> str:
 
 def markdown(table: Table, cells: list[Cell], quick: bool, seeds: int, command: str,
              statuses: dict[str, int]) -> str:
-    digits = {c.key: c.digits for c in table.columns}
     lines = [f"# {title(table, quick)}", "", f"Source: {table.source}.", "",
              f"Command: `{command}`", "",
              f"Seeds per row: {seeds} (published: {table.seeds}). Jobs: "
@@ -186,18 +202,7 @@ def markdown(table: Table, cells: list[Cell], quick: bool, seeds: int, command: 
              "| setup | metric | paper | lab mean ± s.e. | n | verdict |",
              "| --- | --- | --- | --- | --- | --- |"]
     for cell in cells:
-        d = digits.get(cell.key, 3)
-        if cell.target is not None:
-            paper = f"target {cell.target[0]} {cell.target[1]:g}"
-        elif cell.paper is None:
-            paper = "—"
-        else:
-            value, se = cell.paper
-            paper = _num(value, d) + (f" ± {_num(se, d)}" if se is not None else "")
-            if cell.tolerance is not None:
-                paper += f" (tolerance {cell.tolerance:g})"
-        lab = f"{_num(cell.mean, d)} ± {_num(cell.se, d)}" if cell.n else "—"
-        cells_md = (cell.label, cell.metric, paper, lab, str(cell.n), cell.verdict)
+        cells_md = (cell.label, cell.metric, cell.paper_text, cell.lab_text, str(cell.n), cell.verdict)
         lines.append("| " + " | ".join(text.replace("|", "\\|") for text in cells_md) + " |")
     lines += ["", "Verdict: *agrees* when |lab − paper| ≤ 2·√(s.e.²_lab + s.e.²_paper) (the paper's s.e. when it "
               "publishes one) or within the row's stated tolerance; *meets*/*short* for the lab's best rows "

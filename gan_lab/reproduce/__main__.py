@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     (sweep_dir / "table.md").write_text(text, encoding="utf-8")
     (sweep_dir / "reproduction.json").write_text(json.dumps(
         {"table": table.name, "title": title(table, args.quick), "source": table.source, "quick": args.quick,
-         "seeds": seeds, "command": shown, "jobs": statuses, "cells": [c.as_dict() for c in cells],
-         "markdown": text}, indent=1, default=float), encoding="utf-8")
+         "seeds": seeds, "command": shown, "jobs": statuses, "cells": [c.as_dict() for c in cells]},
+        indent=1, default=float), encoding="utf-8")
     from gan_lab.report import write_report
 
     write_report(sweep_dir)  # again, now with the table as its first section
