@@ -19,6 +19,7 @@ import torch
 
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError
+from gan_lab.metrics.conditional import class_accuracy, classification_accuracy_score, intra_fid
 from gan_lab.metrics.density import kde_log_likelihood
 from gan_lab.metrics.features import image_metric_suites, n_tag
 from gan_lab.metrics.memorization import DEFINITION as MEMO_DEFINITION
@@ -80,11 +81,59 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
     return out, protocols
 
 
-def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> torch.Tensor:
-    """This rank's share of n samples G(z): z is drawn from ``g`` exactly as one process draws it, and
+def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(This rank's share of n samples G(z), all n labels they were drawn for or None): z (then the labels of a
+    class-conditional run, :meth:`GAN.eval_labels`) are drawn from ``g`` exactly as one process draws them, and
     each rank generates its contiguous part, so the gathered samples are the single-process ones."""
     z = system.sample_z(n, g).cpu()
-    return system.generate(z[ranks.share(n)])
+    labels = system.eval_labels(n, g) if getattr(system, "conditional", "none") != "none" else None
+    share = ranks.share(n)
+    if labels is None:
+        return system.generate(z[share]), None
+    return system.generate(z[share], labels[share]), labels
+
+
+def conditions_suite(suite, n_classes: int) -> bool:
+    """Whether ``suite``'s extractor is the data set's own classifier over its ``n_classes`` classes (what class
+    accuracy and intra-class FID read; not Inception's ImageNet classes, not Stacked MNIST's per-channel digits)."""
+    return suite.extractor == f"{suite.dataset}_classifier" and suite.classifier.num_classes == n_classes
+
+
+def conditional_metrics(suite, feats: torch.Tensor, logits: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+                        source, seed: int = 0) -> tuple[dict, dict, dict]:
+    """Class accuracy, intra-class FID and CAS of samples drawn for ``labels`` (gan_lab/metrics/conditional.py):
+    (metrics, protocols, per-class lists)."""
+    n, k = fake.shape[0], source.num_classes
+    if not conditions_suite(suite, k):
+        return {}, {}, {}
+    tag = f"{n_tag(n)}_{suite.extractor}"
+    acc, acc_per = class_accuracy(logits, labels)
+    out = {f"val/class_accuracy_{tag}": acc}
+    per_class = {f"val/class_accuracy_{tag}": acc_per}
+    protocols = {f"val/class_accuracy_{tag}": f"share of {n} samples G(z, y) ({n // k} or so per class) that "
+                                              f"{suite.extractor} (weights {suite.extractor_id.rsplit('-', 1)[-1]}) "
+                                              "assigns to the class y they were drawn for"}
+    real_labels = suite.real_labels()
+    if real_labels is not None:
+        mean, per = intra_fid(suite.real_stats()["features"], real_labels, feats, labels, k)
+        out[f"val/intra_fid_{tag}"] = mean
+        per_class[f"val/intra_fid_{tag}"] = per
+        protocols[f"val/intra_fid_{tag}"] = (f"Fréchet distance per class between the {suite.n_real} real images' and "
+                                            f"the {n} samples' 128-d features on {suite.extractor}, each class's real "
+                                            "images against the samples drawn for it; mean over the classes")
+    cas = classification_accuracy_score(fake, labels, source, suite.classifier, seed)
+    if cas is not None:
+        held = len(source.heldout)
+        key = f"val/cas_{n_tag(n)}_{suite.dataset}_heldout{held}"
+        real_key = f"val/cas_real_{suite.dataset}_heldout{held}"
+        out[key], out[real_key] = cas["cas"], cas["cas_real"]
+        protocols[real_key] = (f"the domain classifier {suite.extractor} (trained on the real training images) on the "
+                               f"{held} held-out real images: the score CAS is read against")
+        protocols[key] = (f"Classification Accuracy Score (Ravuri & Vinyals 2019): a classifier trained with the "
+                          f"domain classifier's recipe on the {n} samples and their requested labels (a tenth kept for "
+                          f"validation), its accuracy on the {held} held-out real images; cas_real: the same recipe "
+                          f"trained on the real training images ({suite.extractor})")
+    return out, protocols, per_class
 
 
 def shared_features(suites: list, local: torch.Tensor, ranks: Ranks) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -149,9 +198,11 @@ def image_kde(fake: torch.Tensor, heldout: torch.Tensor) -> tuple[dict, dict]:
 
 def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
                     fake: torch.Tensor | None = None, inception: str = "auto", inception_weights: str | None = None,
-                    allow_cpu_inception: bool = True, ranks: Ranks | None = None) -> dict:
+                    allow_cpu_inception: bool = True, ranks: Ranks | None = None,
+                    labels: torch.Tensor | None = None) -> dict:
     """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
-    ``fake``: samples already drawn (e.g. samples.npy's), else ``n`` are drawn with ``seed``.
+    ``fake``: samples already drawn (e.g. samples.npy's) and, in a class-conditional run, ``labels`` they were
+    drawn for; else ``n`` are drawn with ``seed``.
     ``inception``/``inception_weights``/``allow_cpu_inception``: see
     :func:`gan_lab.metrics.features.image_metric_suites`.
 
@@ -163,7 +214,7 @@ def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: i
     spec = source.spec
     g = torch.Generator().manual_seed(seed)
     if fake is None:
-        local = draw(system, n or default_samples(spec), g, ranks)
+        local, labels = draw(system, n or default_samples(spec), g, ranks)
         fake = ranks.gather(local)
     else:
         local = fake[ranks.share(fake.shape[0])]
@@ -175,12 +226,12 @@ def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: i
     summary = None
     with ranks.alone():
         if ranks.is_main:
-            summary = _measure(run_dir, source, fake, g, suites, features, started)
+            summary = _measure(run_dir, source, fake, g, suites, features, started, labels, seed)
     return ranks.broadcast(summary, "evaluation results")
 
 
 def _measure(run_dir: Path, source, fake: torch.Tensor, g: torch.Generator, suites: list | None,
-             features: list | None, started: float) -> dict:
+             features: list | None, started: float, labels: torch.Tensor | None = None, seed: int = 0) -> dict:
     """Rank 0's part of :func:`evaluate_system`: every metric from the gathered samples and features."""
     if not source.spec.is_image:
         results, protocols = point_metrics(fake, source, g)
@@ -190,17 +241,24 @@ def _measure(run_dir: Path, source, fake: torch.Tensor, g: torch.Generator, suit
     parts = [feature_metrics(suites, features)]
     if getattr(source, "heldout", None) is not None and source.heldout.shape[0] >= 4:
         parts.append(image_kde(fake, source.heldout))
+    per_class = {}
+    if labels is not None and suites:
+        more, more_protocols, per_class = conditional_metrics(suites[0], *features[0], fake, labels, source, seed)
+        parts.append((more, more_protocols))
     for more, more_protocols in parts:
         results.update(more)
         protocols.update(more_protocols)
-    return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started)
+    return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started, per_class)
 
 
-def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float) -> dict:
+def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float,
+           per_class: dict | None = None) -> dict:
     path = run_dir / "metrics.json"
     summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
     summary.setdefault("metrics", {}).update(results)
     summary.setdefault("protocols", {}).update(protocols)
+    if per_class:  # class-conditional runs: each metric's value per class, class 0 first
+        summary.setdefault("per_class", {}).update(per_class)
     summary["evaluation"] = {"samples": n, "seconds": round(seconds, 2)}
     write_summary(run_dir, summary)
     return summary

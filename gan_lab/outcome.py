@@ -35,7 +35,7 @@ from gan_lab.watchdog import PeerFailed, RankFailure
 
 log = logging.getLogger("gan_lab")
 
-CURVES = {"losses": ["train/d_loss", "train/g_loss", "train/d_penalty"],
+CURVES = {"losses": ["train/d_loss", "train/g_loss", "train/d_penalty", "train/d_aux", "train/g_aux"],
           "discriminator outputs": ["train/d_real", "train/d_fake", "train/wasserstein_estimate"],
           "gradient norms": ["train/grad_norm_d", "train/grad_norm_g"]}
 SIGTERM_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
@@ -116,7 +116,7 @@ def rank_failure(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer
 
 
 def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
-             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, torch.Tensor]:
+             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, tuple]:
     """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
     rank generates its share of the samples; they are gathered once and written once."""
 
@@ -124,10 +124,13 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     spec = source.spec
     n = cfg.output.final_samples or (256 if spec.is_image else 2500)
     g = torch.Generator().manual_seed(cfg.seed + 777)
-    fake = ranks.gather(draw(system, n, g, ranks))
+    local, labels = draw(system, n, g, ranks)
+    fake = ranks.gather(local)
     if not ranks.is_main:
-        return None, fake
+        return None, (fake, labels)
     np.save(run_dir / "samples.npy", fake.numpy())
+    if labels is not None:  # class-conditional: the class each sample was drawn for
+        np.save(run_dir / "samples_labels.npy", labels.numpy())
 
     metrics = write_history(run_dir, system.history)
     if not spec.is_image and spec.shape == (2,):
@@ -147,7 +150,7 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     if ddp is not None and ddp["world_size"] > 1:
         summary["ddp"] = ddp
     write_summary(run_dir, summary)
-    return summary, fake
+    return summary, (fake, labels)
 
 
 def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
@@ -157,8 +160,9 @@ def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source
 
     n = cfg.eval.samples or default_samples(source.spec)
     before = summary["metrics"] if ranks.is_main else {}
+    fake, labels = fake
     summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None,
-                              ranks=ranks, **inception_options(cfg))
+                              labels=labels if len(fake) == n else None, ranks=ranks, **inception_options(cfg))
     if not ranks.is_main:
         return None
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}

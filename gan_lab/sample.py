@@ -1,8 +1,12 @@
-"""``python -m gan_lab.sample run=<run folder> n=10000 out=<dir> [interpolate=true] [seed=0]``
+"""``python -m gan_lab.sample run=<run folder> n=10000 out=<dir> [interpolate=true] [seed=0] [class=7 | classes=all]``
 
 Writes ``samples.npy`` and a picture (grid or scatter) of n samples from the run's generator (the
 EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (lerp) and spherical
 (slerp), as grids (seed 004: latent walks).
+
+A class-conditional run (``model.conditional``) draws every class in turn (``classes=all``, the default), the
+listed ones (``classes=1,3,7``) or one (``class=7``); ``samples_labels.npy`` holds each sample's class, the
+picture one row per class, and each latent walk keeps its row's class fixed.
 """
 
 from __future__ import annotations
@@ -12,10 +16,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_lab.errors import ConfigError
 from gan_lab.runs import load_run, run_command
-from gan_lab.viz import image_grid, points_picture, samples_picture, save_png
+from gan_lab.viz import class_grid, image_grid, points_picture, samples_picture, save_png
 
-ARGS = {"run": str, "n": int, "out": str, "interpolate": bool, "seed": int, "steps": int, "rows": int}
+ARGS = {"run": str, "n": int, "out": str, "interpolate": bool, "seed": int, "steps": int, "rows": int,
+        "class": int, "classes": str}
+
+
+def chosen_classes(system, one: int | None, many: str | None) -> list[int] | None:
+    """The classes asked for (None for an unconditional run); refuses a class the run does not have, or a class
+    asked of an unconditional run, naming the key."""
+    if system.conditional == "none":
+        if one is not None or many is not None:
+            key, value = ("class", one) if one is not None else ("classes", many)
+            raise ConfigError(key, value, "nothing for this run", "its generator is unconditional "
+                              "(model.conditional=none): it cannot be asked for a class")
+        return None
+    if one is not None and many is not None:
+        raise ConfigError("classes", many, f"nothing with class={one}", "ask for one class or for a list")
+    k = system.n_classes
+    if many is None or many == "all":
+        wanted = list(range(k)) if one is None else [one]
+    else:
+        try:
+            wanted = [int(c) for c in many.split(",")]
+        except ValueError:
+            raise ConfigError("classes", many, "all, or a comma-separated list of class indices") from None
+    for c in wanted:
+        if not 0 <= c < k:
+            raise ConfigError("class" if one is not None else "classes", c, f"a class index in [0, {k - 1}]")
+    return wanted
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -30,28 +61,46 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1 - t[None, :, None]) * z0[:, None] + t[None, :, None] * z1[:, None]
 
 
-def walks(system, rows: int, steps: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """G along ``rows`` latent walks of ``steps`` points each, per interpolation: (rows·steps, *shape)."""
+def walks(system, rows: int, steps: int, generator: torch.Generator,
+          classes: list[int] | None = None) -> dict[str, torch.Tensor]:
+    """G along ``rows`` latent walks of ``steps`` points each, per interpolation: (rows·steps, *shape); in a
+    class-conditional run walk r keeps the class ``classes[r % len(classes)]`` fixed."""
     z0, z1 = system.sample_z(rows, generator).cpu(), system.sample_z(rows, generator).cpu()
     t = torch.linspace(0, 1, steps)
-    return {name: system.generate(fn(z0, z1, t).reshape(rows * steps, -1)) for name, fn in
-            (("lerp", lerp), ("slerp", slerp))}
+    labels = None
+    if classes is not None:
+        labels = torch.tensor([classes[r % len(classes)] for r in range(rows)]).repeat_interleave(steps)
+    return {name: system.generate(fn(z0, z1, t).reshape(rows * steps, -1), *(() if labels is None else (labels,)))
+            for name, fn in (("lerp", lerp), ("slerp", slerp))}
 
 
 def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool = False, seed: int = 0,
-           steps: int = 10, rows: int = 8) -> Path:
+           steps: int = 10, rows: int = 8, label: int | None = None, classes: str | None = None) -> Path:
+    """``label``: the command line's ``class=`` (one class); ``classes``: all, or a comma-separated list."""
     loaded = load_run(run)
     system, spec = loaded.system, loaded.source.spec
+    wanted = chosen_classes(system, label, classes)
     out_dir = Path(out) if out else loaded.run_dir / f"samples_{n}"
     out_dir.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
-    fake = system.generate(system.sample_z(n, g).cpu())
+    z = system.sample_z(n, g).cpu()
+    if wanted is None:
+        fake = system.generate(z)
+    else:  # the classes in turn: sample i is drawn for wanted[i mod m]
+        labels = torch.tensor(wanted)[torch.arange(n) % len(wanted)]
+        fake = system.generate(z, labels)
+        np.save(out_dir / "samples_labels.npy", labels.numpy())
     np.save(out_dir / "samples.npy", fake.numpy())
     real = loaded.source.sample(min(n, 2500), g)
-    save_png(samples_picture(fake, real, spec, f"{n} samples", getattr(loaded.source, "centers", None)),
-             out_dir / "samples.png")
+    if wanted is not None and spec.is_image:  # one row per class: its first 10 samples
+        per_row = min(10, n // len(wanted)) or 1
+        order = torch.cat([torch.arange(i, n, len(wanted))[:per_row] for i in range(min(len(wanted), n))])
+        save_png(class_grid(fake[order], spec, per_row), out_dir / "samples.png")
+    else:
+        save_png(samples_picture(fake, real, spec, f"{n} samples", getattr(loaded.source, "centers", None)),
+                 out_dir / "samples.png")
     if interpolate:
-        for name, images in walks(system, rows, steps, g).items():
+        for name, images in walks(system, rows, steps, g, wanted).items():
             if spec.is_image:
                 picture = image_grid(images, nrow=steps, scale=max(1, 64 // spec.shape[-1]))
             else:
@@ -61,7 +110,12 @@ def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool =
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_command(lambda args: f"samples in {sample(**args)}", ARGS, "sample", argv)
+    def body(args: dict) -> str:
+        if "class" in args:
+            args["label"] = args.pop("class")
+        return f"samples in {sample(**args)}"
+
+    run_command(body, ARGS, "sample", argv)
 
 
 if __name__ == "__main__":

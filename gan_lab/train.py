@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
@@ -24,6 +25,7 @@ from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.features import INCEPTION_CHOICES
+from gan_lab.nets.conditional import MODES, PRIORS, build_conditional
 from gan_lab.nets.layers import NORMS
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.outcome import fit, inception_options
@@ -113,25 +115,44 @@ class Components:
     generator: nn.Module
     discriminator: nn.Module
     tricks: Tricks
+    conditioning: dict | None = None  # model.conditional: mode, n_classes, prior (K,), aux_weight
 
 
 def build_components(cfg: DictConfig) -> Components:
     """Everything a run needs, built and validated before any training starts."""
     validate_train(cfg)
+    mode = check_choice("model.conditional", cfg.model.get("conditional", "none"), MODES)
+    prior = check_choice("model.label_prior", cfg.model.get("label_prior", "uniform"), PRIORS)
     loss = build(cfg.loss)  # the settings first: a typo is refused before any data is read
+    aux_weight = loss.aux_weight
+    if aux_weight is not None and mode != "acgan":
+        raise ConfigError("loss.aux_weight", aux_weight, f"null with model.conditional={mode}",
+                          "The class cross-entropy weight belongs to AC-GAN (model.conditional=acgan).")
     regularizer = build_regularizer(cfg.regularizer, build)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
-    source = build(cfg.dataset)
-    d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
-    nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "system"])
-    factory = build(nets, _partial_=True)
-    generator, discriminator = factory(spec=source.spec, d_norm=d_norm)
     check_int("mixture.generators", cfg.mixture.generators, 1)
     check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
     system, chosen_by = system_class(cfg)
+    if mode != "none":
+        check_conditional(mode, system, chosen_by, tricks)
+    source = build(cfg.dataset)
+    d_norm = resolve_d_norm(cfg.model.get("d_norm", "auto"), regularizer)
+    nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in ("system", "conditional", "label_prior")])
+    factory = build(nets, _partial_=True)
+    conditioning = None
+    if mode == "none":
+        def pair():
+            return factory(spec=source.spec, d_norm=d_norm)
+    else:
+        conditioning = conditioning_of(source, mode, prior, aux_weight)
+
+        def pair():
+            return build_conditional(partial(factory, d_norm=d_norm), source.spec, cfg.model.z_dim,
+                                     conditioning["n_classes"], mode)
+    generator, discriminator = pair()
     if mixture_on(cfg):
         extra = max(cfg.mixture.generators, cfg.mixture.discriminators) - 1
-        pairs = [(generator, discriminator)] + [factory(spec=source.spec, d_norm=d_norm) for _ in range(extra)]
+        pairs = [(generator, discriminator)] + [pair() for _ in range(extra)]
         generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
         discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
     tricks.check_compatible(loss, regularizer, discriminator, source.spec, system, chosen_by, cfg.train.batch_size,
@@ -147,7 +168,44 @@ def build_components(cfg: DictConfig) -> Components:
                           "model's training step does not compute.")
     generator, discriminator = tricks.networks(generator, discriminator, source.spec, cfg.model.z_dim, cfg.seed,
                                                lambda spec: factory(spec=spec, d_norm=d_norm))
-    return Components(source, loss, regularizer, generator, discriminator, tricks)
+    return Components(source, loss, regularizer, generator, discriminator, tricks, conditioning)
+
+
+# Trick hooks a class-conditional step cannot serve: they call D or G without the labels (their own networks,
+# G's loss, an unrolled copy of D).
+CONDITIONAL_BLOCKED_HOOKS = {"networks": "wraps G or D in a network of its own", "g_loss": "replaces G's loss",
+                             "critic": "judges with a copy of D"}
+
+
+def check_conditional(mode: str, system: type, chosen_by: str, tricks: Tricks) -> None:
+    """Refuse what a class-conditional run cannot do, naming both keys."""
+    if not system.conditions:
+        raise ConfigError("model.conditional", mode, f"none with {chosen_by}",
+                          f"{chosen_by}'s training step does not pass class labels; class-conditional models train "
+                          "with Algorithm 1 or MIX+GAN (model=mlp|dcgan|resnet).")
+    if mode == "acgan" and system.acgan_refused:
+        raise ConfigError("model.conditional", mode, f"concat or projection with {chosen_by}", system.acgan_refused)
+    for part in tricks.parts:
+        blocked = sorted(part.hooks() & set(CONDITIONAL_BLOCKED_HOOKS))
+        if blocked:
+            raise ConfigError(f"tricks.{part.switch}", getattr(part, part.switch),
+                              f"{part.off()} with model.conditional={mode}",
+                              f"tricks.{part.switch} {CONDITIONAL_BLOCKED_HOOKS[blocked[0]]}, which would judge "
+                              "or draw samples without their class labels.")
+
+
+def conditioning_of(source: Source, mode: str, prior: str, aux_weight) -> dict:
+    """The classes of ``source`` and the label prior; refuses a data set without labels."""
+    name = source.spec.name
+    labels = getattr(source, "labels", None)
+    if labels is None or source.num_classes < 2:
+        raise ConfigError("model.conditional", mode, f"none with dataset={name}",
+                          f"dataset={name} carries no class labels (labelled sets: mnist5k, digits, mnist, "
+                          "fashion_mnist, cifar10, stacked_mnist, a folder with one subfolder per class).")
+    k = source.num_classes
+    probs = (torch.bincount(labels, minlength=k).double() / len(labels) if prior == "data"
+             else torch.full((k,), 1.0 / k, dtype=torch.float64))
+    return {"mode": mode, "n_classes": k, "prior": probs, "aux_weight": 1.0 if aux_weight is None else aux_weight}
 
 
 def mixture_on(cfg: DictConfig) -> bool:
@@ -182,6 +240,9 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
+    if c.conditioning is not None:
+        cond = c.conditioning
+        system.use_conditioning(cond["mode"], cond["n_classes"], cond["prior"], cond["aux_weight"])
     system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False),
                              cfg.train.get("cuda_graphs", False))
     return system
@@ -273,7 +334,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             print(f"gan_lab: resuming from {path} at iteration {system.iteration}")
     data = GANDataModule(c.source, cfg.train.batch_size, system.batches_per_iteration, cfg.train.iterations,
                          cfg.seed, start_iteration=system.iteration, num_workers=cfg.train.num_workers,
-                         on_device=cfg.train.get("data_on_device", "auto"))
+                         on_device=cfg.train.get("data_on_device", "auto"), labelled=c.conditioning is not None)
     samples = SampleGrids(c.source, run_dir, cfg.train.sample_every, cfg.seed)
     checkpoint = IterationCheckpoint(run_dir, cfg.train.checkpoint_every)
     sync_check = WeightSyncCheck()

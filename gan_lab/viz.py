@@ -76,6 +76,16 @@ def samples_picture(fake: torch.Tensor, real: torch.Tensor, spec: DataSpec, titl
     return points_picture(fake, real, title, centers)
 
 
+def class_rows(n_classes: int, per_row: int = 10, max_rows: int = 20) -> torch.Tensor:
+    """The labels of a picture with one row per class (the first ``max_rows`` classes), ``per_row`` each."""
+    return torch.arange(min(n_classes, max_rows)).repeat_interleave(per_row)
+
+
+def class_grid(fake: torch.Tensor, spec: DataSpec, per_row: int = 10) -> np.ndarray:
+    """Samples drawn in :func:`class_rows` order as a grid: row c holds class c."""
+    return image_grid(fake, nrow=per_row, scale=max(1, 96 // spec.shape[-1]))
+
+
 def curves_picture(history: Sequence[dict[str, float]], groups: dict[str, Sequence[str]]) -> np.ndarray:
     """One panel per group of metric names, x = generator iteration."""
     fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.6 * len(groups)), dpi=100, squeeze=False)

@@ -34,6 +34,8 @@ EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): 
          # the paper's widths take 18 s here; a narrower ResNet runs the same step
          ("experiment", "r3gan"): ["model.g_width=32", "model.g_max_width=32", "model.d_width=32",
                                    "model.d_max_width=32"],
+         ("experiment", "sngan_projection"): ["model.g_width=32", "model.g_max_width=32", "model.d_width=32",
+                                              "model.d_max_width=32"],
          # 1,000 of its 50,000 images: the real statistics then read 1,000 images, not 10,000 (~10 s, 3 channels each)
          ("dataset", "stacked_mnist"): ["dataset.size=1000"]}
 # Data sets read from disk: the test writes tiny files in each real format (tests/test_data_files.py).

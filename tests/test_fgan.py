@@ -433,7 +433,8 @@ def test_config_defaults_match_the_constructor():
     cfg = compose_cfg("loss=fgan")
     assert cfg.loss._target_ == "gan_lab.losses.fgan.FGAN"
     assert {k: v for k, v in cfg.loss.items() if k != "_target_"} == {
-        "divergence": "gan", "generator_objective": "heuristic", "pi": 0.5, "label_smoothing": 0.0}
+        "divergence": "gan", "generator_objective": "heuristic", "pi": 0.5, "label_smoothing": 0.0,
+        "aux_weight": None}
 
 
 def test_bad_divergence_in_config_refused_on_instantiate():

@@ -203,6 +203,7 @@ def _bad_inputs(root):
         (["loss.label_smoothing=1.5"], "loss.label_smoothing", ["[0.0, 1.0)"]),
         (["model=mlp", "dataset=ring", "regularizer=r1", "tricks.unroll_steps=2"], "tricks.unroll_steps", ["r1"]),
         ([f"resume={root}/empty"], "resume", ["holds no run"]),
+        (["model=mlp", "dataset=ring", "model.conditional=acgan"], "model.conditional", ["dataset=ring", "labels"]),
     ]
 
 
@@ -238,7 +239,8 @@ def test_every_system_resumes_exactly(model, tmp_path):
     ["regularizer=[sn,lecam]", "loss=hinge"],
     ["regularizer=[sn,cr]", "loss=hinge", "tricks.historical_averaging=0.01"],
     ["tricks.pack=2", "regularizer=gp", "loss=wasserstein"],
-], ids=["ada", "lecam", "cr+historical_averaging", "pack+gp"])
+    ["model.conditional=projection", "regularizer=r1", "tricks.ema=0.9", "model.label_prior=data"],
+], ids=["ada", "lecam", "cr+historical_averaging", "pack+gp", "conditional+r1+ema"])
 def test_stateful_parts_resume_exactly_with_evaluation_and_logging_on(parts, tmp_path):
     """ADA's p, LeCam's anchors and the historical averages live in the checkpoint (and packing's rebuilt D
     resumes like any other): a run stopped by Ctrl-C

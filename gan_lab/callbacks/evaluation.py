@@ -19,7 +19,9 @@ import torch
 
 from gan_lab import watchdog
 from gan_lab.distributed import Ranks
-from gan_lab.measure import draw, shared_features
+from gan_lab.measure import conditions_suite, draw, shared_features
+from gan_lab.metrics.conditional import class_accuracy
+from gan_lab.metrics.features import n_tag
 from gan_lab.metrics.toy import toy_metrics
 from gan_lab.reporting import report
 
@@ -51,7 +53,7 @@ class PeriodicEvaluation(L.Callback):
     def measure(self, module, ranks: Ranks | None = None) -> dict[str, float]:
         ranks = ranks or Ranks()
         g = torch.Generator().manual_seed(self.seed + 31)
-        local = draw(module, self.samples, g, ranks)
+        local, labels = draw(module, self.samples, g, ranks)
         metrics = None
         if self.source.spec.is_image:
             suites = self.suites()
@@ -60,6 +62,9 @@ class PeriodicEvaluation(L.Callback):
                 if ranks.is_main:
                     metrics = {f"val/{k}": v for suite, (feats, logits) in zip(suites, features)
                                for k, v in suite.from_features(feats, logits).items()}
+                    if labels is not None and suites and conditions_suite(suites[0], self.source.num_classes):
+                        key = f"val/class_accuracy_{n_tag(len(labels))}_{suites[0].extractor}"
+                        metrics[key] = class_accuracy(features[0][1], labels)[0]
         else:
             fake = ranks.gather(local)
             if ranks.is_main:

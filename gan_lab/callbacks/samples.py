@@ -1,4 +1,5 @@
-"""Sample pictures every N generator iterations, from one fixed z so frames are comparable."""
+"""Sample pictures every N generator iterations, from one fixed z so frames are comparable; a class-conditional
+run's pictures hold one row per class, each column one z across the classes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from gan_lab.data.base import Source
 from gan_lab.reporting import log_image
-from gan_lab.viz import samples_picture, save_png
+from gan_lab.viz import class_grid, class_rows, samples_picture, save_png
 
 
 class SampleGrids(L.Callback):
@@ -24,6 +25,13 @@ class SampleGrids(L.Callback):
         self._generator = g
 
     def picture(self, module, title: str):
+        if module.conditional != "none" and self.source.spec.is_image:
+            if self.z is None:
+                labels = class_rows(module.n_classes)
+                rows = int(labels.max()) + 1
+                self.z = torch.randn(len(labels) // rows, module.z_dim, generator=self._generator).repeat(rows, 1)
+                self.labels = labels
+            return class_grid(module.generate(self.z, self.labels), self.source.spec)
         if self.z is None:
             self.z = torch.randn(self.n, module.z_dim, generator=self._generator)
         fake = module.generate(self.z)

@@ -42,6 +42,12 @@ class Source(Dataset):
 
     spec: DataSpec
     size: int | None = None
+    labels: torch.Tensor | None = None  # (size,) class indices of a labelled set (model.conditional reads them)
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes of a labelled set (0: no labels)."""
+        return 0 if self.labels is None else int(self.labels.max()) + 1
 
     def __getitems__(self, positions: list[int]) -> torch.Tensor:
         raise NotImplementedError
@@ -67,26 +73,39 @@ class TensorSource(Source):
     """
 
     def __init__(self, data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None = None,
-                 heldout: torch.Tensor | None = None):
+                 heldout: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None):
         if tuple(data.shape[1:]) != spec.shape:
             raise ValueError(f"data of shape {tuple(data.shape)} does not match spec {spec.shape}")
         if heldout is not None and tuple(heldout.shape[1:]) != spec.shape:
             raise ValueError(f"held-out data of shape {tuple(heldout.shape)} does not match spec {spec.shape}")
         self.data = data.contiguous()
-        self.labels = labels
+        self.labels = None if labels is None else torch.as_tensor(labels).long()
         self.heldout = heldout
+        self.heldout_labels = None if heldout_labels is None else torch.as_tensor(heldout_labels).long()
         self.spec = spec
         self.size = data.shape[0]
 
     def __getitems__(self, positions: list[int]) -> torch.Tensor:
         return self.data[torch.as_tensor(positions, dtype=torch.long)]
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def sample_indices(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The positions :meth:`sample` draws (distinct when n ≤ size)."""
         if n <= self.size:
-            idx = torch.randperm(self.size, generator=generator)[:n]
-        else:
-            idx = torch.randint(self.size, (n,), generator=generator)
-        return self.data[idx]
+            return torch.randperm(self.size, generator=generator)[:n]
+        return torch.randint(self.size, (n,), generator=generator)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.data[self.sample_indices(n, generator)]
+
+
+class Labelled(Source):
+    """A labelled source served as (images, labels) minibatches (``model.conditional``)."""
+
+    def __init__(self, source: Source):
+        self.source, self.spec, self.size, self.labels = source, source.spec, source.size, source.labels
+
+    def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.source.__getitems__(positions), self.labels[torch.as_tensor(positions, dtype=torch.long)]
 
 
 def with_holdout(data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None, holdout: int,
@@ -99,4 +118,5 @@ def with_holdout(data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None
         return TensorSource(data, spec, labels)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     train, held = order[:-holdout].sort().values, order[-holdout:].sort().values
-    return TensorSource(data[train], spec, None if labels is None else labels[train], heldout=data[held])
+    return TensorSource(data[train], spec, None if labels is None else labels[train], heldout=data[held],
+                        heldout_labels=None if labels is None else labels[held])

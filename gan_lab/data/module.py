@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan_lab.data.base import Source
+from gan_lab.data.base import Labelled, Source
 from gan_lab.errors import ConfigError
 
 
@@ -85,11 +85,14 @@ class GANDataModule(L.LightningDataModule):
     minibatch is gathered there from indices, skipping the DataLoader's host-to-device copies (``auto``:
     when the set is at most 1 GiB). Other sources (toy laws, image files) go through the DataLoader,
     with ``num_workers`` processes decoding in parallel. Both paths serve the same minibatches.
+    ``labelled``: each minibatch is (images, labels), for class-conditional models.
     """
 
     def __init__(self, source: Source, batch_size: int, k: int, iterations: int, seed: int,
-                 start_iteration: int = 0, num_workers: int = 0, on_device: bool | str = "auto"):
+                 start_iteration: int = 0, num_workers: int = 0, on_device: bool | str = "auto",
+                 labelled: bool = False):
         super().__init__()
+        self.labelled = labelled
         self.source, self.batch_size, self.k = source, batch_size, k
         self.iterations, self.seed, self.start_iteration = iterations, seed, start_iteration
         self.num_workers = num_workers
@@ -102,6 +105,7 @@ class GANDataModule(L.LightningDataModule):
                               "or image files decoded per minibatch)")
         self.on_device = bool(on_device)
         self._device_data: torch.Tensor | None = None
+        self._device_labels: torch.Tensor | None = None
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -110,7 +114,8 @@ class GANDataModule(L.LightningDataModule):
                                         self.start_iteration, self.iterations, rank, world)
         if self.on_device:
             return DataLoader(_Positions(self.source.size), batch_sampler=sampler, collate_fn=_as_is)
-        return DataLoader(self.source, batch_sampler=sampler, collate_fn=_as_is,
+        return DataLoader(Labelled(self.source) if self.labelled else self.source, batch_sampler=sampler,
+                          collate_fn=_as_is,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def transfer_batch_to_device(self, batch: torch.Tensor, device: torch.device, dataloader_idx: int):
@@ -124,4 +129,8 @@ class GANDataModule(L.LightningDataModule):
             return batch
         if self._device_data is None or self._device_data.device != batch.device:
             self._device_data = self.source.data.to(batch.device)  # once per run and rank
+            if self.labelled:
+                self._device_labels = self.source.labels.to(batch.device)
+        if self.labelled:
+            return self._device_data[batch], self._device_labels[batch]
         return self._device_data[batch]

@@ -25,8 +25,11 @@ class GANLoss:
     supports_label_smoothing: ClassVar[bool] = False
     g_needs_real: ClassVar[bool] = False  # G's loss reads real logits: the system passes them
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, aux_weight: float | None = None):
+        """``aux_weight``: AC-GAN's class cross-entropy weight (``model.conditional=acgan``; None: 1 there, and
+        unset for every other model)."""
         check_range("loss.label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+        self.aux_weight = None if aux_weight is None else float(check_range("loss.aux_weight", aux_weight, 0.0))
         if label_smoothing and not self.supports_label_smoothing:
             raise ConfigError("loss.label_smoothing", label_smoothing, "0 with loss=" + self.name,
                               "One-sided label smoothing applies only to the sigmoid-BCE losses "

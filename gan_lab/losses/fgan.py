@@ -177,8 +177,8 @@ class FGAN(GANLoss):
     name = "fgan"
 
     def __init__(self, divergence: str = "gan", generator_objective: str = "heuristic",
-                 pi: float = 0.5, label_smoothing: float = 0.0):
-        super().__init__(label_smoothing=label_smoothing)
+                 pi: float = 0.5, label_smoothing: float = 0.0, aux_weight: float | None = None):
+        super().__init__(label_smoothing=label_smoothing, aux_weight=aux_weight)
         self.divergence = check_choice("loss.divergence", divergence, DIVERGENCES)
         self.generator_objective = check_choice("loss.generator_objective", generator_objective,
                                                 GENERATOR_OBJECTIVES)

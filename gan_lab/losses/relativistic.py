@@ -41,8 +41,8 @@ class Relativistic(GANLoss):
     name = "rgan"
     g_needs_real = True
 
-    def __init__(self, form: str = "sigmoid", label_smoothing: float = 0.0):
-        super().__init__(label_smoothing)
+    def __init__(self, form: str = "sigmoid", label_smoothing: float = 0.0, aux_weight: float | None = None):
+        super().__init__(label_smoothing, aux_weight)
         self.form = check_choice("loss.form", form, FORMS)
         self.f1, self.f2 = FORMS[form]
 

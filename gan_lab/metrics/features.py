@@ -221,6 +221,19 @@ class ImageMetrics:
             return data
         return self.real.sample(self.n_real, gen)
 
+    def real_labels(self) -> torch.Tensor | None:
+        """The class labels of :meth:`real_images`, row for row (None when the set has none or they cannot be
+        matched to the drawn images)."""
+        labels = getattr(self.real, "labels", None)
+        if labels is None:
+            return None
+        data = getattr(self.real, "data", None)
+        if data is not None and self.n_real == data.shape[0]:
+            return labels
+        if hasattr(self.real, "sample_indices"):  # the draw real_images makes, repeated
+            return labels[self.real.sample_indices(self.n_real, torch.Generator().manual_seed(self.real_seed))]
+        return None
+
     def real_stats(self) -> dict[str, torch.Tensor]:
         """``{"features", "logits"}`` of the real images, from the disk cache when present."""
         if self._real is not None:

@@ -57,9 +57,14 @@ class DCGANDiscriminator(nn.Module):
                        nn.LeakyReLU(0.2, True)]
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(widths[-1], 1, base, 1, 0)
+        self.map_shape = (widths[-1], base, base)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
+
+    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The head on :meth:`features` (the b×b conv is a linear map of the flattened map)."""
+        return self.head(features.view(features.shape[0], *self.map_shape)).flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x)).flatten()  # (N,)

@@ -24,8 +24,10 @@ class Mixture(nn.Module):
 
 
 class GeneratorMixture(Mixture):
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A draw from the mixture: each sample's member chosen with probability w_i."""
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None,
+                y: torch.Tensor | None = None) -> torch.Tensor:
+        """A draw from the mixture: each sample's member chosen with probability w_i (given its label y in a
+        class-conditional run)."""
         choice = torch.multinomial(self.weights.detach().cpu(), z.shape[0], replacement=True, generator=generator)
         choice = choice.to(z.device)
         out = None
@@ -33,7 +35,7 @@ class GeneratorMixture(Mixture):
             picked = (choice == i).nonzero().squeeze(1)
             if picked.numel() == 0:
                 continue
-            part = member(z[picked])
+            part = member(z[picked]) if y is None else member(z[picked], y[picked])
             if out is None:
                 out = part.new_empty(z.shape[0], *part.shape[1:])
             out[picked] = part
@@ -41,6 +43,7 @@ class GeneratorMixture(Mixture):
 
 
 class DiscriminatorMixture(Mixture):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The weighted mean of the members' logits (for inspection; training uses every pair)."""
-        return torch.stack([member(x) for member in self.members]).mul(self.weights[:, None]).sum(0)
+        outs = [member(x) if y is None else member(x, y) for member in self.members]
+        return torch.stack(outs).mul(self.weights[:, None]).sum(0)

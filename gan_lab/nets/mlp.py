@@ -76,6 +76,9 @@ class MLPDiscriminator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.flatten(1))
 
+    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).squeeze(1)
 

@@ -159,6 +159,9 @@ class ResNetDiscriminator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling, (N, F)
 
+    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).flatten()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).flatten()  # (N,)
 

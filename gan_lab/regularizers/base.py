@@ -12,6 +12,17 @@ from torch import nn
 # A batch as it was before the step's d_input draws, and the map with those draws fixed that made what D judged
 # of it (DiffAugment, instance noise, packing): (x, T) with D's input T(x).
 Source = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+# The real and the fake batch's class labels in a class-conditional run (model.conditional): D judges x given y.
+Labels = tuple[torch.Tensor, torch.Tensor]
+
+
+def given(discriminator: nn.Module, labels: Labels | None, side: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """D as a function of its input alone: x ↦ D(x, y) with y the real (``side`` 0) or the fake (1) batch's
+    labels held fixed (a penalty differentiates with respect to the images only); D itself when unconditional."""
+    if labels is None:
+        return discriminator
+    y = labels[side]
+    return lambda x: discriminator(x, y)
 
 
 class Regularizer:
@@ -44,11 +55,12 @@ class Regularizer:
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
+                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor | None:
         """Extra term for D's loss at D update number ``d_step`` (0-based), or None. ``real``/``fake``:
         what D judged; ``real_logits``/``fake_logits``: its outputs on them, when the step has them;
         ``sources``: the real and the fake :data:`Source` (``real == T_real(x_real)``), when the step has them
-        (None: D judged the batches as they are, T the identity)."""
+        (None: D judged the batches as they are, T the identity); ``labels``: their classes in a
+        class-conditional run (:func:`given`)."""
         return None
 
     def after_d_step(self, discriminator: nn.Module) -> None:
@@ -58,7 +70,7 @@ class Regularizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
 
 
-def input_gradients(discriminator: nn.Module, x: torch.Tensor,
+def input_gradients(discriminator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                     view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """∇ₓ V(x) per sample, (N, numel), kept in the graph so a penalty on it trains D. With ``view`` = T,
     ∇ₓ V(T(x)): one row per output of D, i.e. per sample, or per pack of m consecutive samples under

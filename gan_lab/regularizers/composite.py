@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_lab.regularizers.base import Regularizer, Source
+from gan_lab.regularizers.base import Labels, Regularizer, Source
 
 
 class Regularizers(Regularizer):
@@ -30,8 +30,9 @@ class Regularizers(Regularizer):
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
-        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits, sources) for p in self.parts]
+                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor | None:
+        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits, sources, labels)
+                 for p in self.parts]
         terms = [t for t in terms if t is not None]
         return torch.stack(terms).sum() if terms else None
 

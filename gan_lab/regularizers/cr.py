@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.regularizers.base import Regularizer, Source
+from gan_lab.regularizers.base import Labels, Regularizer, Source, given
 from gan_lab.tricks.diffaug import diff_augment, parse_policy
 
 
@@ -39,9 +39,10 @@ class ConsistencyRegularization(Regularizer):
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None) -> torch.Tensor:
-        real_logits = discriminator(real) if real_logits is None else real_logits
-        fake_logits = discriminator(fake) if fake_logits is None else fake_logits
-        on_real = (discriminator(diff_augment(real, self.policy)) - real_logits).pow(2).mean()
-        on_fake = (discriminator(diff_augment(fake.detach(), self.policy)) - fake_logits).pow(2).mean()
+                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor:
+        d_real, d_fake = given(discriminator, labels, 0), given(discriminator, labels, 1)
+        real_logits = d_real(real) if real_logits is None else real_logits
+        fake_logits = d_fake(fake) if fake_logits is None else fake_logits
+        on_real = (d_real(diff_augment(real, self.policy)) - real_logits).pow(2).mean()
+        on_fake = (d_fake(diff_augment(fake.detach(), self.policy)) - fake_logits).pow(2).mean()
         return self.weight * on_real + self.weight_fake * on_fake

@@ -22,7 +22,7 @@ from torch import nn
 
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.regularizers.base import Regularizer, Source
+from gan_lab.regularizers.base import Labels, Regularizer, Source, given
 
 
 class LeCamAnchors(nn.Module):
@@ -59,9 +59,9 @@ class LeCam(Regularizer):
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None) -> torch.Tensor:
-        real_logits = discriminator(real) if real_logits is None else real_logits
-        fake_logits = discriminator(fake) if fake_logits is None else fake_logits
+                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor:
+        real_logits = given(discriminator, labels, 0)(real) if real_logits is None else real_logits
+        fake_logits = given(discriminator, labels, 1)(fake) if fake_logits is None else fake_logits
         alpha_r, alpha_f = self.update(real_logits.detach(), fake_logits.detach())
         if self.one_sided:
             reg = F.relu(real_logits - alpha_f).pow(2).mean() + F.relu(alpha_r - fake_logits).pow(2).mean()

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import check_int, check_range
-from gan_lab.regularizers.base import Regularizer, Source, input_gradients
+from gan_lab.regularizers.base import Labels, Regularizer, Source, given, input_gradients
 
 
 class R1(Regularizer):
@@ -25,11 +25,11 @@ class R1(Regularizer):
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
                 real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None) -> torch.Tensor | None:
+                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor | None:
         if d_step % self.every:
             return None
         # ∇ₓ D(T(x)) at the batch before this step's draw T, as the DiffAugment and R3GAN reference codes take it
         x, view = sources[self.on_fake] if sources is not None else (fake if self.on_fake else real, None)
-        sq_norm = input_gradients(discriminator, x, view).pow(2).sum(dim=1)
+        sq_norm = input_gradients(given(discriminator, labels, int(self.on_fake)), x, view).pow(2).sum(dim=1)
         # Lazy regularisation (Karras 2020): scaling by `every` keeps the expected strength.
         return 0.5 * self.weight * self.every * sq_norm.mean()

@@ -36,7 +36,8 @@ def _protocol(name: str, protocols: dict) -> str:
 
 def _summary_table(run: dict) -> str:
     rows = [("status", run["status"])]
-    rows += [(k, _fmt(v)) for k, v in run["summary"].items() if k not in ("status", "metrics", "protocols")]
+    rows += [(k, _fmt(v)) for k, v in run["summary"].items()
+             if k not in ("status", "metrics", "protocols", "per_class")]
     if not run["summary"]:
         rows.append(("metrics.json", "missing: the run did not finish"))
     return _table(("field", "value"), rows)
@@ -48,6 +49,17 @@ def _metrics_table(run: dict) -> str:
     protocols = run["summary"].get("protocols") or {}
     rows = [(name, _fmt(value), _protocol(name, protocols)) for name, value in run["metrics"].items()]
     return _table(("metric", "value", "protocol"), rows)
+
+
+def _per_class(run: dict) -> str:
+    """A class-conditional run's metrics per class (metrics.json ``per_class``): one row per class."""
+    per = run["summary"].get("per_class") or {}
+    if not per:
+        return ""
+    names = sorted(per)
+    k = max(len(v) for v in per.values())
+    rows = [(str(c), *(_fmt(per[n][c]) if c < len(per[n]) else "" for n in names)) for c in range(k)]
+    return _section("Per class (samples/final.png: one row per class)", _table(("class", *names), rows), "classes")
 
 
 def _series(history: list[dict], name: str) -> tuple[list[float], list[float]]:
@@ -129,6 +141,7 @@ def write_run_report(path: Path, back: str | None = None) -> Path:
         nav, f"<h1>Run: {esc(title)}</h1>", f'<p class="path">{esc(path)}</p>',
         _section("Summary", _summary_table(run), "summary"),
         _section("Final metrics", _metrics_table(run), "metrics"),
+        _per_class(run),
         _section("Metric curves", _curves(path), "curves"),
         _section("Samples over training", _samples(path), "samples"),
         _section("Pictures", _pictures(path), "pictures"),

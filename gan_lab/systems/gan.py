@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gan_lab import watchdog
@@ -82,6 +83,8 @@ class GAN(L.LightningModule):
     step_summary = ""  # why a system runs fewer hooks, for refusals
     refuses: dict[str, str] = {}  # tricks (by name) the step runs but cannot use, with the reason
     capturable_step = True  # train.cuda_graphs may capture its updates (gan_lab/systems/graphs.py)
+    conditions = True  # model.conditional: its steps pass the labels (gan_lab/nets/conditional.py)
+    acgan_refused = ""  # why its step cannot train AC-GAN's class head, if it cannot
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
@@ -101,6 +104,7 @@ class GAN(L.LightningModule):
         self.iterations, self.run_config = iterations, run_config
         self.tricks = tricks or Tricks()
         self.generator_ema: nn.Module | None = None  # set by tricks.ema
+        self.conditional, self.n_classes, self.aux_weight = "none", 0, 0.0  # set by use_conditioning
         regularizer.attach(self)
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
@@ -149,12 +153,64 @@ class GAN(L.LightningModule):
             self.generator.compile()
         self.cuda_graphs = cuda_graphs
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor, aux_weight: float = 1.0) -> None:
+        """Class-conditional training (``model.conditional``): minibatches are (x, y); fake labels are drawn
+        from ``prior`` (K,) class probabilities; AC-GAN's class cross-entropy weighs ``aux_weight``."""
+        self.conditional, self.n_classes, self.aux_weight = mode, n_classes, float(aux_weight)
+        self.register_buffer("label_cdf", torch.cumsum(prior.double() / prior.sum(), 0).float())
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """n fake labels from the label prior (None when unconditional: nothing is drawn), by inverting its
+        CDF on uniforms from the iteration's stream (or ``generator``, on the CPU)."""
+        if self.conditional == "none":
+            return None
+        if generator is not None:
+            u = torch.rand(n, generator=generator)
+            return torch.searchsorted(self.label_cdf.cpu(), u, right=True).clamp_max(self.n_classes - 1)
+        u = torch.rand(n, device=self.device)
+        return torch.searchsorted(self.label_cdf, u, right=True).clamp_max(self.n_classes - 1)
+
+    def eval_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """The labels samples for pictures and metrics are drawn for: every class in turn (0, 1, …, K−1, 0, …)
+        under a uniform prior, so each class gets n/K; else a draw from the prior."""
+        if self.conditional == "none":
+            return None
+        probs = torch.diff(self.label_cdf.cpu(), prepend=torch.zeros(1))
+        if torch.allclose(probs, torch.full_like(probs, 1.0 / self.n_classes)):
+            return torch.arange(n) % self.n_classes
+        return self.sample_labels(n, generator)
+
+    @staticmethod
+    def unpack(real) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, labels) of a minibatch; labels None in an unconditional run."""
+        return (real[0], real[1]) if isinstance(real, (tuple, list)) else (real, None)
+
+    def g_forward(self, z: torch.Tensor, y: torch.Tensor | None = None, generator: nn.Module | None = None):
+        g = self.generator if generator is None else generator
+        return g(z) if y is None else g(z, y)
+
+    def judge(self, x: torch.Tensor, y: torch.Tensor | None = None,
+              critic: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(D's logits, AC-GAN's class logits or None) of what D sees, x, given its labels y; ``critic``: a D in
+        D's place (a MIX+GAN member)."""
+        critic = self.discriminator if critic is None else critic
+        return (critic(x), None) if y is None else critic.judge(x, y)
+
+    def aux_loss(self, class_logits: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+        """AC-GAN's class term, aux_weight · CE(class logits, y) (None for the other modes)."""
+        if class_logits is None:
+            return None
+        return self.aux_weight * F.cross_entropy(class_logits.float(), y)
+
+    def training_step(self, batch, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
+        batch, labels = self.unpack(batch)
         if self.channels_last and batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         log_now = (self.iteration + 1) % self.log_every == 0
         reals = batch.chunk(self.batches_per_iteration)  # (n·B, *shape) -> n fresh real minibatches
+        if labels is not None:  # each minibatch with its labels
+            reals = list(zip(reals, labels.chunk(self.batches_per_iteration)))
         extra = list(reals[self.k:])
         for j, real in enumerate(reals[: self.k]):
             measure = log_now and j == self.k - 1
@@ -197,20 +253,32 @@ class GAN(L.LightningModule):
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
         def objective():
+            x, y_real = self.unpack(real)
             with torch.no_grad():
-                fake = self.generator(self.sample_z(real.shape[0]))
-            (r, real_view), (f, fake_view) = self.d_view(real), self.d_view(fake)
-            real_logits, fake_logits = self.discriminator(r), self.discriminator(f)
+                z = self.sample_z(x.shape[0])
+                y_fake = self.sample_labels(x.shape[0])
+                fake = self.g_forward(z, y_fake)
+            (r, real_view), (f, fake_view) = self.d_view(x), self.d_view(fake)
+            (real_logits, real_classes), (fake_logits, fake_classes) = self.judge(r, y_real), self.judge(f, y_fake)
             self.observe_d(real_logits, fake_logits)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
+            labels = None if y_real is None else (y_real, y_fake)
             penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates, real_logits, fake_logits,
-                                               ((real, real_view), (fake, fake_view)))
+                                               ((x, real_view), (fake, fake_view)), labels=labels)
             stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
+            total = d_loss
             if penalty is not None:
                 stats["d_penalty"] = penalty
+                total = total + penalty
+            aux = self.aux_loss(real_classes, y_real)
+            if aux is not None:  # AC-GAN: D classifies real and generated images (Odena 2017, L_C)
+                aux = aux + self.aux_loss(fake_classes, y_fake)
+                stats["d_aux"] = aux
+                stats["d_class_accuracy_real"] = (real_classes.argmax(1) == y_real).float().mean()
+                total = total + aux
             as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
             stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
-            return (d_loss if penalty is None else d_loss + penalty), stats
+            return total, stats
 
         self.update_discriminator(opt_d, objective, measure_grad)
 
@@ -279,8 +347,13 @@ class GAN(L.LightningModule):
         ``extra_reals``: the fresh minibatches parts asked for (the unrolled copy of D's K)."""
 
         def objective():
-            fake = self.d_input(self.generator(self.sample_z(real.shape[0])))
-            return self.generator_objective(fake, real, extra_reals or []), None, {}
+            x, y_real = self.unpack(real)
+            z = self.sample_z(x.shape[0])
+            y_fake = self.sample_labels(x.shape[0])
+            fake = self.d_input(self.g_forward(z, y_fake))
+            if y_fake is None:
+                return self.generator_objective(fake, x, extra_reals or []), None, {}
+            return self.conditional_objective(fake, y_fake, x, y_real)
 
         self.update_generator(opt_g, objective, measure_grad)
 
@@ -324,6 +397,18 @@ class GAN(L.LightningModule):
             return self.loss.g_loss(critic(fake), critic(self.d_input(real)))
         return self.loss.g_loss(critic(fake))
 
+    def conditional_objective(self, fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor,
+                              y_real: torch.Tensor) -> tuple:
+        """G's (loss, extra, stats) on ``fake`` drawn for labels ``y_fake``: the adversarial loss of D(fake, y_fake)
+        (relativistic losses also read D(real, y_real)), plus AC-GAN's class cross-entropy on the fakes."""
+        logits, classes = self.judge(fake, y_fake)
+        if self.loss.g_needs_real:
+            g_loss = self.loss.g_loss(logits, self.judge(self.d_input(real), y_real)[0])
+        else:
+            g_loss = self.loss.g_loss(logits)
+        aux = self.aux_loss(classes, y_fake)
+        return g_loss, aux, ({} if aux is None else {"g_aux": aux})
+
     # ---------------------------------------------------------------- sampling
     @property
     def sampler(self) -> nn.Module:
@@ -336,14 +421,20 @@ class GAN(L.LightningModule):
         return torch.randn(n, self.z_dim, device=self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """G(z) in eval mode (batch norm uses its running statistics), returned on the CPU in fp32.
-        With ``tricks.ema`` on, the EMA generator draws."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+        """G(z) (G(z, labels) in a class-conditional run) in eval mode (batch norm uses its running statistics),
+        returned on the CPU in fp32. With ``tricks.ema`` on, the EMA generator draws."""
         generator = self.sampler
+        if (labels is None) != (self.conditional == "none"):
+            raise ValueError("labels are needed by, and only by, a class-conditional generator")
         was_training = generator.training
         generator.eval()
         try:
-            parts = [generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+            if labels is None:
+                parts = [generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+            else:
+                parts = [generator(chunk.to(self.device), y.to(self.device)).float().cpu()
+                         for chunk, y in zip(z.split(batch_size), labels.split(batch_size))]
         finally:
             generator.train(was_training)
         return torch.cat(parts)

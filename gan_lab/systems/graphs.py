@@ -108,6 +108,8 @@ def graph_blockers(system) -> list[str]:
         reasons.append(f"the {type(system).__name__} system runs its own step")
     if system.trainer.world_size > 1:
         reasons.append("multi-process runs stay eager (DDP's gradient all-reduce is not captured here)")
+    if system.conditional != "none":
+        reasons.append(f"model.conditional={system.conditional}: the labelled step is not captured (yet)")
     blocker = system.regularizer.capture_blocker()
     if blocker:
         reasons.append(blocker)

@@ -41,6 +41,7 @@ class LAPGAN(GAN):
     honours = GAN.honours - {"networks", "g_loss", "critic"}
     one_critic = False
     capturable_step = False  # not yet checked under capture: its levels' steps stay eager
+    conditions = False  # its levels draw without class labels
     step_summary = ("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single "
                     "G(z) judged by a single D(x).")
     refuses = {"instance_noise": "LAPGAN's D_k judges a residual with its condition, and noise drawn once for the "

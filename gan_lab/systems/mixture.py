@@ -20,6 +20,9 @@ class MixtureGAN(GAN):
     honours = GAN.honours - {"networks", "g_loss", "critic"}
     one_critic = False
     capturable_step = False  # not yet checked under capture: its members' steps stay eager
+    conditions = True  # every member reads the labels: G_i(z, y), D_j(x, y)
+    acgan_refused = ("MIX+GAN's payoff weighs every (G_i, D_j) pair; AC-GAN's class loss has no such weighting "
+                     "here, so its members' class heads are not trained.")
     step_summary = ("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) "
                     "judged by a single D(x) for this trick to act on.")
 
@@ -27,33 +30,40 @@ class MixtureGAN(GAN):
         super().__init__(*args, **kwargs)
         self.entropy_weight = check_range("mixture.entropy_weight", entropy_weight, 0.0)
 
-    def _fakes(self, n: int, grad: bool) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
-        """(G_i(z_i), what D sees of it, the map with that draw: :meth:`d_view`) for each member i, in turn."""
+    def _fakes(self, n: int, grad: bool,
+               y: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
+        """(G_i(z_i) (given the labels y in a conditional run), what D sees of it, the map with that draw:
+        :meth:`d_view`) for each member i, in turn."""
         with torch.set_grad_enabled(grad):
-            return [(x, *self.d_view(x)) for x in (g(self.sample_z(n)) for g in self.generator.members)]
+            return [(x, *self.d_view(x)) for x in (self.g_forward(self.sample_z(n), y, g)
+                                                     for g in self.generator.members)]
 
     def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
         def objective():
+            real_x, y_real = self.unpack(real)
+            y_fake = self.sample_labels(real_x.shape[0])
             u, v = self.generator.weights.detach(), self.discriminator.weights
-            drawn = self._fakes(real.shape[0], grad=False)
+            drawn = self._fakes(real_x.shape[0], grad=False, y=y_fake)
             fakes = [seen for _, seen, _ in drawn]
-            r, real_view = self.d_view(real)
+            r, real_view = self.d_view(real_x)
             d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
             as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
-            pick = self._mixture_pick(u, real.shape[0])
-            mixed = pick(torch.stack(fakes))
+            pick = self._mixture_pick(u, real_x.shape[0])
+            mixed = pick(torch.stack(fakes))  # sample n keeps its label y_fake[n], whichever member drew it
             # the mixture sample before its members' draws, and its map: sample n through its own member's draw
-            sources = ((real, real_view), (pick(torch.stack([x for x, _, _ in drawn])),
-                                           lambda y: pick(torch.stack([view(y) for _, _, view in drawn]))))
+            sources = ((real_x, real_view), (pick(torch.stack([x for x, _, _ in drawn])),
+                                             lambda t: pick(torch.stack([view(t) for _, _, view in drawn]))))
+            labels = None if y_real is None else (y_real, y_fake)
             for j, d in enumerate(self.discriminator.members):
-                real_logits = d(r)
+                real_logits = self.judge(r, y_real, d)[0]
                 d_real = d_real + v[j].detach() * as_output(real_logits).mean()
                 for i, fake in enumerate(fakes):
-                    fake_logits = d(fake)
+                    fake_logits = self.judge(fake, y_fake, d)[0]
                     self.observe_d(real_logits, fake_logits)
                     d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
                     d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
-                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits, sources=sources)
+                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits, sources=sources,
+                                             labels=labels)
                 if p is not None:
                     penalty = p if penalty is None else penalty + p
             total = d_loss - self.entropy_weight * self.discriminator.entropy()
@@ -74,9 +84,11 @@ class MixtureGAN(GAN):
 
     def g_step(self, opt_g, real: torch.Tensor, extra_reals=None, measure_grad: bool = False) -> None:
         def objective():
+            real_x, _ = self.unpack(real)
+            y_fake = self.sample_labels(real_x.shape[0])
             u, v = self.generator.weights, self.discriminator.weights.detach()
-            fakes = [seen for _, seen, _ in self._fakes(real.shape[0], grad=True)]
-            g_loss = sum(u[i] * v[j] * self.loss.g_loss(d(fake))
+            fakes = [seen for _, seen, _ in self._fakes(real_x.shape[0], grad=True, y=y_fake)]
+            g_loss = sum(u[i] * v[j] * self.loss.g_loss(self.judge(fake, y_fake, d)[0])
                          for i, fake in enumerate(fakes) for j, d in enumerate(self.discriminator.members))
             stats = {"mixture/g_entropy": self.generator.entropy()}
             stats.update({f"mixture/g_weight_{i}": w for i, w in enumerate(u)})
@@ -92,14 +104,17 @@ class MixtureGAN(GAN):
         return lambda stacked: stacked[choice, torch.arange(n, device=choice.device)]
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """Draws from the mixture; the member choice is seeded so a fixed z gives a fixed picture."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+        """Draws from the mixture (given ``labels`` in a conditional run); the member choice is seeded so a fixed
+        z gives a fixed picture."""
         mixture = self.sampler
         was_training = mixture.training
         mixture.eval()
         pick = torch.Generator().manual_seed(self.seed + 99)
+        ys = [None] * len(z.split(batch_size)) if labels is None else labels.split(batch_size)
         try:
-            parts = [mixture(chunk.to(self.device), generator=pick).float().cpu() for chunk in z.split(batch_size)]
+            parts = [mixture(chunk.to(self.device), generator=pick, y=None if y is None else y.to(self.device))
+                     .float().cpu() for chunk, y in zip(z.split(batch_size), ys)]
         finally:
             mixture.train(was_training)
         return torch.cat(parts)

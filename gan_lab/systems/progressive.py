@@ -18,6 +18,7 @@ from gan_lab.systems.gan import GAN
 
 class ProgressiveGAN(GAN):
     capturable_step = False  # the phase and fade-in α change on the host; stays eager
+    conditions = False  # its growing G draws without class labels
     def __init__(self, *args, phase_iterations: int = 500, fade_fraction: float = 0.5, **kwargs):
         """``phase_iterations``: generator iterations per resolution (the last phase runs to the end);
         ``fade_fraction``: share of a phase over which the new block fades in (α 0 → 1)."""
@@ -44,7 +45,7 @@ class ProgressiveGAN(GAN):
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         self.set_schedule(max(self.iteration - 1, 0))  # the phase the last update trained
-        images = super().generate(z, batch_size)
+        images = super().generate(z, batch_size=batch_size)
         target = self.generator_networks()[0].resolutions[-1]
         if images.shape[-1] != target:
             images = F.interpolate(images, size=(target, target), mode="nearest")

@@ -115,9 +115,10 @@ def cifar10(data_dir: str | os.PathLike = "data", split: str = "train", download
     batches = [_cifar_batch(folder / n, root) for n in names]
     pixels = np.concatenate([b[0] for b in batches]).reshape(-1, 3, 32, 32)  # rows hold the R, G, B planes
     labels = torch.from_numpy(np.concatenate([b[1] for b in batches]))
-    heldout = None
+    heldout = heldout_labels = None
     if split == "train" and all((folder / n).is_file() for n in CIFAR10_TEST):
-        held = np.concatenate([_cifar_batch(folder / n, root)[0] for n in CIFAR10_TEST]).reshape(-1, 3, 32, 32)
-        heldout = _to_signed_unit(held, 255.0)
+        tests = [_cifar_batch(folder / n, root) for n in CIFAR10_TEST]
+        held = np.concatenate([b[0] for b in tests]).reshape(-1, 3, 32, 32)
+        heldout, heldout_labels = _to_signed_unit(held, 255.0), torch.from_numpy(np.concatenate([b[1] for b in tests]))
     spec = DataSpec("cifar10", (3, 32, 32), "image")
-    return TensorSource(_to_signed_unit(pixels, 255.0), spec, labels, heldout=heldout)
+    return TensorSource(_to_signed_unit(pixels, 255.0), spec, labels, heldout=heldout, heldout_labels=heldout_labels)

@@ -97,10 +97,12 @@ def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir
     spec = DataSpec(name, (1, 28, 28), "image")
     data = _to_signed_unit(np.concatenate([p[0] for p in parts]), 255.0).view(-1, *spec.shape)
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
-    heldout = None
+    heldout = heldout_labels = None
     if split == "train" and all(_idx_file(raw_dir, n) is not None for n in _IDX_NAMES["test"]):
-        heldout = _to_signed_unit(_idx_split(raw_dir, "test", root, what)[0], 255.0).view(-1, *spec.shape)
-    return TensorSource(data, spec, labels, heldout=heldout)
+        test_x, test_y = _idx_split(raw_dir, "test", root, what)
+        heldout = _to_signed_unit(test_x, 255.0).view(-1, *spec.shape)
+        heldout_labels = torch.from_numpy(test_y).long()
+    return TensorSource(data, spec, labels, heldout=heldout, heldout_labels=heldout_labels)
 
 
 def mnist(data_dir: str | os.PathLike = "data", split: str = "train", download: bool = False) -> TensorSource:
