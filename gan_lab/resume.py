@@ -24,8 +24,8 @@ log = logging.getLogger("gan_lab")
 CHECKPOINTS = ("last.ckpt", "prev.ckpt")  # newest first
 # Settings a resumed run may change: how long it runs, how it is watched, where things are.
 MAY_CHANGE = ("resume", "train.iterations", "train.num_workers", "train.data_on_device", "train.log_every",
-              "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "trainer.timeout_minutes",
-              "eval", "logger", "output", "callbacks", "sweep", "paths", "hydra")
+              "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "train.progress_every",
+              "trainer.timeout_minutes", "eval", "logger", "output", "callbacks", "sweep", "paths", "hydra")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -17,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, SampleGrids
+from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, ProgressLines, SampleGrids
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
@@ -72,6 +73,8 @@ def validate_train(cfg: DictConfig) -> None:
     check_int("train.sample_every", t.sample_every, 0)
     check_int("train.checkpoint_every", t.checkpoint_every, 0)
     check_int("train.num_workers", t.num_workers, 0)
+    if t.get("progress_every") is not None:
+        check_int("train.progress_every", t.progress_every, 1)
     if cfg.train.get("data_on_device", "auto") not in ("auto", True, False):
         raise ConfigError("train.data_on_device", cfg.train.data_on_device, "auto, true or false")
     for key in ("channels_last", "compile_generator"):
@@ -95,6 +98,32 @@ def validate_train(cfg: DictConfig) -> None:
     check_choice("eval.inception", str(cfg.eval.inception).lower(), INCEPTION_CHOICES)
 
 
+# the words of torch.optim's own refusals ("Invalid learning rate: -1") and the key each names
+_OPTIMIZER_WORDS = {"learning rate": "lr", "beta": "betas", "epsilon": "eps", "weight_decay": "weight_decay",
+                    "momentum": "momentum", "alpha": "alpha", "dampening": "dampening"}
+
+
+def build_optimizers(node: DictConfig) -> tuple:
+    """D's and G's optimiser factories, each tried once on a dummy parameter so that a setting torch.optim refuses
+    (a negative learning rate, a beta outside [0, 1)) is one ConfigError naming ``optimizer.<d|g>.<key>``."""
+    import torch
+
+    factories = []
+    for player in ("d", "g"):
+        factory = build(node[player])
+        try:
+            factory([torch.nn.Parameter(torch.zeros(1))])
+        except (ValueError, TypeError) as err:
+            text = str(err)
+            key = next((k for word, k in _OPTIMIZER_WORDS.items() if word in text.lower()), None)
+            if key is None:
+                raise
+            raise ConfigError(f"optimizer.{player}.{key}", node[player].get(key), "a value torch.optim accepts",
+                              text) from None
+        factories.append(factory)
+    return tuple(factories)
+
+
 def validate_trainer(tc: DictConfig) -> None:
     devices = tc.devices
     if not (devices == -1 or devices == "auto" or (isinstance(devices, int) and devices >= 1 and
@@ -103,6 +132,10 @@ def validate_trainer(tc: DictConfig) -> None:
         raise ConfigError("trainer.devices", devices, "an integer >= 1, -1 (every visible device), auto, "
                           "or a list of device indices")
     check_int("trainer.num_nodes", tc.num_nodes, 1)
+    precisions = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64")
+    if str(tc.precision) not in precisions:
+        raise ConfigError("trainer.precision", tc.precision, "one of " + ", ".join(precisions[:6]),
+                          "Lightning's precision names (32, 16, bf16 and 64 are short for their -true/-mixed forms)")
     if tc.get("timeout_minutes") is not None:
         check_range("trainer.timeout_minutes", tc.timeout_minutes, 0, None, low_open=True)
 
@@ -129,6 +162,7 @@ def build_components(cfg: DictConfig) -> Components:
         raise ConfigError("loss.aux_weight", aux_weight, f"null with model.conditional={mode}",
                           "The class cross-entropy weight belongs to AC-GAN (model.conditional=acgan).")
     regularizer = build_regularizer(cfg.regularizer, build)
+    build_optimizers(cfg.optimizer)  # a setting torch.optim refuses is named now, not mid-run
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     check_int("mixture.generators", cfg.mixture.generators, 1)
     check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
@@ -248,6 +282,14 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
     return system
 
 
+def progress_every(t: DictConfig) -> int:
+    """Iterations between progress lines: ``train.progress_every``, or (null) about 20 lines a run, on log rows."""
+    every = t.get("progress_every")
+    if every is not None:
+        return every
+    return t.log_every * max(1, round(t.iterations / 20 / t.log_every))
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     loggers = []
     for node in (cfg.logger or {}).values():
@@ -283,12 +325,15 @@ def wandb_identity(node: DictConfig, run_dir: Path, job: dict | None) -> dict[st
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list) -> L.Trainer:
     tc = cfg.trainer
     strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes, tc.get("timeout_minutes"))
-    if tc.enable_progress_bar:
+    bar = bool(tc.enable_progress_bar) and sys.stdout.isatty()
+    if bar:
         callbacks = [*callbacks, IterationProgressBar()]
+    elif tc.enable_progress_bar:  # output to a file or a pipe: plain lines, after every other callback's work
+        callbacks = [*callbacks, ProgressLines(progress_every(cfg.train))]
     return L.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
                      strategy=strategy, precision=tc.precision, max_epochs=1, logger=loggers or False,
                      deterministic=bool(tc.get("deterministic", False)),
-                     callbacks=callbacks, enable_progress_bar=bool(tc.enable_progress_bar),
+                     callbacks=callbacks, enable_progress_bar=bar,
                      enable_checkpointing=False, enable_model_summary=False,
                      use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
                      log_every_n_steps=1, default_root_dir=str(run_dir))

@@ -86,15 +86,22 @@ def class_grid(fake: torch.Tensor, spec: DataSpec, per_row: int = 10) -> np.ndar
     return image_grid(fake, nrow=per_row, scale=max(1, 96 // spec.shape[-1]))
 
 
+def series(history: Sequence[dict[str, float]], name: str) -> tuple[list[float], list[float]]:
+    """(iterations, values) of ``name`` over the rows that carry it: a series drawn through them has no gap where
+    another kind of row (an evaluation's) sits between two of its own."""
+    points = [(row["iteration"], row[name]) for row in history if name in row]
+    return [x for x, _ in points], [y for _, y in points]
+
+
 def curves_picture(history: Sequence[dict[str, float]], groups: dict[str, Sequence[str]]) -> np.ndarray:
-    """One panel per group of metric names, x = generator iteration."""
+    """One panel per group of metric names, x = generator iteration. Each series is drawn through the rows that
+    carry it (an evaluation row between two training rows has no training values: no gap there)."""
     fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.6 * len(groups)), dpi=100, squeeze=False)
-    steps = [row["iteration"] for row in history]
     for ax, (title, names) in zip(axes[:, 0], groups.items()):
         for name in names:
-            ys = [row.get(name, float("nan")) for row in history]
-            if not all(math.isnan(y) for y in ys):
-                ax.plot(steps, ys, label=name.split("/")[-1])
+            xs, ys = series(history, name)
+            if any(not math.isnan(y) for y in ys):
+                ax.plot(xs, ys, label=name.split("/")[-1])
         ax.set_title(title)
         ax.set_xlabel("generator iteration")
         ax.legend(fontsize=8)

@@ -152,3 +152,25 @@ def test_progress_bar_shows_each_statistic_from_its_latest_row():
                {"iteration": 50, "val/fid_256_mnist5k_classifier": 30.0}]  # an evaluation row comes last
     assert shown(history) == {"d_loss": 1.25, "g_loss": 0.75, "D(x)": 0.25}
     assert shown([]) == {}
+
+
+def test_output_to_a_file_gets_progress_lines_and_each_evaluation(tmp_path):
+    """stdout is a pipe here, as in ``make train > train.log`` or a SLURM job: no bar, plain lines."""
+    proc = run_cli("dataset=digits", "model.width=8", "train.iterations=40", "train.log_every=5", "eval.every=20",
+                   "eval.every_samples=100", "eval.at_end=false", "logger=none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("gan_lab: iteration ")]
+    # about 20 lines a run on log rows: every 5 of 40 iterations
+    assert [ln.split()[2] for ln in lines] == [f"{i}/40" for i in range(5, 45, 5)]
+    assert all(" it/s | " in ln and " left | " in ln and "d_loss " in ln and "D(G(z)) " in ln for ln in lines)
+    assert "val/fid_100_digits_classifier" not in lines[2] and "val/fid_100_digits_classifier" in lines[3]
+    assert "\x1b[" not in proc.stdout  # no terminal drawing in a file
+
+
+def test_curves_run_through_evaluation_rows_without_gaps():
+    from gan_lab.viz import series
+
+    history = [{"iteration": 25, "train/d_loss": 1.5}, {"iteration": 50, "train/d_loss": 1.25},
+               {"iteration": 50, "val/fid_1k_mnist5k_classifier": 30.0}, {"iteration": 75, "train/d_loss": 1.0}]
+    assert series(history, "train/d_loss") == ([25, 50, 75], [1.5, 1.25, 1.0])
+    assert series(history, "val/fid_1k_mnist5k_classifier") == ([50], [30.0])

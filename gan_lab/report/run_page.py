@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gan_lab.report.folders import _load, _num, _read_history, load_run
 from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
+from gan_lab.viz import series
 
 CURVE_GROUPS = {
     "losses": ("train/d_loss", "train/g_loss", "train/d_penalty"),
@@ -63,8 +64,8 @@ def _per_class(run: dict) -> str:
 
 
 def _series(history: list[dict], name: str) -> tuple[list[float], list[float]]:
-    pts = [(_num(row["iteration"]), _num(row[name])) for row in history if name in row]
-    return [x for x, _ in pts], [y if math.isfinite(y) else math.nan for _, y in pts]
+    xs, ys = series(history, name)  # the rows that carry it: no gaps at evaluation rows
+    return [_num(x) for x in xs], [y if math.isfinite(y := _num(v)) else math.nan for v in ys]
 
 
 def curve_panels(history: list[dict]) -> list[tuple[str, list[str]]]:
