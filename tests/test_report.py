@@ -199,3 +199,34 @@ def test_sweep_report_renders_in_headless_chromium(sweep, sweep_page, tmp_path):
     assert shot.is_file(), proc.stderr[-3000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 20_000  # a blank 1280x2000 page is a few KB
+
+
+def test_comparison_page_of_any_runs(sweep, image_run, tmp_path):
+    """Runs from different places (a sweep's jobs and a lone run): overlaid curves, the final metrics and the
+    settings that differ in one sortable table, the config differences, the samples side by side."""
+    out = tmp_path / "cmp" / "comparison.html"
+    main([str(sweep), str(image_run), "--out", str(out)])
+    page = out.read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    jobs = _jobs(sweep)
+    assert "Comparison of 3 runs" in page and all(str(p) in page for p in [*jobs, image_run])
+    table = re.search(r'<table class="sortable" id="comparison">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    assert len(rows) == 1 + 3  # header + one row per run
+    differences = re.search(r'<table id="differences">(.*?)</table>', page, re.S).group(1)
+    # the sweep's jobs differ from each other in train.k, and from the lone run in the model and the data set
+    assert "train.k" in differences and "model._target_" in differences and "dataset._target_" in differences
+    assert "hydra." not in differences
+    assert page.count("<figure>") >= 3  # the curves and every run's final samples
+    assert 'alt="curves of every run overlaid"' in page
+
+
+def test_std_series_are_bands_not_curves():
+    from gan_lab.report.run_page import band_of, is_band
+
+    assert band_of("val/kid_1k_mnist5k_classifier") == "val/kid_std_1k_mnist5k_classifier"
+    assert band_of("val/is_5k_inception") == "val/is_std_5k_inception"
+    assert band_of("val/kid_std_1k_x") is None and band_of("val/fid_1k_x") is None
+    assert is_band("val/is_std_5k_inception") and not is_band("val/is_5k_inception")
+    history = [{"iteration": i, "val/kid_1k_x": 0.1, "val/kid_std_1k_x": 0.01} for i in (1, 2)]
+    assert curve_panels(history) == [("val/kid_1k_x", ["val/kid_1k_x"])]

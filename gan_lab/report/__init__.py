@@ -1,4 +1,5 @@
-"""``python -m gan_lab.report FOLDER``: one self-contained HTML page for a run folder or a sweep folder.
+"""``python -m gan_lab.report FOLDER``: one self-contained HTML page for a run folder or a sweep folder;
+``python -m gan_lab.report RUN RUN … [--out FILE]``: one page comparing any runs (:mod:`.compare_page`).
 
 Everything is inline (CSS, a few lines of vanilla JS that sort the leaderboard, and every picture as a base64
 PNG data URI, the plots drawn here with matplotlib), so a page opens offline and travels as one file.
@@ -12,13 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from gan_lab.report.compare_page import write_comparison
 from gan_lab.report.folders import NotAReportFolder, is_run, is_sweep, load_run, sweep_jobs
 from gan_lab.report.markup import esc
 from gan_lab.report.run_page import curve_panels, sample_frames, write_run_report
 from gan_lab.report.sweep_page import chosen_metrics, write_sweep_report
 
 __all__ = ["NotAReportFolder", "chosen_metrics", "curve_panels", "esc", "is_run", "is_sweep", "load_run", "main",
-           "sample_frames", "sweep_jobs", "write_report", "write_run_report", "write_sweep_report"]
+           "sample_frames", "sweep_jobs", "write_comparison", "write_report", "write_run_report", "write_sweep_report"]
 
 
 def write_report(path) -> Path:
@@ -36,11 +38,22 @@ def write_report(path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gan_lab.report",
-                                     description="Write a self-contained report.html for a run or sweep folder.")
-    parser.add_argument("folder", type=Path, help="a run folder or a multirun sweep folder")
+                                     description="Write a self-contained report.html for a run or sweep folder; "
+                                                 "given several folders, one page comparing their runs.")
+    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
+                        help="a run folder or a multirun sweep folder; several: compare their runs")
+    parser.add_argument("--out", type=Path, default=Path("comparison.html"),
+                        help="where the comparison page goes (several folders; default: ./comparison.html)")
     args = parser.parse_args(argv)
     try:
-        out = write_report(args.folder)
+        if len(args.folders) == 1:
+            out = write_report(args.folders[0])
+        else:
+            for folder in args.folders:
+                if not (folder.is_dir() and (is_run(folder) or is_sweep(folder))):
+                    raise NotAReportFolder(f"{folder} is neither a run folder (metrics.json or .hydra/) nor a sweep "
+                                           "folder (multirun.yaml or run subfolders)")
+            out = write_comparison(args.folders, args.out)
     except NotAReportFolder as e:
         print(f"gan_lab: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -25,6 +25,50 @@ MAX_EXTRA_PANELS = 12  # train/* and val/* series outside CURVE_GROUPS, one pane
 MAX_FRAMES = 40  # sample pictures over time; evenly thinned beyond this, first and last kept
 
 
+def band_of(name: str) -> str | None:
+    """The series holding ``name``'s standard deviation (KID's over subsets, IS's over splits), drawn as a band
+    around it rather than as a curve of its own; None for a series without one."""
+    m = re.match(r"(val/(?:kid|is))_(?!std_)(.+)", name)
+    return f"{m.group(1)}_std_{m.group(2)}" if m else None
+
+
+def is_band(name: str) -> bool:
+    return re.match(r"val/(?:kid|is)_std_", name) is not None
+
+
+SMOOTH_FROM = 20  # a training series of more points is drawn smoothed, the raw series faint behind
+
+
+def smoothed(ys: list[float]) -> list[float]:
+    """A centred moving average over about a twentieth of the series (at least 3 points); NaNs are skipped."""
+    half = max(1, len(ys) // 40)
+    out = []
+    for i in range(len(ys)):
+        window = [y for y in ys[max(0, i - half): i + half + 1] if math.isfinite(y)]
+        out.append(sum(window) / len(window) if window else math.nan)
+    return out
+
+
+def plot_with_band(ax, history: list[dict], name: str, label: str) -> None:
+    """``name`` over training: a training series of many rows smoothed, with the raw one faint behind; a
+    measurement with ±1 std shaded where its std series (:func:`band_of`) has values."""
+    xs, ys = _series(history, name)
+    if not xs:
+        return
+    if name.startswith("train/") and len(xs) > SMOOTH_FROM:
+        (line,) = ax.plot(xs, smoothed(ys), label=f"{label} (smoothed)")
+        ax.plot(xs, ys, color=line.get_color(), alpha=0.25, linewidth=0.8)
+        return
+    (line,) = ax.plot(xs, ys, marker="." if len(xs) <= 30 else None, label=label)
+    band = band_of(name)
+    if band is not None:
+        std = dict(zip(*_series(history, band)))
+        pts = [(x, y, std[x]) for x, y in zip(xs, ys) if x in std and math.isfinite(std[x])]
+        if pts:
+            ax.fill_between([p[0] for p in pts], [p[1] - p[2] for p in pts], [p[1] + p[2] for p in pts],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+
+
 def _protocol(name: str, protocols: dict) -> str:
     """The protocol of a metric: an exact key, or a key (or comma-separated part) matching as a glob like toy/*."""
     if name in protocols:
@@ -74,7 +118,7 @@ def curve_panels(history: list[dict]) -> list[tuple[str, list[str]]]:
             if any(math.isfinite(y) for y in _series(history, k)[1])]
     panels = [(title, [n for n in names if n in keys]) for title, names in CURVE_GROUPS.items()]
     grouped = {n for names in CURVE_GROUPS.values() for n in names}
-    rest = [k for k in keys if k.startswith(("train/", "val/")) and k not in grouped]
+    rest = [k for k in keys if k.startswith(("train/", "val/")) and k not in grouped and not is_band(k)]
     return [(t, names) for t, names in panels if names] + [(k, [k]) for k in rest[:MAX_EXTRA_PANELS]]
 
 
@@ -89,9 +133,8 @@ def _curves(path: Path) -> str:
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (title, names) in zip(axes, panels):
         for name in names:
-            xs, ys = _series(history, name)
-            ax.plot(xs, ys, marker="." if len(xs) <= 30 else None, label=name)
-        ax.set_title(title, fontsize=10)
+            plot_with_band(ax, history, name, name)
+        ax.set_title(title + (" (± std shaded)" if any(band_of(n) for n in names) else ""), fontsize=10)
         ax.set_xlabel("generator iteration", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
