@@ -230,3 +230,42 @@ def test_std_series_are_bands_not_curves():
     assert is_band("val/is_std_5k_inception") and not is_band("val/is_5k_inception")
     history = [{"iteration": i, "val/kid_1k_x": 0.1, "val/kid_std_1k_x": 0.01} for i in (1, 2)]
     assert curve_panels(history) == [("val/kid_1k_x", ["val/kid_1k_x"])]
+
+
+def _fake_run(folder: Path, overrides: list[str], metrics: dict, protocols: dict | None = None) -> Path:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "metrics.json").write_text(json.dumps({"status": "finished", "iterations": 10, "wall_time_s": 3.5,
+                                                     "metrics": metrics, "protocols": protocols or {}}))
+    return folder
+
+
+def test_sweep_groups_seeds_into_mean_and_standard_error(tmp_path):
+    sweep = tmp_path / "sweep"
+    for i, (k, seed, fid) in enumerate([(1, 0, 10.0), (1, 1, 12.0), (2, 0, 20.0), (2, 1, 24.0)]):
+        _fake_run(sweep / f"{i}_k={k},seed={seed}", [f"train.k={k}", f"seed={seed}"], {"val/fid_5k_x": fid})
+    page = write_report(sweep).read_text(encoding="utf-8")
+    table = re.search(r'<table class="sortable" id="by-configuration">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    # s.e. = s/√n: k=1: s = √2, s.e. = 1; k=2: s = 2√2, s.e. = 2
+    assert cells == [["1", "2 of 2", "11 ± 1"], ["2", "2 of 2", "22 ± 2"]]
+    assert page.index("by-configuration") < page.index('id="leaderboard"')  # before the per-job table
+
+
+def test_run_page_opens_on_samples_and_headline_metrics_and_states_each_protocol_once(tmp_path):
+    from gan_lab.viz import image_grid, save_png
+
+    run = _fake_run(tmp_path / "run", [], {
+        "val/fid_1k_x": 9.0, "val/fid_5k_x": 8.0, "val/kid_5k_x": 0.5, "val/kid_std_5k_x": 0.1,
+        "val/is_5k_x": 3.0, "val/is_std_5k_x": 0.2, "train/d_loss": 1.0},
+        {"val/*_5k_x": "FID/KID/IS on x, 5,000 samples", "val/fid_1k_x": "FID on x, 1,000 samples"})
+    import torch
+
+    save_png(image_grid(torch.zeros(4, 1, 8, 8)), run / "samples" / "final.png")
+    page = write_report(run).read_text(encoding="utf-8")
+    first = page[page.index('<div class="first">'): page.index('id="summary"')]
+    assert "<img" in first and "wall time (s)" in first and "3.5" in first
+    assert "val/fid_5k_x" in first and "val/fid_1k_x" not in first  # the larger sample of the same metric
+    assert "0.5 ± 0.1" in first and "3 ± 0.2" in first and "val/kid_std_5k_x" not in first
+    assert page.count("FID/KID/IS on x, 5,000 samples") == 1  # one protocol line for its four metrics

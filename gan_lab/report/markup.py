@@ -30,7 +30,9 @@ tbody tr:nth-child(even){background:#fafafa}.scroll{overflow-x:auto}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;text-align:center}
 .gallery img{max-width:300px;border:1px solid #ddd;cursor:zoom-in}.gallery img.big{max-width:none;cursor:zoom-out}
 figcaption{font-size:.8em;color:#555}img.thumb{width:96px;height:96px;object-fit:contain;border:1px solid #ddd}
-img.wide{max-width:100%}pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.8em;max-height:40em}
+img.wide{max-width:100%}.first{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+.first img{max-width:420px;border:1px solid #ddd}.headline td{font-size:1.1em}.protocol{color:#555;font-size:.85em}
+pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.8em;max-height:40em}
 """
 
 SCRIPT = """

@@ -89,11 +89,71 @@ def _summary_table(run: dict) -> str:
 
 
 def _metrics_table(run: dict) -> str:
+    """Every final metric, grouped by protocol: each protocol stated once, above the metrics measured under it."""
     if not run["metrics"]:
         return _note("No final metrics.")
     protocols = run["summary"].get("protocols") or {}
-    rows = [(name, _fmt(value), _protocol(name, protocols)) for name, value in run["metrics"].items()]
-    return _table(("metric", "value", "protocol"), rows)
+    groups: dict[str, list[tuple[str, object]]] = {}
+    for name, value in run["metrics"].items():
+        groups.setdefault(_protocol(name, protocols), []).append((name, value))
+    parts = []
+    for protocol, items in sorted(groups.items(), key=lambda kv: kv[0] == ""):  # the unexplained last
+        head = f'<p class="protocol">{esc(protocol)}</p>' if protocol else ""
+        parts.append(head + _table(("metric", "value"), [(name, _fmt(value)) for name, value in items]))
+    return "".join(parts)
+
+
+# Headline metrics of the first screen, in this order (globs on the final metrics' names).
+HEADLINE = ("val/fid_*", "val/kid_*", "val/is_*", "val/class_accuracy_*", "val/intra_fid_*", "val/cas_*",
+            "val/stacked_modes_*", "toy/modes_captured", "toy/high_quality_fraction", "toy/reverse_kl", "toy/w1",
+            "val/precision_*", "val/recall_*")
+
+
+_SAMPLE_TAG = re.compile(r"^(.+?)_(\d+)(k?)_(.+)$")  # val/fid_5k_mnist5k_classifier: metric, n, extractor
+
+
+def _largest_n(names: list[str]) -> list[str]:
+    """Of the same metric on the same extractor at several sample counts (the last in-training value at 1k, the
+    final evaluation at 5k), keep the one with the most samples."""
+    best: dict[tuple[str, str], tuple[int, str]] = {}
+    for name in names:
+        m = _SAMPLE_TAG.match(name)
+        if m is None:
+            continue
+        n = int(m.group(2)) * (1000 if m.group(3) else 1)
+        key = (m.group(1), m.group(4))
+        if key not in best or n > best[key][0]:
+            best[key] = (n, name)
+    kept = {name for _, name in best.values()}
+    return [n for n in names if _SAMPLE_TAG.match(n) is None or n in kept]
+
+
+def headline(metrics: dict) -> list[tuple[str, str]]:
+    """(name, value with its uncertainty) for the first screen: KID and IS as mean ± std (their std series)."""
+    out = []
+    names = _largest_n([n for n in metrics if isinstance(metrics[n], (int, float))])
+    for pattern in HEADLINE:
+        for name in names:
+            if fnmatch.fnmatchcase(name, pattern) and not is_band(name) and name not in dict(out):
+                value, band = metrics[name], band_of(name)
+                text = _fmt(value)
+                if band is not None and isinstance(metrics.get(band), (int, float)):
+                    text += f" ± {_fmt(metrics[band])}"
+                out.append((name, text))
+    return out
+
+
+def _first_screen(path: Path, run: dict) -> str:
+    """What a reader wants first: the final samples (or the toy scatter), status and wall time, the headline
+    metrics with their uncertainty."""
+    picture = _png(path / "samples" / "final.png") or _png(path / "scatter.png")
+    s = run["summary"]
+    facts = [("status", run["status"]), ("iterations", _fmt(s.get("iterations", ""))),
+             ("wall time (s)", _fmt(s.get("wall_time_s", "")))]
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts + headline(run["metrics"]))
+    image = _img(picture, "final samples") if picture else _note("No final samples.")
+    return f'<div class="first">{image}<table class="headline"><tbody>{rows}</tbody></table></div>'
+
 
 
 def _per_class(run: dict) -> str:
@@ -183,6 +243,7 @@ def write_run_report(path: Path, back: str | None = None) -> Path:
     nav = f'<p><a href="{esc(back)}">&larr; sweep</a></p>' if back else ""
     body = "".join([
         nav, f"<h1>Run: {esc(title)}</h1>", f'<p class="path">{esc(path)}</p>',
+        _first_screen(path, run),
         _section("Summary", _summary_table(run), "summary"),
         _section("Final metrics", _metrics_table(run), "metrics"),
         _per_class(run),

@@ -16,17 +16,19 @@ from matplotlib.figure import Figure
 
 from gan_lab.report.folders import _load, _num, load_run, sweep_jobs
 from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _section, _thumbnail, esc
-from gan_lab.report.run_page import write_run_report
+from gan_lab.report.run_page import _largest_n, write_run_report
 
 # The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
-PREFERRED = ("fid_*", "toy/modes_captured", "toy/reverse_kl", "val/stacked_modes_*", "val/stacked_reverse_kl_*",
-             "toy/w1", "train/wasserstein_estimate", "train/d_loss", "train/g_loss")
+PREFERRED = ("val/fid_*", "fid_*", "val/class_accuracy_*", "toy/modes_captured", "toy/reverse_kl",
+             "val/stacked_modes_*", "val/stacked_reverse_kl_*", "toy/w1", "train/wasserstein_estimate", "train/d_loss",
+             "train/g_loss")
 MAX_METRIC_PLOTS = 4
 
 
 def chosen_metrics(runs: list[dict]) -> list[str]:
     """The first present (finite in some job) of PREFERRED, up to MAX_METRIC_PLOTS of them."""
-    names = list(dict.fromkeys(k for r in runs for k, v in r["metrics"].items() if math.isfinite(_num(v))))
+    names = _largest_n(list(dict.fromkeys(k for r in runs for k, v in r["metrics"].items()
+                                          if math.isfinite(_num(v)))))
     chosen: list[str] = []
     for pattern in PREFERRED:
         chosen += [n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
@@ -143,6 +145,52 @@ def _reproduction(path: Path) -> str:
                     "reproduction")
 
 
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """(mean, standard error of the mean s/√n, NaN for one value) of the finite values."""
+    xs = [v for v in values if math.isfinite(v)]
+    if not xs:
+        return math.nan, math.nan
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+
+def seed_groups(runs: list[dict], swept: list[str]) -> list[tuple[dict, list[dict]]]:
+    """The jobs grouped by their overrides other than ``seed``: (the configuration, its jobs), in first-seen order."""
+    groups: dict[tuple, tuple[dict, list[dict]]] = {}
+    for run in runs:
+        config = {k: run["overrides"].get(k, "") for k in swept if k != "seed"}
+        groups.setdefault(tuple(config.items()), (config, []))[1].append(run)
+    return list(groups.values())
+
+
+def _by_configuration(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
+    """Jobs that differ only by seed, as one row: n seeds and each metric's mean ± s.e. over them (finished jobs)."""
+    if "seed" not in swept:
+        return ""
+    groups = seed_groups(runs, swept)
+    if all(len(members) < 2 for _, members in groups):
+        return ""
+    keys = [k for k in swept if k != "seed"]
+    head = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in [*keys, "seeds", *metrics])
+    rows = []
+    for config, members in groups:
+        done = [r for r in members if r["status"] == "finished"]
+        cells = [f"<td>{esc(config[k])}</td>" for k in keys]
+        cells.append(f'<td class="num">{len(done)} of {len(members)}</td>')
+        for name in metrics:
+            mean, se = mean_se([_num(r["metrics"].get(name)) for r in done])
+            text = "" if math.isnan(mean) else _fmt(mean) + ("" if math.isnan(se) else f" ± {_fmt(se)}")
+            sort = "" if math.isnan(mean) else repr(mean).replace("inf", "Infinity")
+            cells.append(f'<td class="num" data-v="{esc(sort)}">{esc(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _section("By configuration: mean ± s.e. over seeds",
+                    f'<div class="scroll"><table class="sortable" id="by-configuration"><thead><tr>{head}</tr>'
+                    f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
+                    + _note("s.e. = s/√n over the finished seeds of each configuration."), "by-configuration")
+
+
 def write_sweep_report(path: Path) -> Path:
     runs = [load_run(p) for p in sweep_jobs(path)]
     for run in runs:
@@ -156,6 +204,7 @@ def write_sweep_report(path: Path) -> Path:
     body = "".join([
         _sweep_header(path, runs, fixed),
         _reproduction(path),
+        _by_configuration(runs, swept, plotted),
         _section("Leaderboard", _leaderboard(runs, swept, every) if runs else _note("No jobs."), "leaderboard"),
         _section("Metric against each swept key", _sweep_plots(runs, swept, plotted), "plots"),
     ])
