@@ -188,48 +188,64 @@ def test_cli_prints_the_report_path(image_run, capsys):
     assert capsys.readouterr().out.strip() == f"gan_lab: report {image_run / 'report.html'}"
 
 
+# Appended to a copy of a report: once the page has loaded, count the images that failed to decode and click the
+# header of each sortable table's most numeric column twice, checking the rows come out ascending, then descending.
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const out = {images: document.images.length, broken: 0, tables: []};
+  for (const im of document.images) if (!(im.complete && im.naturalWidth > 0)) out.broken++;
+  const value = (row, i) => {
+    const c = row.cells[i]; return c.dataset.v !== undefined ? c.dataset.v : c.textContent.trim(); };
+  for (const table of document.querySelectorAll('table.sortable')) {
+    const heads = [...table.tHead.rows[0].cells], rows = () => [...table.tBodies[0].rows];
+    let col = -1, best = 0;
+    heads.forEach((h, i) => { const n = rows().filter(r => value(r, i) !== '' && !isNaN(Number(value(r, i)))).length;
+                              if (n > best) { best = n; col = i; } });
+    if (col < 0 || best < 2) { out.tables.push({id: table.id, sorted: null}); continue; }
+    const numbers = () => rows().map(r => value(r, col)).filter(v => v !== '').map(Number);
+    heads[col].click(); const up = numbers();
+    heads[col].click(); const down = numbers();
+    const ordered = (xs, s) => xs.every((x, k) => k === 0 || s * (x - xs[k - 1]) >= 0);
+    out.tables.push({id: table.id, column: heads[col].textContent, rows: up.length,
+                     sorted: ordered(up, 1) && ordered(down, -1) && new Set(up).size > 1});
+  }
+  const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _in_chromium(page: Path, tmp_path: Path) -> tuple[dict, bytes]:
+    """(what PROBE found, a screenshot) of ``page`` rendered by headless Chromium."""
+    harness = tmp_path / f"probe_{page.parent.name}_{page.name}"
+    harness.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    flags = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=10000",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", harness.as_uri()], capture_output=True, text=True, timeout=180)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-3000:]
+    shot = tmp_path / f"{harness.stem}.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000", harness.as_uri()],
+                   capture_output=True, text=True, timeout=180)
+    return json.loads(found.group(1).replace("&quot;", '"')), shot.read_bytes() if shot.is_file() else b""
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
-def test_sweep_report_renders_in_headless_chromium(sweep, sweep_page, tmp_path):
-    shot = tmp_path / "sweep.png"
-    cmd = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           f"--screenshot={shot}", "--window-size=1280,2000", (sweep / "report.html").as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    assert shot.is_file(), proc.stderr[-3000:]
-    data = shot.read_bytes()
-    assert data.startswith(PNG_SIGNATURE) and len(data) > 20_000  # a blank 1280x2000 page is a few KB
-
-
-def test_comparison_page_of_any_runs(sweep, image_run, tmp_path):
-    """Runs from different places (a sweep's jobs and a lone run): overlaid curves, the final metrics and the
-    settings that differ in one sortable table, the config differences, the samples side by side."""
-    out = tmp_path / "cmp" / "comparison.html"
-    main([str(sweep), str(image_run), "--out", str(out)])
-    page = out.read_text(encoding="utf-8")
-    _assert_self_contained(page)
-    jobs = _jobs(sweep)
-    assert "Comparison of 3 runs" in page and all(str(p) in page for p in [*jobs, image_run])
-    table = re.search(r'<table class="sortable" id="comparison">(.*?)</table>', page, re.S).group(1)
-    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
-    assert len(rows) == 1 + 3  # header + one row per run
-    differences = re.search(r'<table id="differences">(.*?)</table>', page, re.S).group(1)
-    # the sweep's jobs differ from each other in train.k, and from the lone run in the model and the data set
-    assert "train.k" in differences and "model._target_" in differences and "dataset._target_" in differences
-    assert "hydra." not in differences
-    assert page.count("<figure>") >= 3  # the curves and every run's final samples
-    assert 'alt="curves of every run overlaid"' in page
-
-
-def test_std_series_are_bands_not_curves():
-    from gan_lab.report.run_page import band_of, is_band
-
-    assert band_of("val/kid_1k_mnist5k_classifier") == "val/kid_std_1k_mnist5k_classifier"
-    assert band_of("val/is_5k_inception") == "val/is_std_5k_inception"
-    assert band_of("val/kid_std_1k_x") is None and band_of("val/fid_1k_x") is None
-    assert is_band("val/is_std_5k_inception") and not is_band("val/is_5k_inception")
-    history = [{"iteration": i, "val/kid_1k_x": 0.1, "val/kid_std_1k_x": 0.01} for i in (1, 2)]
-    assert curve_panels(history) == [("val/kid_1k_x", ["val/kid_1k_x"])]
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (/usr/bin/chromium)")
+def test_reports_render_load_their_images_and_sort_in_headless_chromium(sweep, sweep_page, image_run, tmp_path):
+    """A run page, a sweep page and a comparison page in a real browser: each renders, every embedded image
+    decodes, and every sortable table sorts its numeric column both ways on a header click."""
+    comparison = tmp_path / "comparison.html"
+    main([str(sweep), str(image_run), "--out", str(comparison)])
+    write_report(image_run)
+    for page in (sweep / "report.html", image_run / "report.html", comparison):
+        probe, shot = _in_chromium(page, tmp_path)
+        assert probe["images"] > 0 and probe["broken"] == 0, (page, probe)
+        assert all(t["sorted"] in (True, None) for t in probe["tables"]), (page, probe)
+        assert shot.startswith(PNG_SIGNATURE) and len(shot) > 20_000, page  # a blank 1280x2000 page is a few KB
+    assert any(t["sorted"] for t in _in_chromium(sweep / "report.html", tmp_path)[0]["tables"])
 
 
 def _fake_run(folder: Path, overrides: list[str], metrics: dict, protocols: dict | None = None) -> Path:
