@@ -11,12 +11,10 @@ import string
 from pathlib import Path
 
 import yaml
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from gan_lab.report.folders import _load, _num, _read_history, is_sweep, load_run, sweep_jobs
-from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, esc
-from gan_lab.report.run_page import CURVE_GROUPS, band_of, is_band, plot_with_band
+from gan_lab.report.markup import _fmt, _gallery, _note, _page, _png, _section, esc
+from gan_lab.report.run_page import CURVE_GROUPS, curves_figure, is_band
 from gan_lab.report.sweep_page import chosen_metrics
 
 MAX_PANELS = 10  # overlaid series, one panel each
@@ -75,23 +73,8 @@ def overlaid_series(histories: list[list[dict]]) -> list[str]:
 
 
 def _curves(names: list[str], histories: list[list[dict]], tags: list[str]) -> str:
-    if not names:
-        return _note("No history.jsonl rows to plot.")
-    cols = 2 if len(names) > 1 else 1
-    rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(6 * cols, 3 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, name in zip(axes, names):
-        for tag, history in zip(tags, histories):
-            plot_with_band(ax, history, name, tag)
-        ax.set_title(name + (" (± std shaded)" if band_of(name) else ""), fontsize=10)
-        ax.set_xlabel("generator iteration", fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    return _img(_fig_png(fig), "curves of every run overlaid", "wide")
+    panels = [(name, [(history, name, tag) for tag, history in zip(tags, histories)]) for name in names]
+    return curves_figure(panels, "curves of every run overlaid")
 
 
 def _runs_table(runs: list[dict], tags: list[str], diffs: list[tuple[str, list[str]]]) -> str:

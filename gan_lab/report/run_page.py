@@ -182,26 +182,32 @@ def curve_panels(history: list[dict]) -> list[tuple[str, list[str]]]:
     return [(t, names) for t, names in panels if names] + [(k, [k]) for k in rest[:MAX_EXTRA_PANELS]]
 
 
-def _curves(path: Path) -> str:
-    history = _read_history(path / "history.jsonl")
-    panels = curve_panels(history)
+def curves_figure(panels: list[tuple[str, list[tuple[list[dict], str, str]]]], alt: str) -> str:
+    """One figure, two panels a row: each (title, its lines), a line (history, series name, legend label) drawn by
+    :func:`plot_with_band`."""
     if not panels:
         return _note("No history.jsonl rows to plot.")
     cols = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(6 * cols, 3 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, (title, names) in zip(axes, panels):
-        for name in names:
-            plot_with_band(ax, history, name, name)
-        ax.set_title(title + (" (± std shaded)" if any(band_of(n) for n in names) else ""), fontsize=10)
+    for ax, (title, lines) in zip(axes, panels):
+        for history, name, label in lines:
+            plot_with_band(ax, history, name, label)
+        ax.set_title(title + (" (± std shaded)" if any(band_of(n) for _, n, _ in lines) else ""), fontsize=10)
         ax.set_xlabel("generator iteration", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _img(_fig_png(fig), "metric curves over training", "wide")
+    return _img(_fig_png(fig), alt, "wide")
+
+
+def _curves(path: Path) -> str:
+    history = _read_history(path / "history.jsonl")
+    panels = [(title, [(history, n, n) for n in names]) for title, names in curve_panels(history)]
+    return curves_figure(panels, "metric curves over training")
 
 
 def sample_frames(path: Path) -> tuple[list[tuple[str, Path]], int]:
