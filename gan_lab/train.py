@@ -106,8 +106,6 @@ _OPTIMIZER_WORDS = {"learning rate": "lr", "beta": "betas", "epsilon": "eps", "w
 def build_optimizers(node: DictConfig) -> tuple:
     """D's and G's optimiser factories, each tried once on a dummy parameter so that a setting torch.optim refuses
     (a negative learning rate, a beta outside [0, 1)) is one ConfigError naming ``optimizer.<d|g>.<key>``."""
-    import torch
-
     factories = []
     for player in ("d", "g"):
         factory = build(node[player])
