@@ -86,6 +86,11 @@ BAD = [  # overrides, the key the message must name, words it must contain
     (["dataset=digits", "regularizer=gp", "model.d_norm=batch"], "model.d_norm", ["gp", "layer"]),
     (["dataset=digits", "model.d_norm=group"], "model.d_norm", ["batch, layer, none"]),
     (["model=mlp", "dataset=ring", "model.hidden=[]"], "model.hidden", ["non-empty"]),
+    (["trainer.devices=0"], "trainer.devices", ["an integer >= 1"]),
+    (["trainer.precision=bf17"], "trainer.precision", ["bf16-mixed"]),
+    (["optimizer.g.betas=[0.5,1.5]"], "optimizer.g.betas", ["Invalid beta parameter at index 1"]),
+    (["optimizer=sgd", "optimizer.d.momentum=-1"], "optimizer.d.momentum", ["momentum"]),
+    (["model=mlp", "dataset=ring", "model.conditional=acgan"], "model.conditional", ["dataset=ring", "labels"]),
 ]
 
 
