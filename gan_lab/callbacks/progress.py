@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from gan_lab.reporting import shown
 
 # What a progress line quotes as the run's latest measurement, in this order of preference.
-HEADLINE = ("val/fid_", "toy/modes_captured", "val/w1", "val/")
+MEASUREMENTS = ("val/fid_", "toy/modes_captured", "val/w1", "val/")
 
 
 class IterationProgressBar(RichProgressBar):
@@ -43,12 +43,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def headline(history: list[dict[str, float]]) -> tuple[str, float] | None:
+def latest_measurement(history: list[dict[str, float]]) -> tuple[str, float] | None:
     """The newest measurement to quote in a progress line: an FID, else the toy mode count, else W1, else any
     val/* number (the newest row that has one)."""
     for row in reversed(history):
         measured = [k for k in row if k.startswith(("val/", "toy/")) and isinstance(row[k], (int, float))]
-        for prefix in HEADLINE:
+        for prefix in MEASUREMENTS:
             for key in measured:
                 if key.startswith(prefix):
                     return key, row[key]
@@ -94,7 +94,7 @@ class ProgressLines(L.Callback):
         values = shown(module.history)
         if values:
             parts.append(" ".join(f"{k} {v:.4g}" for k, v in values.items()))
-        best = headline(module.history)
+        best = latest_measurement(module.history)
         if best is not None:
             parts.append(f"{best[0]} {best[1]:.4g}")
         return "gan_lab: " + " | ".join(parts)
