@@ -93,6 +93,11 @@ def validate_train(cfg: DictConfig) -> None:
                           "torch.compile of G crashed on CUDA when measured (H200, torch 2.11); on a GPU use "
                           "train.cuda_graphs=true, which removes the per-kernel launch cost compile would.")
     validate_trainer(cfg.trainer)
+    check_int("seed", cfg.seed, 0)
+    if cfg.eval.get("samples") is not None:
+        check_int("eval.samples", cfg.eval.samples, 2)
+    if cfg.output.get("final_samples") is not None:
+        check_int("output.final_samples", cfg.output.final_samples, 1)
     check_int("eval.every", cfg.eval.every, 0)
     check_int("eval.every_samples", cfg.eval.every_samples, 2)
     check_choice("eval.inception", str(cfg.eval.inception).lower(), INCEPTION_CHOICES)
@@ -114,8 +119,11 @@ def build_optimizers(node: DictConfig) -> tuple:
         except (ValueError, TypeError) as err:
             text = str(err)
             key = next((k for word, k in _OPTIMIZER_WORDS.items() if word in text.lower()), None)
-            if key is None:
-                raise
+            if key is None:  # e.g. lr=abc: torch compares a string with a number
+                key = next((k for k in _OPTIMIZER_WORDS.values() if isinstance(node[player].get(k), str)), None)
+                if key is None:
+                    raise
+                raise ConfigError(f"optimizer.{player}.{key}", node[player][key], "a number") from None
             raise ConfigError(f"optimizer.{player}.{key}", node[player].get(key), "a value torch.optim accepts",
                               text) from None
         factories.append(factory)

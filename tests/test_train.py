@@ -91,6 +91,10 @@ BAD = [  # overrides, the key the message must name, words it must contain
     (["optimizer.g.betas=[0.5,1.5]"], "optimizer.g.betas", ["Invalid beta parameter at index 1"]),
     (["optimizer=sgd", "optimizer.d.momentum=-1"], "optimizer.d.momentum", ["momentum"]),
     (["model=mlp", "dataset=ring", "model.conditional=acgan"], "model.conditional", ["dataset=ring", "labels"]),
+    (["optimizer.d.lr=abc"], "optimizer.d.lr", ["a number"]),
+    (["seed=-1"], "seed", ["an integer >= 0"]),
+    (["eval.samples=1"], "eval.samples", ["an integer >= 2"]),
+    (["output.final_samples=0"], "output.final_samples", ["an integer >= 1"]),
 ]
 
 
