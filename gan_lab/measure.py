@@ -99,6 +99,13 @@ def conditions_suite(suite, n_classes: int) -> bool:
     return suite.extractor == f"{suite.dataset}_classifier" and suite.classifier.num_classes == n_classes
 
 
+def class_accuracy_of(suite, logits: torch.Tensor, labels: torch.Tensor) -> tuple[str, float, list[float]]:
+    """(its key, the class accuracy of samples drawn for ``labels`` whose logits on ``suite`` are ``logits``, the
+    same per class); the key carries the sample count and the extractor."""
+    acc, per = class_accuracy(logits, labels)
+    return f"val/class_accuracy_{n_tag(len(labels))}_{suite.extractor}", acc, per
+
+
 def conditional_metrics(suite, feats: torch.Tensor, logits: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
                         source, seed: int = 0) -> tuple[dict, dict, dict]:
     """Class accuracy, intra-class FID and CAS of samples drawn for ``labels`` (gan_lab/metrics/conditional.py):
@@ -107,12 +114,10 @@ def conditional_metrics(suite, feats: torch.Tensor, logits: torch.Tensor, fake: 
     if not conditions_suite(suite, k):
         return {}, {}, {}
     tag = f"{n_tag(n)}_{suite.extractor}"
-    acc, acc_per = class_accuracy(logits, labels)
-    out = {f"val/class_accuracy_{tag}": acc}
-    per_class = {f"val/class_accuracy_{tag}": acc_per}
-    protocols = {f"val/class_accuracy_{tag}": f"share of {n} samples G(z, y) ({n // k} or so per class) that "
-                                              f"{suite.extractor} (weights {suite.extractor_id.rsplit('-', 1)[-1]}) "
-                                              "assigns to the class y they were drawn for"}
+    key, acc, acc_per = class_accuracy_of(suite, logits, labels)
+    out, per_class = {key: acc}, {key: acc_per}
+    protocols = {key: f"share of {n} samples G(z, y) ({n // k} or so per class) that {suite.extractor} "
+                      f"(weights {suite.extractor_id.rsplit('-', 1)[-1]}) assigns to the class y they were drawn for"}
     real_labels = suite.real_labels()
     if real_labels is not None:
         mean, per = intra_fid(suite.real_stats()["features"], real_labels, feats, labels, k)

@@ -108,10 +108,9 @@ _OPTIMIZER_WORDS = {"learning rate": "lr", "beta": "betas", "epsilon": "eps", "w
                     "momentum": "momentum", "alpha": "alpha", "dampening": "dampening"}
 
 
-def build_optimizers(node: DictConfig) -> tuple:
-    """D's and G's optimiser factories, each tried once on a dummy parameter so that a setting torch.optim refuses
-    (a negative learning rate, a beta outside [0, 1)) is one ConfigError naming ``optimizer.<d|g>.<key>``."""
-    factories = []
+def check_optimizers(node: DictConfig) -> None:
+    """Build D's and G's optimisers once on a dummy parameter, so that a setting torch.optim refuses (a negative
+    learning rate, a beta outside [0, 1), a string) is one ConfigError naming ``optimizer.<d|g>.<key>``."""
     for player in ("d", "g"):
         factory = build(node[player])
         try:
@@ -126,8 +125,6 @@ def build_optimizers(node: DictConfig) -> tuple:
                 raise ConfigError(f"optimizer.{player}.{key}", node[player][key], "a number") from None
             raise ConfigError(f"optimizer.{player}.{key}", node[player].get(key), "a value torch.optim accepts",
                               text) from None
-        factories.append(factory)
-    return tuple(factories)
 
 
 def validate_trainer(tc: DictConfig) -> None:
@@ -154,7 +151,7 @@ class Components:
     generator: nn.Module
     discriminator: nn.Module
     tricks: Tricks
-    conditioning: dict | None = None  # model.conditional: mode, n_classes, prior (K,), aux_weight
+    conditioning: dict | None = None  # model.conditional: mode, n_classes, prior (K,)
 
 
 def build_components(cfg: DictConfig) -> Components:
@@ -163,12 +160,11 @@ def build_components(cfg: DictConfig) -> Components:
     mode = check_choice("model.conditional", cfg.model.get("conditional", "none"), MODES)
     prior = check_choice("model.label_prior", cfg.model.get("label_prior", "uniform"), PRIORS)
     loss = build(cfg.loss)  # the settings first: a typo is refused before any data is read
-    aux_weight = loss.aux_weight
-    if aux_weight is not None and mode != "acgan":
-        raise ConfigError("loss.aux_weight", aux_weight, f"null with model.conditional={mode}",
+    if loss.aux_weight is not None and mode != "acgan":
+        raise ConfigError("loss.aux_weight", loss.aux_weight, f"null with model.conditional={mode}",
                           "The class cross-entropy weight belongs to AC-GAN (model.conditional=acgan).")
     regularizer = build_regularizer(cfg.regularizer, build)
-    build_optimizers(cfg.optimizer)  # a setting torch.optim refuses is named now, not mid-run
+    check_optimizers(cfg.optimizer)  # a setting torch.optim refuses is named now, not mid-run
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     check_int("mixture.generators", cfg.mixture.generators, 1)
     check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
@@ -184,7 +180,7 @@ def build_components(cfg: DictConfig) -> Components:
         def pair():
             return factory(spec=source.spec, d_norm=d_norm)
     else:
-        conditioning = conditioning_of(source, mode, prior, aux_weight)
+        conditioning = conditioning_of(source, mode, prior)
 
         def pair():
             return build_conditional(partial(factory, d_norm=d_norm), source.spec, cfg.model.z_dim,
@@ -234,7 +230,7 @@ def check_conditional(mode: str, system: type, chosen_by: str, tricks: Tricks) -
                               "or draw samples without their class labels.")
 
 
-def conditioning_of(source: Source, mode: str, prior: str, aux_weight) -> dict:
+def conditioning_of(source: Source, mode: str, prior: str) -> dict:
     """The classes of ``source`` and the label prior; refuses a data set without labels."""
     name = source.spec.name
     labels = getattr(source, "labels", None)
@@ -245,7 +241,7 @@ def conditioning_of(source: Source, mode: str, prior: str, aux_weight) -> dict:
     k = source.num_classes
     probs = (torch.bincount(labels, minlength=k).double() / len(labels) if prior == "data"
              else torch.full((k,), 1.0 / k, dtype=torch.float64))
-    return {"mode": mode, "n_classes": k, "prior": probs, "aux_weight": 1.0 if aux_weight is None else aux_weight}
+    return {"mode": mode, "n_classes": k, "prior": probs}
 
 
 def mixture_on(cfg: DictConfig) -> bool:
@@ -282,7 +278,7 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     run_config=OmegaConf.to_container(cfg, resolve=True))
     if c.conditioning is not None:
         cond = c.conditioning
-        system.use_conditioning(cond["mode"], cond["n_classes"], cond["prior"], cond["aux_weight"])
+        system.use_conditioning(cond["mode"], cond["n_classes"], cond["prior"])
     system.use_speed_options(cfg.train.get("channels_last", False), cfg.train.get("compile_generator", False),
                              cfg.train.get("cuda_graphs", False))
     return system

@@ -19,9 +19,7 @@ import torch
 
 from gan_lab import watchdog
 from gan_lab.distributed import Ranks
-from gan_lab.measure import conditions_suite, draw, shared_features
-from gan_lab.metrics.conditional import class_accuracy
-from gan_lab.metrics.features import n_tag
+from gan_lab.measure import class_accuracy_of, conditions_suite, draw, shared_features
 from gan_lab.metrics.toy import toy_metrics
 from gan_lab.reporting import report
 
@@ -63,8 +61,8 @@ class PeriodicEvaluation(L.Callback):
                     metrics = {f"val/{k}": v for suite, (feats, logits) in zip(suites, features)
                                for k, v in suite.from_features(feats, logits).items()}
                     if labels is not None and suites and conditions_suite(suites[0], self.source.num_classes):
-                        key = f"val/class_accuracy_{n_tag(len(labels))}_{suites[0].extractor}"
-                        metrics[key] = class_accuracy(features[0][1], labels)[0]
+                        key, acc, _ = class_accuracy_of(suites[0], features[0][1], labels)
+                        metrics[key] = acc
         else:
             fake = ranks.gather(local)
             if ranks.is_main:

@@ -22,6 +22,7 @@ class SampleGrids(L.Callback):
         g = torch.Generator().manual_seed(seed + 12345)
         self.real = source.sample(self.n, g)
         self.z: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None  # a class-conditional run's: one row per class
         self._generator = g
 
     def picture(self, module, title: str):

@@ -125,9 +125,6 @@ class ConditionalDiscriminator(nn.Module):
             return logits + (self.embed(y) * features).sum(dim=1), None
         return logits, self.classifier(features)
 
-    def features(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net.features(self._input(x, y) if self.mode == "concat" else x)
-
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.judge(x, y)[0]
 

@@ -104,7 +104,7 @@ class GAN(L.LightningModule):
         self.iterations, self.run_config = iterations, run_config
         self.tricks = tricks or Tricks()
         self.generator_ema: nn.Module | None = None  # set by tricks.ema
-        self.conditional, self.n_classes, self.aux_weight = "none", 0, 0.0  # set by use_conditioning
+        self.conditional, self.n_classes = "none", 0  # set by use_conditioning
         regularizer.attach(self)
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
@@ -153,10 +153,10 @@ class GAN(L.LightningModule):
             self.generator.compile()
         self.cuda_graphs = cuda_graphs
 
-    def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor, aux_weight: float = 1.0) -> None:
+    def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor) -> None:
         """Class-conditional training (``model.conditional``): minibatches are (x, y); fake labels are drawn
-        from ``prior`` (K,) class probabilities; AC-GAN's class cross-entropy weighs ``aux_weight``."""
-        self.conditional, self.n_classes, self.aux_weight = mode, n_classes, float(aux_weight)
+        from ``prior`` (K,) class probabilities."""
+        self.conditional, self.n_classes = mode, n_classes
         self.register_buffer("label_cdf", torch.cumsum(prior.double() / prior.sum(), 0).float())
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
@@ -164,11 +164,8 @@ class GAN(L.LightningModule):
         CDF on uniforms from the iteration's stream (or ``generator``, on the CPU)."""
         if self.conditional == "none":
             return None
-        if generator is not None:
-            u = torch.rand(n, generator=generator)
-            return torch.searchsorted(self.label_cdf.cpu(), u, right=True).clamp_max(self.n_classes - 1)
-        u = torch.rand(n, device=self.device)
-        return torch.searchsorted(self.label_cdf, u, right=True).clamp_max(self.n_classes - 1)
+        u = torch.rand(n, generator=generator) if generator is not None else torch.rand(n, device=self.device)
+        return torch.searchsorted(self.label_cdf.to(u.device), u, right=True).clamp_max(self.n_classes - 1)
 
     def eval_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """The labels samples for pictures and metrics are drawn for: every class in turn (0, 1, …, K−1, 0, …)
@@ -197,10 +194,11 @@ class GAN(L.LightningModule):
         return (critic(x), None) if y is None else critic.judge(x, y)
 
     def aux_loss(self, class_logits: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-        """AC-GAN's class term, aux_weight · CE(class logits, y) (None for the other modes)."""
+        """AC-GAN's class term, ``loss.aux_weight`` (null: 1) · CE(class logits, y) (None for the other modes)."""
         if class_logits is None:
             return None
-        return self.aux_weight * F.cross_entropy(class_logits.float(), y)
+        weight = 1.0 if self.loss.aux_weight is None else self.loss.aux_weight
+        return weight * F.cross_entropy(class_logits.float(), y)
 
     def training_step(self, batch, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
