@@ -35,6 +35,7 @@ from gan_lab.regularizers.composite import build_regularizer
 from gan_lab.report import write_report
 from gan_lab.resume import check_same_run, finished, latest_good
 from gan_lab.systems import GAN
+from gan_lab.systems.gan import LR_DECAYS
 from gan_lab.systems.mixture import MixtureGAN
 from gan_lab.tricks import Tricks
 
@@ -165,6 +166,7 @@ def build_components(cfg: DictConfig) -> Components:
                           "The class cross-entropy weight belongs to AC-GAN (model.conditional=acgan).")
     regularizer = build_regularizer(cfg.regularizer, build)
     check_optimizers(cfg.optimizer)  # a setting torch.optim refuses is named now, not mid-run
+    check_choice("optimizer.lr_decay", cfg.optimizer.get("lr_decay", "none"), LR_DECAYS)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     check_int("mixture.generators", cfg.mixture.generators, 1)
     check_int("mixture.discriminators", cfg.mixture.discriminators, 1)
@@ -276,6 +278,7 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     k=cfg.train.k, z_dim=cfg.model.z_dim, log_every=cfg.train.log_every, seed=cfg.seed,
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
+    system.use_lr_decay(cfg.optimizer.get("lr_decay", "none"))
     if c.conditioning is not None:
         cond = c.conditioning
         system.use_conditioning(cond["mode"], cond["n_classes"], cond["prior"])

@@ -91,6 +91,7 @@ def test_the_capture_ready_step_resumes_exactly_with_evaluation_and_logging_on(t
     (["tricks.instance_noise=0.1"], "σ anneals on the host"),
     (["regularizer=r1", "regularizer.every=4"], "every=4 decides on the host"),
     (["model=lapgan", "model.hidden=16"], "LAPGAN system runs its own step"),
+    (["optimizer.lr_decay=linear"], "the learning rate changes every iteration"),
 ])
 def test_a_step_that_cannot_be_captured_stays_eager_saying_why(extra, why, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gan_lab"):

@@ -76,6 +76,7 @@ def test_short_ring_run_covers_most_modes(tmp_path):
 
 BAD = [  # overrides, the key the message must name, words it must contain
     (["train.k=0"], "train.k", ["integer >= 1"]),
+    (["optimizer.lr_decay=cosine"], "optimizer.lr_decay", ["none, linear"]),
     (["train.batch_size=-4"], "train.batch_size", ["integer >= 1"]),
     (["regularizer=clip", "regularizer.clip_value=-0.01"], "regularizer.clip_value", ["(0"]),
     (["regularizer=gp", "regularizer.weight=-1"], "regularizer.weight", ["[0"]),

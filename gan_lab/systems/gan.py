@@ -30,6 +30,7 @@ from gan_lab.tricks import HOOKS, Tricks
 
 log = logging.getLogger("gan_lab")
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+LR_DECAYS = ("none", "linear")  # optimizer.lr_decay (GAN.use_lr_decay)
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -108,6 +109,7 @@ class GAN(L.LightningModule):
         regularizer.attach(self)
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
+        self.lr_decay = "none"  # set by use_lr_decay
         self.channels_last = False  # set by use_speed_options
         self.cuda_graphs = False  # set by use_speed_options; the runner is chosen at train start
         self.steps: StepGraphs | None = None  # None: every update eager
@@ -128,10 +130,15 @@ class GAN(L.LightningModule):
     # ---------------------------------------------------------------- Algorithm 1
     def configure_optimizers(self):
         if self.cuda_graphs is True:  # the step counts stay on the device so a replayed step advances them
-            return [_capturable(self._optimizer_d, self.discriminator.parameters()),
-                    _capturable(self._optimizer_g, self.generator.parameters())]
-        return [self._optimizer_d(self.discriminator.parameters()),
-                self._optimizer_g(self.generator.parameters())]
+            optimizers = [_capturable(self._optimizer_d, self.discriminator.parameters()),
+                          _capturable(self._optimizer_g, self.generator.parameters())]
+        else:
+            optimizers = [self._optimizer_d(self.discriminator.parameters()),
+                          self._optimizer_g(self.generator.parameters())]
+        for optimizer in optimizers:  # the configured rate, which a schedule scales (saved with the state)
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        return optimizers
 
     @property
     def batches_per_iteration(self) -> int:
@@ -152,6 +159,21 @@ class GAN(L.LightningModule):
         if compile_generator:
             self.generator.compile()
         self.cuda_graphs = cuda_graphs
+
+    def use_lr_decay(self, kind: str) -> None:
+        """``optimizer.lr_decay``: ``none``, or ``linear``: both players' learning rates fall linearly from the
+        configured value at iteration 0 towards 0 at ``train.iterations``, lr_t = lr·(1 − t/T), set before
+        every generator iteration t (its k D steps and its G step), as SN-GAN's and WGAN-GP's reference codes do.
+        A pure function of the iteration: a resumed run continues the schedule exactly."""
+        self.lr_decay = kind  # one of LR_DECAYS (checked with the settings, gan_lab/train.py)
+
+    def _schedule_lr(self) -> None:
+        if self.lr_decay == "none":
+            return
+        factor = max(0.0, 1.0 - self.iteration / self.iterations)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor) -> None:
         """Class-conditional training (``model.conditional``): minibatches are (x, y); fake labels are drawn
@@ -501,6 +523,7 @@ class GAN(L.LightningModule):
         torch.default_generator.manual_seed(seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed(seed)
+        self._schedule_lr()
         watchdog.at_iteration(self.iteration + 1)
 
     def on_fit_start(self) -> None:
