@@ -187,6 +187,8 @@ def check_plain_supported(cfg: DictConfig) -> None:
         problems.append("a model trained by Algorithm 1 (mlp, dcgan, resnet)")
     if cfg.mixture.generators != 1 or cfg.mixture.discriminators != 1:
         problems.append("no MIX+GAN mixture")
+    if cfg.optimizer.get("lr_decay", "none") != "none":
+        problems.append("optimizer.lr_decay=none")
     problems += [f"tricks.{k}={v!r}" for k, v in Tricks().values().items() if cfg.tricks.get(k, v) != v]  # defaults
     if problems:
         raise SystemExit("bench: the plain loop needs " + ", ".join(problems))

@@ -234,3 +234,6 @@ def test_plain_loop_refuses_what_it_does_not_implement():
     cfg = bench.case_config(bench.CASES["mlp_ring"], "cpu", "32-true", 3, ("loss=hinge",))
     with pytest.raises(SystemExit, match="loss=ns"):
         bench.check_plain_supported(cfg)
+    cfg = bench.case_config(bench.CASES["mlp_ring"], "cpu", "32-true", 3, ("optimizer.lr_decay=linear",))
+    with pytest.raises(SystemExit, match="optimizer.lr_decay=none"):
+        bench.check_plain_supported(cfg)
