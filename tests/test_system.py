@@ -71,8 +71,9 @@ def test_k_d_updates_per_g_update(tiny, tmp_path, k):
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_linear_lr_decay_sets_both_rates_before_every_iteration(tiny, tmp_path, optimizer):
     """optimizer.lr_decay=linear: every step of iteration t (its k D steps, its G step) runs at lr·(1 − t/T)."""
-    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "train.k=2", "train.iterations=5", "logger=none",
-               f"optimizer={optimizer}", "optimizer.d.lr=0.01", "optimizer.g.lr=0.003", "optimizer.lr_decay=linear")
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "train.k=2", "train.iterations=5", "train.log_every=1",
+               "logger=none", f"optimizer={optimizer}", "optimizer.d.lr=0.01", "optimizer.g.lr=0.003",
+               "optimizer.lr_decay=linear")
     seen = []
     cls = type(build_system(cfg, build_components(cfg)).configure_optimizers()[0])
     original_step = cls.step
@@ -83,9 +84,10 @@ def test_linear_lr_decay_sets_both_rates_before_every_iteration(tiny, tmp_path, 
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cls, "step", recording_step)
-        train(cfg, tmp_path)
+        summary = train(cfg, tmp_path)
     expected = [lr * (1 - t / 5) for t in range(5) for lr in (0.01, 0.01, 0.003)]  # D, D, G per iteration
     assert seen == pytest.approx(expected, rel=1e-12, abs=0)
+    assert summary["metrics"]["train/lr_d"] == pytest.approx(0.01 / 5) and "train/lr_g" in summary["metrics"]
 
 
 def test_each_d_step_sees_a_fresh_real_minibatch(tiny, tmp_path):

@@ -492,6 +492,8 @@ class GAN(L.LightningModule):
         self._clock = (now, self.iteration)
         metrics = {f"train/{n}": v for n, v in zip(names, values)}
         metrics["perf/iterations_per_s"] = rate
+        if self.lr_decay != "none":  # the schedule, as the row's last iteration ran it
+            metrics["train/lr_d"], metrics["train/lr_g"] = (o.param_groups[0]["lr"] for o in self.trainer.optimizers)
         report(self, metrics)
         self.check_finite(metrics, weights_ok == 1.0)  # the divergence guard: once per logged row, never per step
         self.stop_now = stop > 0
