@@ -130,15 +130,10 @@ class GAN(L.LightningModule):
     # ---------------------------------------------------------------- Algorithm 1
     def configure_optimizers(self):
         if self.cuda_graphs is True:  # the step counts stay on the device so a replayed step advances them
-            optimizers = [_capturable(self._optimizer_d, self.discriminator.parameters()),
-                          _capturable(self._optimizer_g, self.generator.parameters())]
-        else:
-            optimizers = [self._optimizer_d(self.discriminator.parameters()),
-                          self._optimizer_g(self.generator.parameters())]
-        for optimizer in optimizers:  # the configured rate, which a schedule scales (saved with the state)
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        return optimizers
+            return [_capturable(self._optimizer_d, self.discriminator.parameters()),
+                    _capturable(self._optimizer_g, self.generator.parameters())]
+        return [self._optimizer_d(self.discriminator.parameters()),
+                self._optimizer_g(self.generator.parameters())]
 
     @property
     def batches_per_iteration(self) -> int:
@@ -173,7 +168,8 @@ class GAN(L.LightningModule):
         factor = max(0.0, 1.0 - self.iteration / self.iterations)
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
+                # the configured rate, kept in the group (so in the checkpoint) the first time it is scaled
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
     def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor) -> None:
         """Class-conditional training (``model.conditional``): minibatches are (x, y); fake labels are drawn
