@@ -107,8 +107,9 @@ _add(Table(
     columns=TOY_COLUMNS,
     rows=_pacgan_rows(),
     seeds=10,
-    cost="10 rows × 10 seeds × 400,000 iterations (batch 100–400): about 2 h per run on 2 CPU cores; "
-         "a GPU run is bound by launches (~10 min per run at ~700 it/s): ~15 GPU-hours in all",
+    cost="8 published rows × 10 seeds × 400,000 iterations (batch 100–400): about 2 h per run on 2 CPU cores; "
+         "a GPU run is bound by launches (~10 min per run at ~700 it/s): ~15 GPU-hours in all; the 2 best rows "
+         "× 10 seeds × 25,000 iterations: about 4 minutes per run on 2 CPU cores",
     quick=("train.iterations=800", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="20 runs of 800 iterations: about 10 minutes on 2 CPU cores",
@@ -125,7 +126,7 @@ _add(Table(
     rows=_unrolled_rows(),
     seeds=10,
     cost="6 rows × 10 seeds × 25,000 iterations (batch 512; 5 unrolling steps cost ~4× an iteration): "
-         "about 60 CPU-hours on 2 cores; ~3 GPU-hours",
+         "about 60 CPU-hours on 2 cores (the best rows: about 4 minutes per run); ~3 GPU-hours",
     quick=("train.iterations=1500", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="12 runs of 1,500 iterations: about 10 minutes on 2 CPU cores",
