@@ -33,7 +33,7 @@ ARCHITECTURES = {
 }
 # the parameters only each mode has, which its training must move
 CONDITIONING = {"concat": "discriminator.net.", "projection": "discriminator.embed.weight",
-                "acgan": "discriminator.classifier.weight"}
+                "acgan": "discriminator.classifier.weight"}  # concat: the label inputs of D's first layer, below
 
 
 def _state(run_dir) -> dict[str, torch.Tensor]:
@@ -61,8 +61,11 @@ def test_every_mode_trains_every_architecture(arch, mode, tmp_path):
         gammas = [k for k in before if k.endswith("gamma.weight")]
         assert gammas and any(not torch.equal(before[k], after[k]) for k in gammas)
     if mode == "concat":  # D's first layer reads 1 image channel + 10 label channels
-        first = next(v for k, v in after.items() if k.startswith("discriminator.net.") and v.dim() >= 2)
+        name = next(k for k, v in after.items() if k.startswith("discriminator.net.") and v.dim() >= 2)
+        first = after[name]
         assert first.shape[1] in (11, 11 * 64)  # conv: 11 channels; mlp: 11 planes of 8×8 flattened
+        label_inputs = slice(1, None) if first.dim() == 4 else slice(64, None)  # after the image's channel/plane
+        assert not torch.equal(before[name][:, label_inputs], first[:, label_inputs]), "D's label weights did not learn"
     if mode == "acgan":
         assert summary["metrics"]["train/d_aux"] > 0 and "train/g_aux" in summary["metrics"]
 
@@ -170,9 +173,15 @@ def test_fake_labels_follow_the_label_prior():
     c = build_components(cfg)
     system = build_system(cfg, c)
     freq = torch.bincount(c.source.labels, minlength=10).double() / len(c.source.labels)
+    # digits is nearly balanced (every class within 0.004 of 0.1): check the prior handed over exactly...
+    assert torch.equal(system.label_cdf, torch.cumsum(freq, 0).float())
+    assert not torch.allclose(system.label_cdf, torch.arange(1, 11).float() / 10)
+    # ...and that draws follow a prior far from uniform
+    skewed = build_system(cfg, c)
+    skewed.use_conditioning("concat", 10, torch.arange(1.0, 11.0))
     torch.manual_seed(0)
-    drawn = torch.bincount(system.sample_labels(40_000), minlength=10).double() / 40_000
-    assert (drawn - freq).abs().max() < 0.01  # 4 standard errors at p ≈ 0.1
+    drawn = torch.bincount(skewed.sample_labels(40_000), minlength=10).double() / 40_000
+    assert (drawn - torch.arange(1.0, 11.0).double() / 55).abs().max() < 0.01  # ≈ 4 standard errors
     uniform = build_system(cfg, c)
     uniform.use_conditioning("concat", 10, torch.ones(10))
     assert uniform.eval_labels(25, torch.Generator()).tolist() == [i % 10 for i in range(25)]  # every class in turn
@@ -191,6 +200,8 @@ def test_class_accuracy_and_intra_fid_per_class():
     logits = torch.tensor([[5.0, 0.0], [5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
     acc, per = class_accuracy(logits, torch.tensor([0, 0, 1, 1]))
     assert acc == 0.75 and per == [1.0, 0.5]
+    acc, per = class_accuracy(torch.eye(3)[[0, 0, 2]], torch.tensor([0, 1, 1]))  # class 2 never asked for
+    assert acc == pytest.approx(1 / 3) and per[:2] == [1.0, 0.0] and math.isnan(per[2])
     g = torch.Generator().manual_seed(0)
     real = torch.randn(4000, 2, generator=g, dtype=torch.float64)
     real_labels = torch.arange(4000) % 2

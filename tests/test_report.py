@@ -285,3 +285,25 @@ def test_run_page_opens_on_samples_and_headline_metrics_and_states_each_protocol
     assert "val/fid_5k_x" in first and "val/fid_1k_x" not in first  # the larger sample of the same metric
     assert "0.5 ± 0.1" in first and "3 ± 0.2" in first and "val/kid_std_5k_x" not in first
     assert page.count("FID/KID/IS on x, 5,000 samples") == 1  # one protocol line for its four metrics
+
+
+def test_comparison_page_names_the_differing_settings_and_each_runs_metrics(tmp_path):
+    """python -m gan_lab.report A B --out: the settings in which the composed configs differ (where a run ran does
+    not count), one table row per run with its tag and final metrics; a run named twice is compared once."""
+    from gan_lab.report.__main__ import main
+
+    a = _fake_run(tmp_path / "a", ["train.k=1"], {"val/fid_5k_x": 10.0})
+    b = _fake_run(tmp_path / "b", ["train.k=5"], {"val/fid_5k_x": 7.5})
+    for run, k in ((a, 1), (b, 5)):
+        (run / ".hydra" / "config.yaml").write_text(
+            f"train:\n  k: {k}\n  batch_size: 64\nhydra:\n  run:\n    dir: {run}\n")
+    out = tmp_path / "cmp.html"
+    main([str(a), str(b), str(a), "--out", str(out)])
+    page = out.read_text(encoding="utf-8")
+    assert "Comparison of 2 runs" in page
+    diffs = re.search(r'<table id="differences">(.*?)</table>', page, re.S).group(1)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", diffs, re.S)[1:]]
+    assert rows == [["<code>train.k</code>", "1", "5"]]  # batch_size is the same, hydra.* is where it ran
+    table = re.search(r'<table class="sortable" id="comparison">(.*?)</table>', page, re.S).group(1)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+    assert [(c[0], c[4], c[-1]) for c in cells] == [("A", "1", "10"), ("B", "5", "7.5")]

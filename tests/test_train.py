@@ -177,6 +177,18 @@ def test_output_to_a_file_gets_progress_lines_and_each_evaluation(tmp_path):
     assert "\x1b[" not in proc.stdout  # no terminal drawing in a file
 
 
+def test_progress_line_quotes_the_newest_headline_measurement():
+    from gan_lab.callbacks.progress import latest_measurement
+
+    assert latest_measurement([{"iteration": 5, "train/d_loss": 1.3}]) is None
+    assert latest_measurement([{"toy/w1": 0.3, "toy/ks": 0.1}]) == ("toy/w1", 0.3)  # a 1-D toy run
+    assert latest_measurement([{"toy/modes_captured": 7, "toy/high_quality_pct": 80.0}]) == ("toy/modes_captured", 7)
+    history = [{"val/fid_5k_mnist5k_classifier": 9.0, "val/kid_5k": 0.1}, {"train/d_loss": 1.2},
+               {"val/kid_5k": 0.05, "val/fid_5k_mnist5k_classifier": 4.0}]
+    assert latest_measurement(history) == ("val/fid_5k_mnist5k_classifier", 4.0)  # the newest row, FID first
+    assert latest_measurement([{"val/precision_5k": 0.7}]) == ("val/precision_5k", 0.7)
+
+
 def test_curves_run_through_evaluation_rows_without_gaps():
     from gan_lab.viz import series
 

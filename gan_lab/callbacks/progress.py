@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from gan_lab.reporting import shown
 
 # What a progress line quotes as the run's latest measurement, in this order of preference.
-MEASUREMENTS = ("val/fid_", "toy/modes_captured", "val/w1", "val/")
+MEASUREMENTS = ("val/fid_", "toy/modes_captured", "toy/w1", "val/")
 
 
 class IterationProgressBar(RichProgressBar):
@@ -69,9 +69,8 @@ class ProgressLines(L.Callback):
         self._start = (time.perf_counter(), module.iteration)
         self._seen_rows = len(module.history)
         if trainer.is_global_zero:
-            total = trainer.datamodule.iterations if trainer.datamodule is not None else "?"
             where = f", resumed at {module.iteration}" if module.iteration else ""
-            self._print(f"gan_lab: training {total} iterations{where}; a progress line every {self.every}")
+            self._print(f"gan_lab: training {module.iterations} iterations{where}; a progress line every {self.every}")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not trainer.is_global_zero:
@@ -83,9 +82,8 @@ class ProgressLines(L.Callback):
             self._print(self.line(trainer, module))
 
     def line(self, trainer, module) -> str:
-        total = trainer.datamodule.iterations if trainer.datamodule is not None else module.iterations
-        i = module.iteration
-        started, first = self._start or (time.perf_counter(), 0)
+        total, i = module.iterations, module.iteration
+        started, first = self._start
         elapsed = time.perf_counter() - started
         rate = (i - first) / elapsed if elapsed > 0 else 0.0
         left = (total - i) / rate if rate > 0 else float("nan")

@@ -24,9 +24,9 @@ from gan_lab.metrics.classifier import accuracy, train_classifier
 def class_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, list[float]]:
     """(fraction of argmax(logits) == labels, the same per class, NaN for a class not asked for)."""
     hit = (logits.argmax(1) == labels).double()
-    per = [float(hit[labels == c].mean()) if bool((labels == c).any()) else math.nan
-           for c in range(logits.shape[1])]
-    return float(hit.mean()), per
+    k = logits.shape[1]
+    per = torch.bincount(labels, hit, minlength=k) / torch.bincount(labels, minlength=k)  # 0/0: NaN, not asked for
+    return float(hit.mean()), per.tolist()
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:

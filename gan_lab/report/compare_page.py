@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from gan_lab.report.folders import _load, _num, _read_history, is_sweep, load_run, sweep_jobs
-from gan_lab.report.markup import _fmt, _gallery, _note, _page, _png, _section, esc
+from gan_lab.report.markup import _fmt, _gallery, _note, _num_cell, _page, _png, _section, _sortable, esc
 from gan_lab.report.run_page import CURVE_GROUPS, curves_figure, is_band
 from gan_lab.report.sweep_page import chosen_metrics
 
@@ -24,9 +24,11 @@ IGNORED = ("hydra.", "paths.", "trainer.enable_progress_bar", "resume")  # where
 def expand(paths: list[Path]) -> list[Path]:
     """The run folders ``paths`` name: a run folder itself, a sweep folder's jobs; in order, once each."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for path in paths:
         for run in (sweep_jobs(path) if is_sweep(path) else [path]):
-            if run.resolve() not in {p.resolve() for p in out}:
+            if run.resolve() not in seen:
+                seen.add(run.resolve())
                 out.append(run)
     return out
 
@@ -81,7 +83,6 @@ def _runs_table(runs: list[dict], tags: list[str], diffs: list[tuple[str, list[s
     """One row per run: its tag, folder, status, wall time, the settings that differ, every final metric."""
     metrics = list(dict.fromkeys([*chosen_metrics(runs), *(k for r in runs for k in r["metrics"])]))
     head = ["run", "folder", "status", "wall time (s)", *(k for k, _ in diffs), *metrics]
-    ths = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in head)
     body = []
     for i, (tag, run) in enumerate(zip(tags, runs)):
         cls = "ok" if run["status"] == "finished" else "bad"
@@ -90,12 +91,9 @@ def _runs_table(runs: list[dict], tags: list[str], diffs: list[tuple[str, list[s
         cells += [f"<td>{esc(values[i])}</td>" for _, values in diffs]
         for name in metrics:
             value = run["metrics"].get(name)
-            v = _num(value)
-            sort = "" if value is None or math.isnan(v) else repr(v).replace("inf", "Infinity")
-            cells.append(f'<td class="num" data-v="{esc(sort)}">{"" if value is None else esc(_fmt(value))}</td>')
+            cells.append(_num_cell(_num(value), "" if value is None else _fmt(value)))
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table class="sortable" id="comparison"><thead><tr>{ths}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return _sortable("comparison", head, body)
 
 
 def _samples(runs: list[dict], tags: list[str]) -> str:

@@ -109,6 +109,19 @@ def _table(headers, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _num_cell(number: float, text: str) -> str:
+    """A numeric cell of a sortable table: shows ``text``, sorts by ``number`` (NaN: no value, sorts last)."""
+    sort = "" if math.isnan(number) else repr(number).replace("inf", "Infinity")
+    return f'<td class="num" data-v="{esc(sort)}">{esc(text)}</td>'
+
+
+def _sortable(table_id: str, headers, rows: list[str]) -> str:
+    """A table whose columns sort on a header click (the page's script), scrolling sideways when wide."""
+    ths = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in headers)
+    return (f'<div class="scroll"><table class="sortable" id="{esc(table_id)}"><thead><tr>{ths}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
 def _section(title: str, content: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{esc(title)}</h2>{content}</section>'
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import statistics
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,7 +16,19 @@ import yaml
 from matplotlib.figure import Figure
 
 from gan_lab.report.folders import _load, _num, load_run, sweep_jobs
-from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _section, _thumbnail, esc
+from gan_lab.report.markup import (
+    _fig_png,
+    _fmt,
+    _gallery,
+    _img,
+    _note,
+    _num_cell,
+    _page,
+    _section,
+    _sortable,
+    _thumbnail,
+    esc,
+)
 from gan_lab.report.run_page import _largest_n, write_run_report
 
 # The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
@@ -89,21 +102,13 @@ def _leader_row(run: dict, swept: list[str], metrics: list[str]) -> str:
     cells.append(f'<td class="{cls}">{esc(run["status"])}</td>')
     for name in metrics:
         value = run["metrics"].get(name)
-        if value is None:
-            cells.append('<td data-v=""></td>')
-        else:
-            v = _num(value)
-            sort = "" if math.isnan(v) else repr(v).replace("inf", "Infinity")
-            cells.append(f'<td class="num" data-v="{esc(sort)}">{esc(_fmt(value))}</td>')
+        cells.append(_num_cell(_num(value), "" if value is None else _fmt(value)))
     return "<tr>" + "".join(cells) + "</tr>"
 
 
 def _leaderboard(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
     head = ["samples", "job", *swept, "status", *metrics]
-    ths = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in head)
-    rows = "".join(_leader_row(run, swept, metrics) for run in runs)
-    return (f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr>{ths}</tr></thead>'
-            f"<tbody>{rows}</tbody></table></div>")
+    return _sortable("leaderboard", head, [_leader_row(run, swept, metrics) for run in runs])
 
 
 def _sweep_header(path: Path, runs: list[dict], fixed: dict) -> str:
@@ -150,10 +155,7 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     xs = [v for v in values if math.isfinite(v)]
     if not xs:
         return math.nan, math.nan
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return statistics.fmean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else math.nan)
 
 
 def seed_groups(runs: list[dict], swept: list[str]) -> list[tuple[dict, list[dict]]]:
@@ -173,7 +175,6 @@ def _by_configuration(runs: list[dict], swept: list[str], metrics: list[str]) ->
     if all(len(members) < 2 for _, members in groups):
         return ""
     keys = [k for k in swept if k != "seed"]
-    head = "".join(f'<th title="click to sort">{esc(h)}</th>' for h in [*keys, "seeds", *metrics])
     rows = []
     for config, members in groups:
         done = [r for r in members if r["status"] == "finished"]
@@ -182,12 +183,10 @@ def _by_configuration(runs: list[dict], swept: list[str], metrics: list[str]) ->
         for name in metrics:
             mean, se = mean_se([_num(r["metrics"].get(name)) for r in done])
             text = "" if math.isnan(mean) else _fmt(mean) + ("" if math.isnan(se) else f" ± {_fmt(se)}")
-            sort = "" if math.isnan(mean) else repr(mean).replace("inf", "Infinity")
-            cells.append(f'<td class="num" data-v="{esc(sort)}">{esc(text)}</td>')
+            cells.append(_num_cell(mean, text))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _section("By configuration: mean ± s.e. over seeds",
-                    f'<div class="scroll"><table class="sortable" id="by-configuration"><thead><tr>{head}</tr>'
-                    f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
+                    _sortable("by-configuration", [*keys, "seeds", *metrics], rows)
                     + _note("s.e. = s/√n over the finished seeds of each configuration."), "by-configuration")
 
 

@@ -445,12 +445,10 @@ class GAN(L.LightningModule):
             raise ValueError("labels are needed by, and only by, a class-conditional generator")
         was_training = generator.training
         generator.eval()
+        chunks = z.split(batch_size)
+        ys = [None] * len(chunks) if labels is None else [y.to(self.device) for y in labels.split(batch_size)]
         try:
-            if labels is None:
-                parts = [generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
-            else:
-                parts = [generator(chunk.to(self.device), y.to(self.device)).float().cpu()
-                         for chunk, y in zip(z.split(batch_size), labels.split(batch_size))]
+            parts = [self.g_forward(chunk.to(self.device), y, generator).float().cpu() for chunk, y in zip(chunks, ys)]
         finally:
             generator.train(was_training)
         return torch.cat(parts)
