@@ -507,7 +507,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up iterations W before the window (default: per case, "
                    + ", ".join(f"{c.name} {c.warmup}" for c in CASES.values())
                    + "; the graphs side at least 2 × train.log_every)")
-    p.add_argument("--repeats", type=int, default=3, help="runs per side, interleaved; the median is reported")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="runs per side, interleaved; the median is reported (default 5: with 3, one slow run on a "
+                   "shared machine could decide the median)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cpu, plus cuda when available")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="default: 32-true on the CPU, 32-true and bf16-mixed on CUDA")
