@@ -25,6 +25,8 @@ from gan_lab import watchdog
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
+from gan_lab.drs import DRSSettings, LowAcceptance
+from gan_lab.drs import measure as measure_drs
 from gan_lab.measure import default_samples, draw, evaluate_system
 from gan_lab.report import write_report
 from gan_lab.resume import latest_good
@@ -77,6 +79,12 @@ def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: fl
         summary, fake = finalize(cfg, run_dir, system, source, wall, ddp, callbacks, ranks)
         if cfg.eval.at_end:
             summary = _evaluate_at_end(cfg, run_dir, system, source, loggers, fake, summary, ranks)
+        drs = DRSSettings.of(cfg.eval.get("drs"))
+        if drs.enabled and ranks.world == 1:
+            summary = _measure_drs(cfg, run_dir, system, source, loggers, drs)
+        elif drs.enabled and ranks.is_main:  # a device count only known at run time (auto, -1): refused too late
+            log.warning("gan_lab: eval.drs: not measured with %d processes; run python -m gan_lab.evaluate "
+                        "run=%s drs=true", ranks.world, run_dir)
     if watchdog.current() is not None:
         watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
     return summary if ranks.is_main else {}
@@ -170,6 +178,26 @@ def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source
         logger.log_metrics(new, step=system.iteration)
     share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
     log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
+    return summary
+
+
+def _measure_drs(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
+                 drs: DRSSettings) -> dict:
+    """Discriminator rejection sampling of the final G, measured apart (drs/* in metrics.json and every logger)."""
+    n = cfg.eval.samples or default_samples(source.spec)
+    try:
+        new = measure_drs(system, source, run_dir, drs, n, cfg.seed, inception_options(cfg))
+    except LowAcceptance as err:  # an optional measurement: the finished run stays finished, and says why
+        log.warning("gan_lab: eval.drs: not measured: %s", err)
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        summary["drs"] = {"measured": False, "reason": str(err)}
+        write_summary(run_dir, summary)
+        return summary
+    for logger in loggers:
+        logger.log_metrics({k: v for k, v in new.items() if isinstance(v, (int, float))}, step=system.iteration)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    log.info("DRS: %d samples accepted at rate %.3f in %.1f s", n, new["drs/acceptance_rate"],
+             summary["drs"]["seconds"])
     return summary
 
 

@@ -23,6 +23,8 @@ from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
+from gan_lab.drs import DRSSettings
+from gan_lab.drs import check as check_drs
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.features import INCEPTION_CHOICES
@@ -287,6 +289,13 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
     return system
 
 
+def processes(tc: DictConfig) -> int:
+    """The run's process count when the config fixes it (devices an integer or a list, times the nodes), else 1."""
+    devices = tc.get("devices", 1)
+    per_node = len(devices) if isinstance(devices, (list, ListConfig)) else devices if isinstance(devices, int) else 1
+    return max(1, per_node) * max(1, int(tc.get("num_nodes", 1) or 1))
+
+
 def progress_every(t: DictConfig) -> int:
     """Iterations between progress lines: ``train.progress_every``, or (null) about 20 lines a run, on log rows."""
     every = t.get("progress_every")
@@ -377,6 +386,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
+    check_drs(system, int(cfg.tricks.get("pack", 1) or 1), DRSSettings.of(cfg.eval.get("drs")), processes(cfg.trainer))
     if found is not None:
         ckpt, path = found
         system.restore(ckpt)

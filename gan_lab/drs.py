@@ -1,0 +1,217 @@
+"""Discriminator Rejection Sampling (Azadi, Olsson, Darrell, Goodfellow & Odena 2019): G's samples filtered by
+the density ratio its D estimates (docs/science.md, "Discriminator rejection sampling").
+
+For the logistic loss the optimal D's logit is D̃*(x) = log p_data(x)/p_g(x) (Goodfellow 2014, Prop. 1), so
+accepting a sample of G with probability p_data/(M·p_g) = exp(D̃*(x) − D̃*_M), D̃*_M the largest logit, leaves
+exactly p_data: rejection sampling with G as the proposal. The paper's Algorithm 1, as run here:
+
+1. keep training D (a copy: the run's D stays as trained) against the final, frozen sampler G with the logistic
+   loss, whatever loss trained it (only that loss makes the logit a log density ratio), with the run's D
+   optimiser and batch size (``eval.drs.calibration_steps``);
+2. burn-in: D̃_M is the largest logit over ``eval.drs.burn_in`` samples, raised whenever a larger one appears;
+3. each sample x is accepted with probability σ(F(x)),
+   F(x) = D̃(x) − D̃_M − log(1 − exp(D̃(x) − D̃_M − ε)) − γ, ε = 1e-6.
+   With γ = 0, σ(F) = exp(D̃(x) − D̃_M) (up to ε): the exact rule (``eval.drs.gamma_quantile: null``). γ shifts
+   every acceptance log-odds: the paper sets it per batch from a high percentile of F, so that the batch's top
+   samples (by F) are accepted with probability above one half whatever D̃_M is; ``gamma_quantile=q`` sets γ to
+   the q-quantile of F over each batch. That no longer samples p_data exactly: it is more selective where the
+   exact rule accepts nearly everything, less where it rejects nearly everything.
+
+An outlying D̃_M makes the exact rule slow, not wrong: sampling gives up (:class:`LowAcceptance`, the run stays
+finished) after ``eval.drs.max_draws`` draws, by default 1,000 per sample needed for points and 50 for images.
+
+D judges the samples as it did in training: in train mode, a batch of fakes at a time, the raw samples (no
+augmentation or instance noise). The measurement is opt-in (``eval.drs.enabled``) and separate from the run's
+own: its metrics are the same metrics of the accepted samples, under ``drs/`` in metrics.json, with the
+acceptance rate; ``drs_scatter.png`` shows them for 2-D data.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from gan_lab.distributed import Ranks
+from gan_lab.errors import ConfigError, check_int, check_range
+from gan_lab.run_folder import write_summary
+
+EPSILON = 1e-6
+MIN_ACCEPTANCE = 0.02  # below this, sampling stops: n samples would take more than 50·n draws
+DRAWS_PER_SAMPLE = {"image": 50, "points": 1000}  # eval.drs.max_draws=null: draws allowed per sample needed
+
+
+class LowAcceptance(RuntimeError):
+    """DRS accepted too few samples to measure (a D̃_M far above most logits: an undertrained run, or a D that
+    separates G's samples from the data almost perfectly)."""
+
+
+@dataclass(frozen=True)
+class DRSSettings:
+    """``eval.drs.*``."""
+
+    enabled: bool = False
+    calibration_steps: int = 500  # D updates against the frozen final G before sampling (0: D as trained)
+    burn_in: int = 10_000  # samples whose largest logit starts D̃_M
+    batch: int = 1_000  # samples drawn and judged at a time
+    gamma_quantile: float | None = None  # None: γ = 0 (the exact rule); q: γ = the q-quantile of F per batch
+    max_draws: int | None = None  # draws before giving up; None: DRAWS_PER_SAMPLE per sample needed
+
+    @classmethod
+    def of(cls, node: DictConfig | dict | None) -> DRSSettings:
+        """The settings of an ``eval.drs`` node, each checked (a ConfigError names the bad key)."""
+        node = dict(node or {})
+        unknown = sorted(set(node) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"eval.drs.{unknown[0]}", node[unknown[0]],
+                              "one of " + ", ".join(f"eval.drs.{k}" for k in cls.__dataclass_fields__))
+        s = cls(**node)
+        if not isinstance(s.enabled, bool):
+            raise ConfigError("eval.drs.enabled", s.enabled, "true or false")
+        check_int("eval.drs.calibration_steps", s.calibration_steps, 0)
+        check_int("eval.drs.burn_in", s.burn_in, 1)
+        check_int("eval.drs.batch", s.batch, 1)
+        if s.max_draws is not None:
+            check_int("eval.drs.max_draws", s.max_draws, 1)
+        if s.gamma_quantile is not None:
+            check_range("eval.drs.gamma_quantile", s.gamma_quantile, 0.0, 1.0, low_open=True, high_open=True)
+        return s
+
+
+def refusal(system, pack: int = 1) -> str | None:
+    """Why DRS cannot judge ``system``'s samples one by one, or None: it needs one D judging one sample."""
+    from gan_lab.systems.gan import GAN
+
+    if type(system) is not GAN:
+        return f"{type(system).__name__} has no single D judging single samples"
+    if system.conditional != "none":
+        return "a class-conditional D judges (sample, label) pairs"
+    if pack > 1:
+        return f"with tricks.pack={pack} D judges packs of {pack} samples, not one sample"
+    return None
+
+
+def check(system, pack: int, drs: DRSSettings, world: int = 1) -> None:
+    """Refuse, with the key, a run whose samples DRS cannot filter (before any training happens)."""
+    if not drs.enabled:
+        return
+    why = refusal(system, pack)
+    if why:
+        raise ConfigError("eval.drs.enabled", True, "false for this run", f"Discriminator rejection sampling: {why}.")
+    if world > 1:
+        raise ConfigError("eval.drs.enabled", True, f"false with {world} processes",
+                          "DRS measures in one process: run python -m gan_lab.evaluate run=<run folder> drs=true "
+                          "after the run.")
+
+
+def calibrate(system, source, steps: int, batch_size: int, generator: torch.Generator) -> torch.nn.Module:
+    """A copy of D trained ``steps`` more updates with the logistic loss against the frozen sampler G."""
+    critic = copy.deepcopy(system.discriminator).train()
+    critic.requires_grad_(True)
+    if steps == 0:
+        return critic
+    optimizer = system._optimizer_d(critic.parameters())
+    sampler, device = system.sampler, system.device
+    was_training = sampler.training
+    sampler.eval()
+    try:
+        for _ in range(steps):
+            real = source.sample(batch_size, generator).to(device)
+            with torch.no_grad():
+                fake = sampler(system.sample_z(batch_size, generator))
+            loss = F.softplus(-critic(real).float()).mean() + F.softplus(critic(fake).float()).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        sampler.train(was_training)
+    return critic
+
+
+@torch.no_grad()
+def _judged(system, critic, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    fake = system.generate(system.sample_z(n, generator).cpu(), batch_size=n)
+    return fake, critic(fake.to(system.device)).float().reshape(-1).cpu()
+
+
+def acceptance(logits: torch.Tensor, top: float, gamma_quantile: float | None) -> torch.Tensor:
+    """σ(F(x)) for each logit D̃(x) given D̃_M = ``top`` (at least every logit), γ from ``gamma_quantile``."""
+    d = logits.double() - top
+    f = d - torch.log1p(-torch.exp(d - EPSILON))
+    gamma = 0.0 if gamma_quantile is None else float(torch.quantile(f, gamma_quantile))
+    return torch.sigmoid(f - gamma)
+
+
+def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.Generator,
+                     max_draws: int | None = None) -> tuple[torch.Tensor, dict]:
+    """n samples of the sampler G accepted by DRS with ``critic``, and what it took (drawn, acceptance rate,
+    D̃_M). Raises :class:`LowAcceptance` when fewer than n are accepted in ``max_draws`` draws (default: as many
+    as an acceptance rate of ``MIN_ACCEPTANCE`` needs)."""
+    max_draws = max_draws or math.ceil(n / MIN_ACCEPTANCE)
+    _, burn = _judged(system, critic, drs.burn_in, generator)
+    top = float(burn.max())
+    kept, accepted, drawn = [], 0, 0
+    while accepted < n:
+        if drawn >= max_draws:
+            raise LowAcceptance(f"DRS accepted {accepted} of {drawn} samples ({accepted / drawn:.2%}), fewer than the "
+                                f"{n} it needs within {max_draws} draws (eval.drs.max_draws); "
+                                "eval.drs.gamma_quantile (e.g. 0.95) accepts more")
+        fake, logits = _judged(system, critic, drs.batch, generator)
+        drawn += len(logits)
+        top = max(top, float(logits.max()))
+        keep = torch.rand(len(logits), generator=generator, dtype=torch.float64) < acceptance(
+            logits, top, drs.gamma_quantile)
+        kept.append(fake[keep])
+        accepted += int(keep.sum())
+    return torch.cat(kept)[:n], {"drawn": drawn, "acceptance_rate": accepted / drawn, "max_logit": top}
+
+
+def measure(system, source, run_dir: Path, drs: DRSSettings, n: int, seed: int = 0,
+            inception_options: dict | None = None) -> dict:
+    """DRS's samples of ``system`` measured like the run's own (the same metrics, under ``drs/``), added to
+    ``run_dir/metrics.json``; returns the new metrics. Raises :class:`LowAcceptance` (nothing written) when DRS
+    accepts too few samples."""
+    from gan_lab.measure import feature_metrics, point_metrics, shared_features
+    from gan_lab.metrics.features import image_metric_suites
+    from gan_lab.viz import points_picture, save_png
+
+    started = time.perf_counter()
+    g = torch.Generator().manual_seed(seed + 4242)
+    batch = (system.run_config or {}).get("train", {}).get("batch_size", 64)
+    critic = calibrate(system, source, drs.calibration_steps, batch, g)
+    spec = source.spec
+    max_draws = drs.max_draws or n * DRAWS_PER_SAMPLE["image" if spec.is_image else "points"]
+    fake, stats = rejection_sample(system, critic, n, drs, g, max_draws)
+    if spec.is_image:
+        suites = image_metric_suites(source, seed=seed, **(inception_options or {}))
+        results, protocols = feature_metrics(suites, shared_features(suites, fake, Ranks()))
+    else:
+        results, protocols = point_metrics(fake, source, g)
+        if spec.shape == (2,):
+            save_png(points_picture(fake, source.sample(n, g), f"{spec.name}: {n} real vs DRS-accepted",
+                                    getattr(source, "centers", None)), run_dir / "drs_scatter.png")
+    gamma = ("γ = 0 (exact rule)" if drs.gamma_quantile is None
+             else f"γ = the {drs.gamma_quantile} quantile of F per batch")
+    metrics = {f"drs/{k}": v for k, v in results.items()}
+    metrics["drs/acceptance_rate"] = stats["acceptance_rate"]
+    protocol = (f"Discriminator rejection sampling (Azadi 2019): D trained {drs.calibration_steps} more updates "
+                f"against the final G (logistic loss), burn-in {drs.burn_in}, {gamma}; {n} accepted of "
+                f"{stats['drawn']} drawn")
+    protocols = {f"drs/{k}": f"{v}; samples: {protocol}" for k, v in protocols.items()}
+    protocols["drs/acceptance_rate"] = protocol
+    path = run_dir / "metrics.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
+    summary.setdefault("metrics", {}).update(metrics)
+    summary.setdefault("protocols", {}).update(protocols)
+    summary["drs"] = {"measured": True, "samples": n, "drawn": stats["drawn"],
+                      "seconds": round(time.perf_counter() - started, 2),
+                      "calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
+    write_summary(run_dir, summary)
+    return metrics
