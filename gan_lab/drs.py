@@ -7,7 +7,8 @@ exactly p_data: rejection sampling with G as the proposal. The paper's Algorithm
 
 1. keep training D (a copy: the run's D stays as trained) against the final, frozen sampler G with the logistic
    loss, whatever loss trained it (only that loss makes the logit a log density ratio), with the run's D
-   optimiser and batch size (``eval.drs.calibration_steps``);
+   optimiser as configured (a fresh one at its initial learning rate, whatever schedule the run had) and its
+   batch size (``eval.drs.calibration_steps``);
 2. burn-in: D̃_M is the largest logit over ``eval.drs.burn_in`` samples, raised whenever a larger one appears;
 3. each sample x is accepted with probability σ(F(x)),
    F(x) = D̃(x) − D̃_M − log(1 − exp(D̃(x) − D̃_M − ε)) − γ, ε = 1e-6.
@@ -20,10 +21,10 @@ exactly p_data: rejection sampling with G as the proposal. The paper's Algorithm
 An outlying D̃_M makes the exact rule slow, not wrong: sampling gives up (:class:`LowAcceptance`, the run stays
 finished) after ``eval.drs.max_draws`` draws, by default 1,000 per sample needed for points and 50 for images.
 
-D judges the samples as it did in training: in train mode, a batch of fakes at a time, the raw samples (no
-augmentation or instance noise). The measurement is opt-in (``eval.drs.enabled``) and separate from the run's
-own: its metrics are the same metrics of the accepted samples, under ``drs/`` in metrics.json, with the
-acceptance rate; ``drs_scatter.png`` shows them for 2-D data.
+D judges the samples as it did in training: in train mode, fakes in batches of the run's batch size, the raw
+samples (no augmentation or instance noise). The measurement is opt-in (``eval.drs.enabled``) and separate from
+the run's own: its metrics are the same metrics of the accepted samples, under ``drs/`` in metrics.json, with
+the acceptance rate; ``drs_scatter.png`` shows them for 2-D data.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def refusal(system, pack: int = 1) -> str | None:
         return "a class-conditional D judges (sample, label) pairs"
     if pack > 1:
         return f"with tricks.pack={pack} D judges packs of {pack} samples, not one sample"
+    from gan_lab.nets.minibatch import MinibatchDiscriminator
+
+    if any(isinstance(m, MinibatchDiscriminator) for m in system.discriminator.modules()):
+        return "with tricks.minibatch_discrimination D's logit of a sample depends on the rest of its batch"
     return None
 
 
@@ -136,9 +141,12 @@ def calibrate(system, source, steps: int, batch_size: int, generator: torch.Gene
 
 
 @torch.no_grad()
-def _judged(system, critic, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    fake = system.generate(system.sample_z(n, generator).cpu(), batch_size=n)
-    return fake, critic(fake.to(system.device)).float().reshape(-1).cpu()
+def _judged(system, critic, n: int, generator: torch.Generator, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples of the sampler G and D's logits of them, judged ``chunk`` at a time (the run's batch size: a
+    batch-norm D in train mode sees batches of fakes the size it saw in training)."""
+    fake = system.generate(system.sample_z(n, generator).cpu(), batch_size=chunk)
+    logits = [critic(part.to(system.device)).float().reshape(-1).cpu() for part in fake.split(chunk)]
+    return fake, torch.cat(logits)
 
 
 def acceptance(logits: torch.Tensor, top: float, gamma_quantile: float | None) -> torch.Tensor:
@@ -150,12 +158,12 @@ def acceptance(logits: torch.Tensor, top: float, gamma_quantile: float | None) -
 
 
 def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.Generator,
-                     max_draws: int | None = None) -> tuple[torch.Tensor, dict]:
+                     max_draws: int | None = None, chunk: int = 512) -> tuple[torch.Tensor, dict]:
     """n samples of the sampler G accepted by DRS with ``critic``, and what it took (drawn, acceptance rate,
     D̃_M). Raises :class:`LowAcceptance` when fewer than n are accepted in ``max_draws`` draws (default: as many
-    as an acceptance rate of ``MIN_ACCEPTANCE`` needs)."""
+    as an acceptance rate of ``MIN_ACCEPTANCE`` needs). D judges ``chunk`` samples at a time."""
     max_draws = max_draws or math.ceil(n / MIN_ACCEPTANCE)
-    _, burn = _judged(system, critic, drs.burn_in, generator)
+    _, burn = _judged(system, critic, drs.burn_in, generator, chunk)
     top = float(burn.max())
     kept, accepted, drawn = [], 0, 0
     while accepted < n:
@@ -163,7 +171,7 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
             raise LowAcceptance(f"DRS accepted {accepted} of {drawn} samples ({accepted / drawn:.2%}), fewer than the "
                                 f"{n} it needs within {max_draws} draws (eval.drs.max_draws); "
                                 "eval.drs.gamma_quantile (e.g. 0.95) accepts more")
-        fake, logits = _judged(system, critic, drs.batch, generator)
+        fake, logits = _judged(system, critic, drs.batch, generator, chunk)
         drawn += len(logits)
         top = max(top, float(logits.max()))
         keep = torch.rand(len(logits), generator=generator, dtype=torch.float64) < acceptance(
@@ -188,7 +196,7 @@ def measure(system, source, run_dir: Path, drs: DRSSettings, n: int, seed: int =
     critic = calibrate(system, source, drs.calibration_steps, batch, g)
     spec = source.spec
     max_draws = drs.max_draws or n * DRAWS_PER_SAMPLE["image" if spec.is_image else "points"]
-    fake, stats = rejection_sample(system, critic, n, drs, g, max_draws)
+    fake, stats = rejection_sample(system, critic, n, drs, g, max_draws, batch)
     if spec.is_image:
         suites = image_metric_suites(source, seed=seed, **(inception_options or {}))
         results, protocols = feature_metrics(suites, shared_features(suites, fake, Ranks()))

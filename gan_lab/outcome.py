@@ -82,9 +82,9 @@ def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: fl
         drs = DRSSettings.of(cfg.eval.get("drs"))
         if drs.enabled and ranks.world == 1:
             summary = _measure_drs(cfg, run_dir, system, source, loggers, drs)
-        elif drs.enabled and ranks.is_main:  # a device count only known at run time (auto, -1): refused too late
-            log.warning("gan_lab: eval.drs: not measured with %d processes; run python -m gan_lab.evaluate "
-                        "run=%s drs=true", ranks.world, run_dir)
+        elif drs.enabled and ranks.is_main:  # a device count only known at run time: refused too late
+            summary = _drs_not_measured(run_dir, f"not measured with {ranks.world} processes; run python -m "
+                                                 f"gan_lab.evaluate run={run_dir} drs=true")
     if watchdog.current() is not None:
         watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
     return summary if ranks.is_main else {}
@@ -187,17 +187,22 @@ def _measure_drs(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, lo
     n = cfg.eval.samples or default_samples(source.spec)
     try:
         new = measure_drs(system, source, run_dir, drs, n, cfg.seed, inception_options(cfg))
-    except LowAcceptance as err:  # an optional measurement: the finished run stays finished, and says why
-        log.warning("gan_lab: eval.drs: not measured: %s", err)
-        summary = json.loads((run_dir / "metrics.json").read_text())
-        summary["drs"] = {"measured": False, "reason": str(err)}
-        write_summary(run_dir, summary)
-        return summary
+    except Exception as err:  # an optional measurement after the run: the finished run stays finished, says why
+        reason = str(err) if isinstance(err, LowAcceptance) else f"{type(err).__name__}: {err}"
+        return _drs_not_measured(run_dir, reason)
     for logger in loggers:
         logger.log_metrics({k: v for k, v in new.items() if isinstance(v, (int, float))}, step=system.iteration)
     summary = json.loads((run_dir / "metrics.json").read_text())
     log.info("DRS: %d samples accepted at rate %.3f in %.1f s", n, new["drs/acceptance_rate"],
              summary["drs"]["seconds"])
+    return summary
+
+
+def _drs_not_measured(run_dir: Path, reason: str) -> dict:
+    log.warning("gan_lab: eval.drs: %s", reason)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    summary["drs"] = {"measured": False, "reason": reason}
+    write_summary(run_dir, summary)
     return summary
 
 

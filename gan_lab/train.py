@@ -290,9 +290,15 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
 
 
 def processes(tc: DictConfig) -> int:
-    """The run's process count when the config fixes it (devices an integer or a list, times the nodes), else 1."""
+    """The run's process count: devices (an integer, a list, or -1/auto: every visible GPU on a GPU accelerator,
+    one process on a CPU) times the nodes."""
     devices = tc.get("devices", 1)
-    per_node = len(devices) if isinstance(devices, (list, ListConfig)) else devices if isinstance(devices, int) else 1
+    if isinstance(devices, (list, ListConfig)):
+        per_node = len(devices)
+    elif devices in (-1, "auto"):
+        per_node = torch.cuda.device_count() if str(tc.get("accelerator", "cpu")) in ("gpu", "cuda") else 1
+    else:
+        per_node = devices if isinstance(devices, int) else 1
     return max(1, per_node) * max(1, int(tc.get("num_nodes", 1) or 1))
 
 

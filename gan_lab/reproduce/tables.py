@@ -115,7 +115,9 @@ _add(Table(
     quick=("train.iterations=800", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="20 runs of 800 iterations: about 10 minutes on 2 CPU cores",
-    notes="ALI's row is not reproduced (the lab has no encoder). PacGAN-m: 100 packs of m samples per minibatch.",
+    notes="ALI's row is not reproduced (the lab has no encoder). PacGAN-m: 100 packs of m samples per minibatch. "
+          "The best rows' drs/ cells count the runs whose Discriminator Rejection Sampling measured (n says how "
+          "many; a run where it gave up says why in its metrics.json).",
 ))
 
 _add(Table(
@@ -133,7 +135,9 @@ _add(Table(
     quick_seeds=2,
     quick_cost="12 runs of 1,500 iterations: about 10 minutes on 2 CPU cores",
     notes="VEEGAN's ring has radius 2 and std 0.02 (the lab's: 1 and 0.01, the same ratio); VEEGAN gives no errors, "
-          "so agreement uses the lab's standard error alone.",
+          "so agreement uses the lab's standard error alone. The best rows' drs/ cells count the runs whose "
+          "Discriminator Rejection Sampling measured (n says how many; a run where it gave up says why in its "
+          "metrics.json).",
 ))
 
 _add(Table(
