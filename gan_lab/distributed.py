@@ -20,8 +20,22 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
+from omegaconf import ListConfig
 
 from gan_lab import watchdog
+
+
+def processes(tc) -> int:
+    """The run's process count: devices (an integer, a list, or -1/auto: every visible GPU on a GPU accelerator,
+    one process on a CPU) times the nodes."""
+    devices = tc.get("devices", 1)
+    if isinstance(devices, (list, ListConfig)):
+        per_node = len(devices)
+    elif devices in (-1, "auto"):
+        per_node = torch.cuda.device_count() if str(tc.get("accelerator", "cpu")) in ("gpu", "cuda") else 1
+    else:
+        per_node = devices if isinstance(devices, int) else 1
+    return max(1, per_node) * max(1, int(tc.get("num_nodes", 1) or 1))
 
 
 def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int, timeout_minutes: float | None = None):

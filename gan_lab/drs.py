@@ -30,7 +30,6 @@ the acceptance rate; ``drs_scatter.png`` shows them for 2-D data.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from omegaconf import DictConfig
 
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError, check_int, check_range
-from gan_lab.run_folder import write_summary
+from gan_lab.measure import feature_metrics, merge_summary, point_metrics, shared_features
 
 EPSILON = 1e-6
 MIN_ACCEPTANCE = 0.02  # below this, sampling stops: n samples would take more than 50·n draws
@@ -86,10 +85,11 @@ class DRSSettings:
         return s
 
 
-def refusal(system, pack: int = 1) -> str | None:
+def refusal(system) -> str | None:
     """Why DRS cannot judge ``system``'s samples one by one, or None: it needs one D judging one sample."""
     from gan_lab.systems.gan import GAN
 
+    pack = system.tricks.pack
     if type(system) is not GAN:
         return f"{type(system).__name__} has no single D judging single samples"
     if system.conditional != "none":
@@ -103,11 +103,11 @@ def refusal(system, pack: int = 1) -> str | None:
     return None
 
 
-def check(system, pack: int, drs: DRSSettings, world: int = 1) -> None:
+def check(system, drs: DRSSettings, world: int = 1) -> None:
     """Refuse, with the key, a run whose samples DRS cannot filter (before any training happens)."""
     if not drs.enabled:
         return
-    why = refusal(system, pack)
+    why = refusal(system)
     if why:
         raise ConfigError("eval.drs.enabled", True, "false for this run", f"Discriminator rejection sampling: {why}.")
     if world > 1:
@@ -183,10 +183,9 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
 
 def measure(system, source, run_dir: Path, drs: DRSSettings, n: int, seed: int = 0,
             inception_options: dict | None = None) -> dict:
-    """DRS's samples of ``system`` measured like the run's own (the same metrics, under ``drs/``), added to
-    ``run_dir/metrics.json``; returns the new metrics. Raises :class:`LowAcceptance` (nothing written) when DRS
-    accepts too few samples."""
-    from gan_lab.measure import feature_metrics, point_metrics, shared_features
+    """DRS's samples of ``system`` measured like the run's own (the same metrics, under ``drs/``, replacing any
+    earlier ones), added to ``run_dir/metrics.json``; returns what it wrote. Raises :class:`LowAcceptance`
+    (nothing written) when DRS accepts too few samples."""
     from gan_lab.metrics.features import image_metric_suites
     from gan_lab.viz import points_picture, save_png
 
@@ -214,12 +213,13 @@ def measure(system, source, run_dir: Path, drs: DRSSettings, n: int, seed: int =
                 f"{stats['drawn']} drawn")
     protocols = {f"drs/{k}": f"{v}; samples: {protocol}" for k, v in protocols.items()}
     protocols["drs/acceptance_rate"] = protocol
-    path = run_dir / "metrics.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
-    summary.setdefault("metrics", {}).update(metrics)
-    summary.setdefault("protocols", {}).update(protocols)
-    summary["drs"] = {"measured": True, "samples": n, "drawn": stats["drawn"],
-                      "seconds": round(time.perf_counter() - started, 2),
-                      "calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
-    write_summary(run_dir, summary)
-    return metrics
+    block = {"measured": True, "samples": n, "drawn": stats["drawn"],
+             "seconds": round(time.perf_counter() - started, 2),
+             "calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
+    return merge_summary(run_dir, metrics, protocols, drop_prefix="drs/", drs=block)
+
+
+def not_measured(run_dir: Path, reason: str) -> dict:
+    """Record in ``run_dir/metrics.json`` why DRS measured nothing (any earlier drs/ metrics go: they are not
+    this measurement's); returns what it wrote."""
+    return merge_summary(run_dir, {}, {}, drop_prefix="drs/", drs={"measured": False, "reason": reason})

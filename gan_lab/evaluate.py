@@ -6,13 +6,11 @@ applies (:mod:`gan_lab.measure`), added to the run's metrics.json (from the EMA 
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from gan_lab import drs as rejection
 from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
-from gan_lab.run_folder import write_summary
 from gan_lab.runs import load_run, run_command
 
 ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str, "drs": bool}
@@ -27,20 +25,17 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
     settings = None
     if drs:
         settings = replace(rejection.DRSSettings.of(loaded.cfg.eval.get("drs")), enabled=True)
-        rejection.check(loaded.system, int(loaded.cfg.tricks.get("pack", 1) or 1), settings)
+        rejection.check(loaded.system, settings)
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
                               inception_weights=inception_weights)
     if settings is not None:
         options = {"inception": inception, "inception_weights": inception_weights}
         try:
-            rejection.measure(loaded.system, loaded.source, loaded.run_dir, settings,
-                              n or default_samples(loaded.source.spec), seed, options)
-        except rejection.LowAcceptance as err:  # recorded, so no earlier drs/ block is read as this one's
-            summary = json.loads((loaded.run_dir / "metrics.json").read_text())
-            summary["drs"] = {"measured": False, "reason": str(err)}
-            write_summary(loaded.run_dir, summary)
+            summary = rejection.measure(loaded.system, loaded.source, loaded.run_dir, settings,
+                                        n or default_samples(loaded.source.spec), seed, options)
+        except rejection.LowAcceptance as err:  # recorded, so no earlier drs/ numbers are read as this one's
+            rejection.not_measured(loaded.run_dir, str(err))
             raise ConfigError("drs", True, "false for this run", str(err)) from None
-        summary = json.loads((loaded.run_dir / "metrics.json").read_text())
     return summary
 
 

@@ -256,14 +256,26 @@ def _measure(run_dir: Path, source, fake: torch.Tensor, g: torch.Generator, suit
     return _store(run_dir, results, protocols, fake.shape[0], time.perf_counter() - started, per_class)
 
 
-def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float,
-           per_class: dict | None = None) -> dict:
+def merge_summary(run_dir: Path, results: dict, protocols: dict, per_class: dict | None = None,
+                  drop_prefix: str | None = None, **blocks) -> dict:
+    """metrics.json with ``results`` and their ``protocols`` added (after dropping every metric and protocol
+    named ``drop_prefix``…, when given), ``per_class`` merged into its per-class values, and each of ``blocks``
+    set as a top-level entry; written, and returned."""
     path = run_dir / "metrics.json"
     summary = json.loads(path.read_text()) if path.is_file() else {"metrics": {}, "protocols": {}}
-    summary.setdefault("metrics", {}).update(results)
-    summary.setdefault("protocols", {}).update(protocols)
+    for key, new in (("metrics", results), ("protocols", protocols)):
+        part = summary.setdefault(key, {})
+        for name in [k for k in part if drop_prefix and k.startswith(drop_prefix)]:
+            del part[name]
+        part.update(new)
     if per_class:  # class-conditional runs: each metric's value per class, class 0 first
         summary.setdefault("per_class", {}).update(per_class)
-    summary["evaluation"] = {"samples": n, "seconds": round(seconds, 2)}
+    summary.update(blocks)
     write_summary(run_dir, summary)
     return summary
+
+
+def _store(run_dir: Path, results: dict, protocols: dict, n: int, seconds: float,
+           per_class: dict | None = None) -> dict:
+    return merge_summary(run_dir, results, protocols, per_class,
+                         evaluation={"samples": n, "seconds": round(seconds, 2)})

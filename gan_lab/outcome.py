@@ -25,7 +25,7 @@ from gan_lab import watchdog
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
-from gan_lab.drs import DRSSettings, LowAcceptance
+from gan_lab.drs import DRSSettings, LowAcceptance, not_measured
 from gan_lab.drs import measure as measure_drs
 from gan_lab.measure import default_samples, draw, evaluate_system
 from gan_lab.report import write_report
@@ -186,13 +186,13 @@ def _measure_drs(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, lo
     """Discriminator rejection sampling of the final G, measured apart (drs/* in metrics.json and every logger)."""
     n = cfg.eval.samples or default_samples(source.spec)
     try:
-        new = measure_drs(system, source, run_dir, drs, n, cfg.seed, inception_options(cfg))
+        summary = measure_drs(system, source, run_dir, drs, n, cfg.seed, inception_options(cfg))
     except Exception as err:  # an optional measurement after the run: the finished run stays finished, says why
         reason = str(err) if isinstance(err, LowAcceptance) else f"{type(err).__name__}: {err}"
         return _drs_not_measured(run_dir, reason)
+    new = {k: v for k, v in summary["metrics"].items() if k.startswith("drs/") and isinstance(v, (int, float))}
     for logger in loggers:
-        logger.log_metrics({k: v for k, v in new.items() if isinstance(v, (int, float))}, step=system.iteration)
-    summary = json.loads((run_dir / "metrics.json").read_text())
+        logger.log_metrics(new, step=system.iteration)
     log.info("DRS: %d samples accepted at rate %.3f in %.1f s", n, new["drs/acceptance_rate"],
              summary["drs"]["seconds"])
     return summary
@@ -200,10 +200,7 @@ def _measure_drs(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, lo
 
 def _drs_not_measured(run_dir: Path, reason: str) -> dict:
     log.warning("gan_lab: eval.drs: %s", reason)
-    summary = json.loads((run_dir / "metrics.json").read_text())
-    summary["drs"] = {"measured": False, "reason": reason}
-    write_summary(run_dir, summary)
-    return summary
+    return not_measured(run_dir, reason)
 
 
 def inception_options(cfg: DictConfig) -> dict[str, Any]:

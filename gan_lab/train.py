@@ -22,7 +22,7 @@ from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, Progres
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
-from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, resolve_strategy
+from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, processes, resolve_strategy
 from gan_lab.drs import DRSSettings
 from gan_lab.drs import check as check_drs
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
@@ -289,19 +289,6 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
     return system
 
 
-def processes(tc: DictConfig) -> int:
-    """The run's process count: devices (an integer, a list, or -1/auto: every visible GPU on a GPU accelerator,
-    one process on a CPU) times the nodes."""
-    devices = tc.get("devices", 1)
-    if isinstance(devices, (list, ListConfig)):
-        per_node = len(devices)
-    elif devices in (-1, "auto"):
-        per_node = torch.cuda.device_count() if str(tc.get("accelerator", "cpu")) in ("gpu", "cuda") else 1
-    else:
-        per_node = devices if isinstance(devices, int) else 1
-    return max(1, per_node) * max(1, int(tc.get("num_nodes", 1) or 1))
-
-
 def progress_every(t: DictConfig) -> int:
     """Iterations between progress lines: ``train.progress_every``, or (null) about 20 lines a run, on log rows."""
     every = t.get("progress_every")
@@ -392,7 +379,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
-    check_drs(system, int(cfg.tricks.get("pack", 1) or 1), DRSSettings.of(cfg.eval.get("drs")), processes(cfg.trainer))
+    check_drs(system, DRSSettings.of(cfg.eval.get("drs")), processes(cfg.trainer))
     if found is not None:
         ckpt, path = found
         system.restore(ckpt)

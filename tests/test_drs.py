@@ -103,7 +103,7 @@ def test_a_run_whose_drs_fails_still_finishes_and_says_why(tmp_path, monkeypatch
 def test_the_process_count_drs_refuses_on(trainer, count):
     from omegaconf import OmegaConf
 
-    from gan_lab.train import processes
+    from gan_lab.distributed import processes
 
     assert processes(OmegaConf.create(trainer)) == count
 
@@ -117,7 +117,7 @@ def test_calibration_trains_a_copy_of_d_and_leaves_the_run_alone():
     assert any(not torch.equal(b, p) for b, p in zip(before, critic.parameters()))
 
 
-def test_a_ring_run_measures_drs_apart_from_its_own_samples(tmp_path):
+def test_a_ring_run_measures_drs_apart_from_its_own_samples(tmp_path, monkeypatch):
     cfg = compose_cfg("model=mlp", "dataset=ring", "model.hidden=[32,32]", "train.iterations=40", *EVAL_ON,
                       "train.sample_every=20", "train.checkpoint_every=20", "eval.drs.enabled=true",
                       "eval.drs.calibration_steps=30", "eval.drs.burn_in=2000")
@@ -135,6 +135,13 @@ def test_a_ring_run_measures_drs_apart_from_its_own_samples(tmp_path):
     assert {k: again[k] for k in own} == own
     assert again["drs/toy/high_quality_pct"] == metrics["drs/toy/high_quality_pct"]
     assert json.loads((tmp_path / "metrics.json").read_text())["drs"]["calibration_steps"] == 30
+    # a later measurement that fails takes the earlier drs/ numbers away with it: none is read as its own
+    monkeypatch.setattr(drs, "acceptance", lambda logits, top, q: torch.zeros(len(logits)))
+    with pytest.raises(ConfigError, match="accepted"):
+        evaluate(str(tmp_path), n=200, drs=True)
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    assert stored["drs"]["measured"] is False and {k: stored["metrics"][k] for k in own} == own
+    assert not any(k.startswith("drs/") for k in (*stored["metrics"], *stored["protocols"]))
 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [
