@@ -23,7 +23,7 @@ finished) after ``eval.drs.max_draws`` draws, by default 1,000 per sample needed
 
 D judges the samples as it did in training: in train mode, fakes in batches of the run's batch size, the raw
 samples (no augmentation or instance noise). The measurement is opt-in (``eval.drs.enabled``) and separate from
-the run's own: its metrics are the same metrics of the accepted samples, under ``drs/`` in metrics.json, with
+the run's own (gan_lab/filters.py): the same metrics of the accepted samples, under ``drs/`` in metrics.json, with
 the acceptance rate; ``drs_scatter.png`` shows them for 2-D data.
 """
 
@@ -31,17 +31,16 @@ from __future__ import annotations
 
 import copy
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from gan_lab.distributed import Ranks
-from gan_lab.errors import ConfigError, check_int, check_range
-from gan_lab.measure import feature_metrics, merge_summary, point_metrics, shared_features
+from gan_lab.errors import ConfigError, check_int, check_range, known_keys
+
+Proposal = Callable[[int, torch.Generator], torch.Tensor]  # draw(n, generator): n samples, on the CPU
 
 EPSILON = 1e-6
 MIN_ACCEPTANCE = 0.02  # below this, sampling stops: n samples would take more than 50·n draws
@@ -67,12 +66,7 @@ class DRSSettings:
     @classmethod
     def of(cls, node: DictConfig | dict | None) -> DRSSettings:
         """The settings of an ``eval.drs`` node, each checked (a ConfigError names the bad key)."""
-        node = dict(node or {})
-        unknown = sorted(set(node) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"eval.drs.{unknown[0]}", node[unknown[0]],
-                              "one of " + ", ".join(f"eval.drs.{k}" for k in cls.__dataclass_fields__))
-        s = cls(**node)
+        s = cls(**known_keys("eval.drs", node, cls))
         if not isinstance(s.enabled, bool):
             raise ConfigError("eval.drs.enabled", s.enabled, "true or false")
         check_int("eval.drs.calibration_steps", s.calibration_steps, 0)
@@ -103,17 +97,11 @@ def refusal(system) -> str | None:
     return None
 
 
-def check(system, drs: DRSSettings, world: int = 1) -> None:
+def check(system, drs: DRSSettings) -> None:
     """Refuse, with the key, a run whose samples DRS cannot filter (before any training happens)."""
-    if not drs.enabled:
-        return
-    why = refusal(system)
+    why = refusal(system) if drs.enabled else None
     if why:
         raise ConfigError("eval.drs.enabled", True, "false for this run", f"Discriminator rejection sampling: {why}.")
-    if world > 1:
-        raise ConfigError("eval.drs.enabled", True, f"false with {world} processes",
-                          "DRS measures in one process: run python -m gan_lab.evaluate run=<run folder> drs=true "
-                          "after the run.")
 
 
 def calibrate(system, source, steps: int, batch_size: int, generator: torch.Generator) -> torch.nn.Module:
@@ -140,11 +128,17 @@ def calibrate(system, source, steps: int, batch_size: int, generator: torch.Gene
     return critic
 
 
+def own_samples(system, chunk: int = 512) -> Proposal:
+    """G's own samples as DRS's proposal: ``draw(n, generator)``."""
+    return lambda n, generator: system.generate(system.sample_z(n, generator).cpu(), batch_size=chunk)
+
+
 @torch.no_grad()
-def _judged(system, critic, n: int, generator: torch.Generator, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n samples of the sampler G and D's logits of them, judged ``chunk`` at a time (the run's batch size: a
+def _judged(system, critic, draw: Proposal, n: int, generator: torch.Generator,
+            chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples of the proposal and D's logits of them, judged ``chunk`` at a time (the run's batch size: a
     batch-norm D in train mode sees batches of fakes the size it saw in training)."""
-    fake = system.generate(system.sample_z(n, generator).cpu(), batch_size=chunk)
+    fake = draw(n, generator)
     logits = [critic(part.to(system.device)).float().reshape(-1).cpu() for part in fake.split(chunk)]
     return fake, torch.cat(logits)
 
@@ -158,12 +152,15 @@ def acceptance(logits: torch.Tensor, top: float, gamma_quantile: float | None) -
 
 
 def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.Generator,
-                     max_draws: int | None = None, chunk: int = 512) -> tuple[torch.Tensor, dict]:
-    """n samples of the sampler G accepted by DRS with ``critic``, and what it took (drawn, acceptance rate,
-    D̃_M). Raises :class:`LowAcceptance` when fewer than n are accepted in ``max_draws`` draws (default: as many
-    as an acceptance rate of ``MIN_ACCEPTANCE`` needs). D judges ``chunk`` samples at a time."""
+                     max_draws: int | None = None, chunk: int = 512,
+                     draw: Proposal | None = None) -> tuple[torch.Tensor, dict]:
+    """n samples of the proposal (``draw``; default G's own samples) accepted by DRS with ``critic``, and what it
+    took (drawn, acceptance rate, D̃_M). Raises :class:`LowAcceptance` when fewer than n are accepted in
+    ``max_draws`` draws (default: as many as an acceptance rate of ``MIN_ACCEPTANCE`` needs). D judges ``chunk``
+    samples at a time."""
     max_draws = max_draws or math.ceil(n / MIN_ACCEPTANCE)
-    _, burn = _judged(system, critic, drs.burn_in, generator, chunk)
+    draw = draw or own_samples(system, chunk)
+    _, burn = _judged(system, critic, draw, drs.burn_in, generator, chunk)
     top = float(burn.max())
     kept, accepted, drawn = [], 0, 0
     while accepted < n:
@@ -171,7 +168,7 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
             raise LowAcceptance(f"DRS accepted {accepted} of {drawn} samples ({accepted / drawn:.2%}), fewer than the "
                                 f"{n} it needs within {max_draws} draws (eval.drs.max_draws); "
                                 "eval.drs.gamma_quantile (e.g. 0.95) accepts more")
-        fake, logits = _judged(system, critic, drs.batch, generator, chunk)
+        fake, logits = _judged(system, critic, draw, drs.batch, generator, chunk)
         drawn += len(logits)
         top = max(top, float(logits.max()))
         keep = torch.rand(len(logits), generator=generator, dtype=torch.float64) < acceptance(
@@ -181,45 +178,17 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
     return torch.cat(kept)[:n], {"drawn": drawn, "acceptance_rate": accepted / drawn, "max_logit": top}
 
 
-def measure(system, source, run_dir: Path, drs: DRSSettings, n: int, seed: int = 0,
-            inception_options: dict | None = None) -> dict:
-    """DRS's samples of ``system`` measured like the run's own (the same metrics, under ``drs/``, replacing any
-    earlier ones), added to ``run_dir/metrics.json``; returns what it wrote. Raises :class:`LowAcceptance`
-    (nothing written) when DRS accepts too few samples."""
-    from gan_lab.metrics.features import image_metric_suites
-    from gan_lab.viz import points_picture, save_png
-
-    started = time.perf_counter()
-    g = torch.Generator().manual_seed(seed + 4242)
-    batch = (system.run_config or {}).get("train", {}).get("batch_size", 64)
-    critic = calibrate(system, source, drs.calibration_steps, batch, g)
-    spec = source.spec
-    max_draws = drs.max_draws or n * DRAWS_PER_SAMPLE["image" if spec.is_image else "points"]
-    fake, stats = rejection_sample(system, critic, n, drs, g, max_draws, batch)
-    if spec.is_image:
-        suites = image_metric_suites(source, seed=seed, **(inception_options or {}))
-        results, protocols = feature_metrics(suites, shared_features(suites, fake, Ranks()))
-    else:
-        results, protocols = point_metrics(fake, source, g)
-        if spec.shape == (2,):
-            save_png(points_picture(fake, source.sample(n, g), f"{spec.name}: {n} real vs DRS-accepted",
-                                    getattr(source, "centers", None)), run_dir / "drs_scatter.png")
+def select(system, source, drs: DRSSettings, n: int, generator: torch.Generator, batch: int,
+           draw: Proposal | None = None) -> tuple[torch.Tensor, dict, str]:
+    """n samples DRS accepts (from ``draw``, default G's own), what it took, and the protocol in words: a copy of
+    D calibrated against G, then rejection sampling. Raises :class:`LowAcceptance` when too few are accepted."""
+    critic = calibrate(system, source, drs.calibration_steps, batch, generator)
+    max_draws = drs.max_draws or n * DRAWS_PER_SAMPLE["image" if source.spec.is_image else "points"]
+    fake, stats = rejection_sample(system, critic, n, drs, generator, max_draws, batch, draw)
     gamma = ("γ = 0 (exact rule)" if drs.gamma_quantile is None
              else f"γ = the {drs.gamma_quantile} quantile of F per batch")
-    metrics = {f"drs/{k}": v for k, v in results.items()}
-    metrics["drs/acceptance_rate"] = stats["acceptance_rate"]
     protocol = (f"Discriminator rejection sampling (Azadi 2019): D trained {drs.calibration_steps} more updates "
                 f"against the final G (logistic loss), burn-in {drs.burn_in}, {gamma}; {n} accepted of "
                 f"{stats['drawn']} drawn")
-    protocols = {f"drs/{k}": f"{v}; samples: {protocol}" for k, v in protocols.items()}
-    protocols["drs/acceptance_rate"] = protocol
-    block = {"measured": True, "samples": n, "drawn": stats["drawn"],
-             "seconds": round(time.perf_counter() - started, 2),
-             "calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
-    return merge_summary(run_dir, metrics, protocols, drop_prefix="drs/", drs=block)
-
-
-def not_measured(run_dir: Path, reason: str) -> dict:
-    """Record in ``run_dir/metrics.json`` why DRS measured nothing (any earlier drs/ metrics go: they are not
-    this measurement's); returns what it wrote."""
-    return merge_summary(run_dir, {}, {}, drop_prefix="drs/", drs={"measured": False, "reason": reason})
+    block = {"calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
+    return fake, {**stats, "block": block}, protocol

@@ -47,6 +47,17 @@ def check_int(key: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def known_keys(prefix: str, node: Any, settings: type) -> dict:
+    """``node`` as a dict, after refusing any key that ``settings`` (a dataclass) lacks, naming the allowed ones
+    (``prefix`` is the node's path: ``eval.drs``)."""
+    node = dict(node or {})
+    unknown = sorted(set(node) - set(settings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}", node[unknown[0]],
+                          "one of " + ", ".join(f"{prefix}.{k}" for k in settings.__dataclass_fields__))
+    return node
+
+
 def check_choice(key: str, value: Any, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value not in choices:

@@ -1,47 +1,51 @@
-"""``python -m gan_lab.evaluate run=<run folder> [n=…] [seed=0] [inception=…] [drs=true]``: every metric that
-applies (:mod:`gan_lab.measure`), added to the run's metrics.json (from the EMA generator when the run kept one);
-``drs=true`` also measures Discriminator Rejection Sampling's samples (:mod:`gan_lab.drs`, the run's
-``eval.drs`` settings), under ``drs/``.
+"""``python -m gan_lab.evaluate run=<run folder> [n=…] [seed=0] [inception=…] [drs=true] [jbt=true]``: every
+metric that applies (:mod:`gan_lab.measure`), added to the run's metrics.json (from the EMA generator when the run
+kept one); ``drs=true`` also measures Discriminator Rejection Sampling's samples, ``jbt=true`` those of
+Jacobian-based truncation, both together also JBT's survivors through DRS (:mod:`gan_lab.filters`, with the run's
+``eval.drs`` / ``eval.jbt`` settings), under ``drs/``, ``jbt/`` and ``jbt_drs/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from gan_lab import drs as rejection
+from gan_lab import filters as sample_filters
+from gan_lab.drs import LowAcceptance
 from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
 from gan_lab.runs import load_run, run_command
 
-ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str, "drs": bool}
+ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool}
 
 
 def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "auto",
-             inception_weights: str | None = None, drs: bool = False) -> dict:
+             inception_weights: str | None = None, drs: bool = False, jbt: bool = False) -> dict:
     """Rebuild the run from its folder, measure it, and add the numbers to its metrics.json.
     ``inception=auto`` adds the Inception metrics whenever the weights file is found (any device).
-    ``drs``: also Discriminator Rejection Sampling's samples, with the run's ``eval.drs`` settings."""
+    ``drs`` / ``jbt``: also the samples of those filters (both: and of the chain), with the run's settings."""
     loaded = load_run(run)
-    settings = None
-    if drs:
-        settings = replace(rejection.DRSSettings.of(loaded.cfg.eval.get("drs")), enabled=True)
-        rejection.check(loaded.system, settings)
+    filters = None
+    if drs or jbt:
+        stored = sample_filters.Filters.of(loaded.cfg.eval)
+        filters = sample_filters.Filters(replace(stored.drs, enabled=drs), replace(stored.jbt, enabled=jbt))
+        sample_filters.check(loaded.system, filters)
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
                               inception_weights=inception_weights)
-    if settings is not None:
+    if filters is not None:
         options = {"inception": inception, "inception_weights": inception_weights}
-        try:
-            summary = rejection.measure(loaded.system, loaded.source, loaded.run_dir, settings,
-                                        n or default_samples(loaded.source.spec), seed, options)
-        except rejection.LowAcceptance as err:  # recorded, so no earlier drs/ numbers are read as this one's
-            rejection.not_measured(loaded.run_dir, str(err))
-            raise ConfigError("drs", True, "false for this run", str(err)) from None
+        # too few accepted is the run's, not a bug: recorded (no earlier numbers are read as this one's), one line
+        filtered, failures = sample_filters.measure_all(
+            loaded.system, loaded.source, loaded.run_dir, filters, n or default_samples(loaded.source.spec), seed,
+            options, catch=LowAcceptance)
+        summary = filtered or summary
+        if failures:  # only DRS can run short of samples (alone or after JBT)
+            raise ConfigError("drs", True, "false for this run", next(iter(failures.values())))
     return summary
 
 
 def _print(summary: dict) -> str:
     for key in sorted(summary["metrics"]):
-        if key.startswith(("val/", "toy/", "memorization/", "drs/")):
+        if key.startswith(("val/", "toy/", "memorization/", "drs/", "jbt/", "jbt_drs/")):
             print(f"{key:45s} {summary['metrics'][key]}")
     return f"evaluated in {summary['evaluation']['seconds']} s"
 

@@ -21,12 +21,11 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from gan_lab import filters as sample_filters
 from gan_lab import watchdog
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
-from gan_lab.drs import DRSSettings, LowAcceptance, not_measured
-from gan_lab.drs import measure as measure_drs
 from gan_lab.measure import default_samples, draw, evaluate_system
 from gan_lab.report import write_report
 from gan_lab.resume import latest_good
@@ -79,12 +78,14 @@ def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: fl
         summary, fake = finalize(cfg, run_dir, system, source, wall, ddp, callbacks, ranks)
         if cfg.eval.at_end:
             summary = _evaluate_at_end(cfg, run_dir, system, source, loggers, fake, summary, ranks)
-        drs = DRSSettings.of(cfg.eval.get("drs"))
-        if drs.enabled and ranks.world == 1:
-            summary = _measure_drs(cfg, run_dir, system, source, loggers, drs)
-        elif drs.enabled and ranks.is_main:  # a device count only known at run time: refused too late
-            summary = _drs_not_measured(run_dir, f"not measured with {ranks.world} processes; run python -m "
-                                                 f"gan_lab.evaluate run={run_dir} drs=true")
+        filters = sample_filters.Filters.of(cfg.eval)
+        if filters.chosen and ranks.world == 1:
+            summary = _measure_filters(cfg, run_dir, system, source, loggers, filters) or summary
+        elif filters.chosen and ranks.is_main:  # a device count only known at run time: refused too late
+            flags = " ".join(f"{name}=true" for name in ("drs", "jbt") if name in filters.chosen)
+            for name in filters.chosen:
+                summary = _not_measured(name, run_dir, f"not measured with {ranks.world} processes; run python -m "
+                                                       f"gan_lab.evaluate run={run_dir} {flags}")
     if watchdog.current() is not None:
         watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
     return summary if ranks.is_main else {}
@@ -181,26 +182,29 @@ def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source
     return summary
 
 
-def _measure_drs(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
-                 drs: DRSSettings) -> dict:
-    """Discriminator rejection sampling of the final G, measured apart (drs/* in metrics.json and every logger)."""
+def _measure_filters(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
+                     filters: sample_filters.Filters) -> dict | None:
+    """The final G through each chosen post-hoc sampler (gan_lab/filters.py), measured apart: <name>/* in
+    metrics.json and every logger; a failed one says why in metrics.json and the log."""
     n = cfg.eval.samples or default_samples(source.spec)
-    try:
-        summary = measure_drs(system, source, run_dir, drs, n, cfg.seed, inception_options(cfg))
-    except Exception as err:  # an optional measurement after the run: the finished run stays finished, says why
-        reason = str(err) if isinstance(err, LowAcceptance) else f"{type(err).__name__}: {err}"
-        return _drs_not_measured(run_dir, reason)
-    new = {k: v for k, v in summary["metrics"].items() if k.startswith("drs/") and isinstance(v, (int, float))}
+    summary, failures = sample_filters.measure_all(system, source, run_dir, filters, n, cfg.seed,
+                                                   inception_options(cfg))
+    for name, reason in failures.items():
+        log.warning("gan_lab: %s: %s", sample_filters.TITLES[name], reason)
+    measured = [name for name in filters.chosen if name not in failures]
+    new = {k: v for k, v in (summary or {}).get("metrics", {}).items()
+           if k.split("/")[0] in measured and isinstance(v, (int, float))}
     for logger in loggers:
         logger.log_metrics(new, step=system.iteration)
-    log.info("DRS: %d samples accepted at rate %.3f in %.1f s", n, new["drs/acceptance_rate"],
-             summary["drs"]["seconds"])
+    for name in measured:
+        log.info("%s: %d samples accepted at rate %.3f in %.1f s", sample_filters.TITLES[name], n,
+                 new[f"{name}/acceptance_rate"], summary[name]["seconds"])
     return summary
 
 
-def _drs_not_measured(run_dir: Path, reason: str) -> dict:
-    log.warning("gan_lab: eval.drs: %s", reason)
-    return not_measured(run_dir, reason)
+def _not_measured(name: str, run_dir: Path, reason: str) -> dict:
+    log.warning("gan_lab: %s: %s", sample_filters.TITLES[name], reason)
+    return sample_filters.not_measured(name, run_dir, reason)
 
 
 def inception_options(cfg: DictConfig) -> dict[str, Any]:

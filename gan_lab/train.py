@@ -18,13 +18,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from gan_lab import filters as sample_filters
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, ProgressLines, SampleGrids
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, processes, resolve_strategy
-from gan_lab.drs import DRSSettings
-from gan_lab.drs import check as check_drs
 from gan_lab.errors import ConfigError, check_choice, check_int, check_range
 from gan_lab.losses.base import GANLoss
 from gan_lab.metrics.features import INCEPTION_CHOICES
@@ -379,7 +378,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
-    check_drs(system, DRSSettings.of(cfg.eval.get("drs")), processes(cfg.trainer))
+    sample_filters.check(system, sample_filters.Filters.of(cfg.eval), processes(cfg.trainer))
     if found is not None:
         ckpt, path = found
         system.restore(ckpt)
