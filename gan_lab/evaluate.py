@@ -13,6 +13,7 @@ from gan_lab import filters as sample_filters
 from gan_lab.drs import LowAcceptance
 from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
+from gan_lab.report import write_report
 from gan_lab.runs import load_run, run_command
 
 ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool}
@@ -39,7 +40,9 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
             options, catch=LowAcceptance)
         summary = filtered or summary
         if failures:  # only DRS can run short of samples (alone or after JBT)
+            write_report(loaded.run_dir)
             raise ConfigError("drs", True, "false for this run", next(iter(failures.values())))
+    write_report(loaded.run_dir)  # the run's report shows what was just measured
     return summary
 
 

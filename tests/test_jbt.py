@@ -80,6 +80,9 @@ def test_a_ring_run_measures_jbt_drs_and_the_chain_apart(tmp_path):
     assert summary["jbt"]["keep"] == 0.9 and summary["jbt_drs"]["keep"] == 0.9
     assert "Jacobian-based truncation" in summary["protocols"]["jbt/toy/modes_*"]
     assert "each drawn as Jacobian-based truncation" in summary["protocols"]["jbt_drs/acceptance_rate"]
+    page = (tmp_path / "report.html").read_text()  # one table: G beside each sampler, metric by metric
+    section = page[page.index("through the post-hoc samplers"):]
+    assert all(f"<th>{head}</th>" in section[:2000] for head in ("G", "DRS", "JBT", "JBT then DRS"))
     # afterwards, on the run folder: JBT alone measures the same numbers again and leaves the others alone
     own = {k: v for k, v in metrics.items() if not k.startswith(("jbt/", "drs/", "jbt_drs/", "train/", "perf/"))}
     again = evaluate(str(tmp_path), n=200, jbt=True)["metrics"]

@@ -223,6 +223,26 @@ def sample_frames(path: Path) -> tuple[list[tuple[str, Path]], int]:
     return frames, len(found)
 
 
+FILTER_PREFIXES = {"drs": "DRS", "jbt": "JBT", "jbt_drs": "JBT then DRS"}  # gan_lab/filters.py
+
+
+def _filters(run: dict) -> str:
+    """The post-hoc samplers beside G's own samples (gan_lab/filters.py): one column each, one row per metric
+    measured on both; a sampler that could not measure says why."""
+    metrics, summary = run["metrics"], run["summary"]
+    shown = [p for p in FILTER_PREFIXES if isinstance(summary.get(p), dict)]
+    if not shown:
+        return ""
+    measured = [p for p in shown if summary[p].get("measured")]
+    own = [k for k in metrics if k.startswith(("toy/", "val/")) and any(f"{p}/{k}" in metrics for p in measured)]
+    rows = [(k, _fmt(metrics[k]), *(_fmt(metrics.get(f"{p}/{k}", "")) for p in measured)) for k in own]
+    rows.append(("acceptance rate", "1", *(_fmt(metrics.get(f"{p}/acceptance_rate", "")) for p in measured)))
+    why = "".join(_note(f"{FILTER_PREFIXES[p]} did not measure: {summary[p].get('reason', '')}")
+                  for p in shown if p not in measured)
+    table = _table(("metric", "G", *(FILTER_PREFIXES[p] for p in measured)), rows) if measured else ""
+    return _section("G's samples through the post-hoc samplers", why + table, "filters")
+
+
 def _samples(path: Path) -> str:
     frames, total = sample_frames(path)
     items = [(caption, data) for caption, p in frames if (data := _png(p))]
@@ -252,6 +272,7 @@ def write_run_report(path: Path, back: str | None = None) -> Path:
         _first_screen(path, run),
         _section("Summary", _summary_table(run), "summary"),
         _section("Final metrics", _metrics_table(run), "metrics"),
+        _filters(run),
         _per_class(run),
         _section("Metric curves", _curves(path), "curves"),
         _section("Samples over training", _samples(path), "samples"),
