@@ -3,7 +3,8 @@ the density ratio its D estimates (docs/science.md, "Discriminator rejection sam
 
 For the logistic loss the optimal D's logit is D̃*(x) = log p_data(x)/p_g(x) (Goodfellow 2014, Prop. 1), so
 accepting a sample of G with probability p_data/(M·p_g) = exp(D̃*(x) − D̃*_M), D̃*_M the largest logit, leaves
-exactly p_data: rejection sampling with G as the proposal. The paper's Algorithm 1, as run here:
+exactly p_data: rejection sampling with G as the proposal (gan_lab/filters.py also gives it JBT's survivors of
+G's samples as the proposal). The paper's Algorithm 1, as run here:
 
 1. keep training D (a copy: the run's D stays as trained) against the final, frozen sampler G with the logistic
    loss, whatever loss trained it (only that loss makes the logit a log density ratio), with the run's D
@@ -178,6 +179,14 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
     return torch.cat(kept)[:n], {"drawn": drawn, "acceptance_rate": accepted / drawn, "max_logit": top}
 
 
+def describe(drs: DRSSettings, n: int, drawn: int | str) -> str:
+    """The protocol in words, for ``n`` samples accepted of ``drawn``."""
+    gamma = ("γ = 0 (exact rule)" if drs.gamma_quantile is None
+             else f"γ = the {drs.gamma_quantile} quantile of F per batch")
+    return (f"Discriminator rejection sampling (Azadi 2019): D trained {drs.calibration_steps} more updates "
+            f"against the final G (logistic loss), burn-in {drs.burn_in}, {gamma}; {n} accepted of {drawn} drawn")
+
+
 def select(system, source, drs: DRSSettings, n: int, generator: torch.Generator, batch: int,
            draw: Proposal | None = None) -> tuple[torch.Tensor, dict, str]:
     """n samples DRS accepts (from ``draw``, default G's own), what it took, and the protocol in words: a copy of
@@ -185,10 +194,6 @@ def select(system, source, drs: DRSSettings, n: int, generator: torch.Generator,
     critic = calibrate(system, source, drs.calibration_steps, batch, generator)
     max_draws = drs.max_draws or n * DRAWS_PER_SAMPLE["image" if source.spec.is_image else "points"]
     fake, stats = rejection_sample(system, critic, n, drs, generator, max_draws, batch, draw)
-    gamma = ("γ = 0 (exact rule)" if drs.gamma_quantile is None
-             else f"γ = the {drs.gamma_quantile} quantile of F per batch")
-    protocol = (f"Discriminator rejection sampling (Azadi 2019): D trained {drs.calibration_steps} more updates "
-                f"against the final G (logistic loss), burn-in {drs.burn_in}, {gamma}; {n} accepted of "
-                f"{stats['drawn']} drawn")
+    protocol = describe(drs, n, stats["drawn"])
     block = {"calibration_steps": drs.calibration_steps, "gamma_quantile": drs.gamma_quantile}
     return fake, {**stats, "block": block}, protocol

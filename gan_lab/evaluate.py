@@ -29,7 +29,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
     if drs or jbt:
         stored = sample_filters.Filters.of(loaded.cfg.eval)
         filters = sample_filters.Filters(replace(stored.drs, enabled=drs), replace(stored.jbt, enabled=jbt))
-        sample_filters.check(loaded.system, filters)
+        sample_filters.check(loaded.system, filters, precision=loaded.cfg.trainer.precision)
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
                               inception_weights=inception_weights)
     if filters is not None:
@@ -41,7 +41,8 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
         summary = filtered or summary
         if failures:  # only DRS can run short of samples (alone or after JBT)
             write_report(loaded.run_dir)
-            raise ConfigError("drs", True, "false for this run", next(iter(failures.values())))
+            raise ConfigError("drs", True, "false for this run",
+                              " ".join(f"{sample_filters.TITLES[k]}: {v}" for k, v in failures.items()))
     write_report(loaded.run_dir)  # the run's report shows what was just measured
     return summary
 

@@ -13,6 +13,7 @@ Each one's samples get the same metrics as the run's own, under its prefix in me
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,30 +50,39 @@ class Filters:
     def enabled_key(self) -> str:
         return "eval.drs.enabled" if self.drs.enabled else "eval.jbt.enabled"
 
+    @property
+    def flags(self) -> str:
+        """The same measurements as ``python -m gan_lab.evaluate`` arguments."""
+        return " ".join(f"{name}=true" for name in ("drs", "jbt") if name in self.chosen)
 
-def check(system, filters: Filters, world: int = 1) -> None:
+
+def check(system, filters: Filters, world: int = 1, precision: str = "32-true") -> None:
     """Refuse, with the key, a run whose samples an enabled filter cannot take (before any training happens)."""
     rejection.check(system, filters.drs)
-    truncation.check(system, filters.jbt)
+    truncation.check(system, filters.jbt, precision)
     if filters.chosen and world > 1:
-        flags = " ".join(f"{name}=true" for name in ("drs", "jbt") if name in filters.chosen)
         raise ConfigError(filters.enabled_key(), True, f"false with {world} processes",
                           f"the sample filters measure in one process: run python -m gan_lab.evaluate "
-                          f"run=<run folder> {flags} after the run.")
+                          f"run=<run folder> {filters.flags} after the run.")
 
 
 def select(name: str, system, source, filters: Filters, n: int, generator: torch.Generator,
            batch: int) -> tuple[torch.Tensor, dict, str]:
-    """n samples of the filter ``name``, what it took (``drawn``, ``acceptance_rate``, ``block``: its settings)
-    and its protocol in words."""
+    """n samples of the filter ``name``, what it took (``drawn`` and ``acceptance_rate``, both counting G's own
+    samples; ``block``: its settings) and its protocol in words."""
     if name == "jbt":
         fake, stats = truncation.truncate(system, n, filters.jbt, generator, batch)
-        return fake, {**stats, "block": _jbt_block(filters.jbt)}, _jbt_protocol(filters.jbt, n, stats["drawn"])
+        block = {**_jbt_block(filters.jbt), "threshold": stats["threshold"], "median_norm": stats["median_norm"]}
+        return fake, {**stats, "block": block}, _jbt_protocol(filters.jbt, n, stats["drawn"])
     draw = truncation.proposal(system, filters.jbt, batch) if name == "jbt_drs" else None
     fake, stats, protocol = rejection.select(system, source, filters.drs, n, generator, batch, draw)
-    if name == "jbt_drs":
+    if name == "jbt_drs":  # DRS drew JBT's survivors, eval.drs.batch at a time, each batch from ⌈batch / keep⌉ of G
+        per_batch = math.ceil(filters.drs.batch / filters.jbt.keep)
+        stats["acceptance_rate"] *= filters.drs.batch / per_batch
+        stats["drawn"] = stats["drawn"] // filters.drs.batch * per_batch
         stats["block"] = {**stats["block"], **_jbt_block(filters.jbt)}
-        protocol = f"{protocol}, each drawn as {_jbt_protocol(filters.jbt)}"
+        protocol = (f"{rejection.describe(filters.drs, n, stats['drawn'])} samples of G, each batch of "
+                    f"{filters.drs.batch} through {_jbt_protocol(filters.jbt)}")
     return fake, stats, protocol
 
 

@@ -82,10 +82,9 @@ def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: fl
         if filters.chosen and ranks.world == 1:
             summary = _measure_filters(cfg, run_dir, system, source, loggers, filters) or summary
         elif filters.chosen and ranks.is_main:  # a device count only known at run time: refused too late
-            flags = " ".join(f"{name}=true" for name in ("drs", "jbt") if name in filters.chosen)
             for name in filters.chosen:
                 summary = _not_measured(name, run_dir, f"not measured with {ranks.world} processes; run python -m "
-                                                       f"gan_lab.evaluate run={run_dir} {flags}")
+                                                       f"gan_lab.evaluate run={run_dir} {filters.flags}")
     if watchdog.current() is not None:
         watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
     return summary if ranks.is_main else {}

@@ -378,7 +378,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     system = build_system(cfg, c)
-    sample_filters.check(system, sample_filters.Filters.of(cfg.eval), processes(cfg.trainer))
+    sample_filters.check(system, sample_filters.Filters.of(cfg.eval), processes(cfg.trainer), cfg.trainer.precision)
     if found is not None:
         ckpt, path = found
         system.restore(ckpt)

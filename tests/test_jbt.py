@@ -19,29 +19,33 @@ EVAL_ON = ["eval.at_end=true", "eval.every=10", "eval.every_samples=100", "eval.
 
 
 class Cliff:
-    """A stand-in system whose G maps z ~ N(0, I_d) elementwise by x = tanh(c·z): each coordinate's law sits on
-    two islands near ±1, crossed fast near z = 0. ||J_G(z)||_F² = Σ c²·(1 − tanh²(c·z))²."""
+    """A stand-in system whose G maps z ~ N(0, I_d) elementwise by x = tanh(c·z), shaped ``shape`` per sample:
+    each coordinate's law sits on two islands near ±1, crossed fast near z = 0.
+    ||J_G(z)||_F² = Σ c²·(1 − tanh²(c·z))². It records the size of every batch it is asked to draw."""
 
     device = torch.device("cpu")
 
-    def __init__(self, c: float, dim: int = 1):
-        self.c, self.dim = c, dim
+    def __init__(self, c: float, dim: int = 1, shape: tuple[int, ...] | None = None):
+        self.c, self.dim, self.shape, self.batches = c, dim, shape or (dim,), []
 
     def sample_z(self, n, generator):
         return torch.randn(n, self.dim, generator=generator)
 
     def generate(self, z, batch_size=500):
-        return torch.tanh(self.c * z)
+        self.batches.append(len(z))
+        return torch.tanh(self.c * z).reshape(len(z), *self.shape)
 
     def exact_norms(self, z):
         return (self.c ** 2 * (1 - torch.tanh(self.c * z) ** 2) ** 2).sum(1)
 
 
-def test_the_estimate_is_the_frobenius_norm_of_the_jacobian():
-    system, g = Cliff(3.0, dim=4), torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("shape", [(4,), (1, 2, 2)])  # points, and images (flattened per sample)
+def test_the_estimate_is_the_frobenius_norm_of_the_jacobian(shape):
+    system, g = Cliff(3.0, dim=4, shape=shape), torch.Generator().manual_seed(0)
     z = system.sample_z(400, g)
-    x, norms = jacobian_norms(system, z, JBTSettings(probes=400, step=1e-4), g)
+    x, norms = jacobian_norms(system, z, JBTSettings(probes=400, step=1e-4), g, chunk=150)
     exact = system.exact_norms(z).double()
+    assert max(system.batches) == 150  # G draws a chunk at a time
     assert torch.equal(x, system.generate(z))
     # E_v ||J v||² = ||J||_F² for v ~ N(0, I): over 400 samples the ratio averages to 1 (s.e. about 0.004)
     ratio = norms / exact
@@ -60,8 +64,9 @@ def test_truncation_empties_the_gap_between_two_islands():
     assert x.shape == (18_000, 1) and stats["drawn"] == 20_000 and stats["acceptance_rate"] == pytest.approx(0.9)
     assert float((x.abs() < 0.9).float().mean()) == 0.0  # the fastest 10 % of latents include the whole gap
     assert 0.47 < float((x > 0).float().mean()) < 0.53  # both islands kept, still balanced
-    # what it drops beyond the gap is the islands' inner edges: everything kept is at least as far out
-    assert float(x.abs().min()) > 0.9
+    # beyond the gap it drops the islands' inner edges: the 10 % of latents nearest 0, |z| < Φ⁻¹(0.55) = 0.1257,
+    # so nothing kept lies inside tanh(20 · 0.1257) = 0.987
+    assert 0.97 < float(x.abs().min()) < 0.995
 
 
 def test_a_ring_run_measures_jbt_drs_and_the_chain_apart(tmp_path):
@@ -77,9 +82,14 @@ def test_a_ring_run_measures_jbt_drs_and_the_chain_apart(tmp_path):
             assert key in metrics and f"{name}/{key}" in metrics
         assert (tmp_path / f"{name}_scatter.png").is_file()
     assert metrics["jbt/acceptance_rate"] == pytest.approx(200 / 223)  # ⌈200 / 0.9⌉ drawn
+    # the chain's rate counts G's own samples: DRS's rate of JBT's survivors (1,000 of 1,112 per batch) × 0.9
+    assert 0 < metrics["jbt_drs/acceptance_rate"] <= 1000 / 1112
+    assert summary["jbt_drs"]["drawn"] % 1112 == 0
     assert summary["jbt"]["keep"] == 0.9 and summary["jbt_drs"]["keep"] == 0.9
     assert "Jacobian-based truncation" in summary["protocols"]["jbt/toy/modes_*"]
-    assert "each drawn as Jacobian-based truncation" in summary["protocols"]["jbt_drs/acceptance_rate"]
+    chain = summary["protocols"]["jbt_drs/acceptance_rate"]
+    assert f"200 accepted of {summary['jbt_drs']['drawn']} drawn samples of G, each batch of 1000 through " \
+           "Jacobian-based truncation" in chain
     page = (tmp_path / "report.html").read_text()  # one table: G beside each sampler, metric by metric
     section = page[page.index("through the post-hoc samplers"):]
     assert all(f"<th>{head}</th>" in section[:2000] for head in ("G", "DRS", "JBT", "JBT then DRS"))
@@ -90,11 +100,17 @@ def test_a_ring_run_measures_jbt_drs_and_the_chain_apart(tmp_path):
     assert again["drs/toy/high_quality_pct"] == metrics["drs/toy/high_quality_pct"]
     assert {k: again[k] for k in own} == own
     assert json.loads((tmp_path / "metrics.json").read_text())["jbt"]["probes"] == 10
+    # DRS alone measures what it measured beside JBT: each filter draws from its own seeded generator
+    alone = evaluate(str(tmp_path), n=200, drs=True)["metrics"]
+    assert {k: v for k, v in alone.items() if k.startswith("drs/")} == {
+        k: v for k, v in metrics.items() if k.startswith("drs/")}
 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [
     (["dataset=digits", "model=dcgan", "model.conditional=concat"], "eval.jbt.enabled", ["class-conditional"]),
     (["mixture.generators=2"], "eval.jbt.enabled", ["MixtureGAN"]),
+    (["model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16"], "eval.jbt.enabled", ["LAPGAN"]),
+    (["trainer.precision=bf16-true"], "eval.jbt.enabled", ["half precision", "-mixed"]),
     (["accelerator=ddp_cpu", "trainer.devices=2"], "eval.jbt.enabled", ["2 processes", "jbt=true"]),
     (["eval.jbt.keep=0"], "eval.jbt.keep", ["(0.0, 1.0]"]),
     (["eval.jbt.keep=1.5"], "eval.jbt.keep", ["(0.0, 1.0]"]),
@@ -118,3 +134,18 @@ def test_packing_does_not_stop_jbt(tmp_path):
                       "train.batch_size=64", "eval.samples=100", "eval.every=0", "eval.jbt.enabled=true")
     summary = train(cfg, tmp_path)
     assert summary["jbt"]["measured"] is True and "jbt/toy/modes_captured" in summary["metrics"]
+
+
+def test_a_progressive_g_is_truncated_at_its_final_resolution():
+    # ProgressiveGAN's samples are G(z) alone (upsampled to the last phase's size): JBT takes them, images and all
+    from gan_lab import jbt
+    from gan_lab.train import build_components, build_system
+
+    cfg = compose_cfg("model=progressive", "dataset=digits", "model.width=8", "tricks.ema=0.9")
+    system = build_system(cfg, build_components(cfg))
+    assert jbt.refusal(system) is None
+    g = torch.Generator().manual_seed(0)
+    x, stats = truncate(system, 30, JBTSettings(keep=0.75, probes=2), g, chunk=16)
+    size = system.generator_networks()[0].resolutions[-1]
+    assert x.shape == (30, 1, size, size) and stats["drawn"] == 40
+    assert stats["threshold"] <= stats["median_norm"] * 10 and stats["threshold"] > 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from gan_lab.filters import TITLES
 from gan_lab.report.folders import _load, _num, _read_history, load_run
 from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
 from gan_lab.viz import series
@@ -223,23 +224,20 @@ def sample_frames(path: Path) -> tuple[list[tuple[str, Path]], int]:
     return frames, len(found)
 
 
-FILTER_PREFIXES = {"drs": "DRS", "jbt": "JBT", "jbt_drs": "JBT then DRS"}  # gan_lab/filters.py
-
-
 def _filters(run: dict) -> str:
     """The post-hoc samplers beside G's own samples (gan_lab/filters.py): one column each, one row per metric
     measured on both; a sampler that could not measure says why."""
     metrics, summary = run["metrics"], run["summary"]
-    shown = [p for p in FILTER_PREFIXES if isinstance(summary.get(p), dict)]
+    shown = [p for p in TITLES if isinstance(summary.get(p), dict)]
     if not shown:
         return ""
     measured = [p for p in shown if summary[p].get("measured")]
     own = [k for k in metrics if k.startswith(("toy/", "val/")) and any(f"{p}/{k}" in metrics for p in measured)]
     rows = [(k, _fmt(metrics[k]), *(_fmt(metrics.get(f"{p}/{k}", "")) for p in measured)) for k in own]
     rows.append(("acceptance rate", "1", *(_fmt(metrics.get(f"{p}/acceptance_rate", "")) for p in measured)))
-    why = "".join(_note(f"{FILTER_PREFIXES[p]} did not measure: {summary[p].get('reason', '')}")
+    why = "".join(_note(f"{TITLES[p]} did not measure: {summary[p].get('reason', '')}")
                   for p in shown if p not in measured)
-    table = _table(("metric", "G", *(FILTER_PREFIXES[p] for p in measured)), rows) if measured else ""
+    table = _table(("metric", "G", *(TITLES[p] for p in measured)), rows) if measured else ""
     return _section("G's samples through the post-hoc samplers", why + table, "filters")
 
 
