@@ -42,7 +42,8 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
         if failures:  # only DRS can run short of samples (alone or after JBT)
             write_report(loaded.run_dir)
             raise ConfigError("drs", True, "false for this run",
-                              " ".join(f"{sample_filters.TITLES[k]}: {v}" for k, v in failures.items()))
+                              " ".join(v if k == "drs" else f"{sample_filters.TITLES[k]}: {v}"
+                                       for k, v in failures.items()))
     write_report(loaded.run_dir)  # the run's report shows what was just measured
     return summary
 
