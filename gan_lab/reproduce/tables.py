@@ -33,9 +33,9 @@ def _best_row(data: str) -> Row:
     # judged on G's own samples and on those of its post-hoc samplers (the same runs; gan_lab/filters.py).
     # Its length is stated again as an override: unrolled_toy's base fixes every other row at 25,000.
     targets = {f"{prefix}{k}": v for prefix in ("", "drs/", "jbt/", "jbt_drs/") for k, v in _TARGETS[data].items()}
-    return Row(f"{data}_best", f"{data}: lab best (experiment=toy_best: equal lrs 1e-3, linear decay, 100k iterations; "
+    return Row(f"{data}_best", f"{data}: lab best (experiment=toy_best: equal lrs 1e-3, linear decay, 50k iterations; "
                "drs/, jbt/, jbt_drs/: its samples through DRS, Jacobian-based truncation, and JBT then DRS)",
-               ("experiment=toy_best", f"dataset={data}", "train.iterations=100000"), best=True, target=targets)
+               ("experiment=toy_best", f"dataset={data}", "train.iterations=50000"), best=True, target=targets)
 
 
 def _pacgan_rows() -> tuple[Row, ...]:
@@ -113,7 +113,7 @@ _add(Table(
     seeds=10,
     cost="8 published rows × 10 seeds × 400,000 iterations (batch 100–400): about 2 h per run on 2 CPU cores; "
          "a GPU run is bound by launches (~10 min per run at ~700 it/s): ~15 GPU-hours in all; the 2 best rows "
-         "× 10 seeds × 100,000 iterations: about 17 minutes per run on 2 CPU cores (two runs at a time)",
+         "× 10 seeds × 50,000 iterations: about 8 minutes per run on 2 CPU cores (two runs at a time)",
     quick=("train.iterations=800", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="20 runs of 800 iterations: about 10 minutes on 2 CPU cores",
@@ -132,7 +132,7 @@ _add(Table(
     rows=_unrolled_rows(),
     seeds=10,
     cost="6 rows × 10 seeds × 25,000 iterations (batch 512; 5 unrolling steps cost ~4× an iteration): "
-         "about 60 CPU-hours on 2 cores (the best rows, 100,000 iterations: about 17 minutes per run, two at a "
+         "about 60 CPU-hours on 2 cores (the best rows, 50,000 iterations: about 8 minutes per run, two at a "
          "time); ~3 GPU-hours",
     quick=("train.iterations=1500", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
