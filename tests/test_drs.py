@@ -1,5 +1,6 @@
 """Discriminator Rejection Sampling (gan_lab/drs.py): the rule against closed forms, the calibration of a copy
-of D, the measurement at the end of a run with the default evaluation on, and the refusals."""
+of D, and the measurement at the end of a run with the default evaluation on (its refusals are tested with JBT's
+in tests/test_jbt.py)."""
 
 from __future__ import annotations
 
@@ -142,25 +143,3 @@ def test_a_ring_run_measures_drs_apart_from_its_own_samples(tmp_path, monkeypatc
     stored = json.loads((tmp_path / "metrics.json").read_text())
     assert stored["drs"]["measured"] is False and {k: stored["metrics"][k] for k in own} == own
     assert not any(k.startswith("drs/") for k in (*stored["metrics"], *stored["protocols"]))
-
-
-@pytest.mark.parametrize(("overrides", "key", "words"), [
-    (["tricks.pack=2", "train.batch_size=64"], "eval.drs.enabled", ["packs of 2"]),
-    (["dataset=digits", "model=dcgan", "model.conditional=concat"], "eval.drs.enabled", ["class-conditional"]),
-    (["mixture.generators=2"], "eval.drs.enabled", ["MixtureGAN"]),
-    (["tricks.minibatch_discrimination=true"], "eval.drs.enabled", ["depends on the rest of its batch"]),
-    (["accelerator=ddp_cpu", "trainer.devices=2"], "eval.drs.enabled", ["2 processes", "gan_lab.evaluate"]),
-    (["eval.drs.gamma_quantile=1.5"], "eval.drs.gamma_quantile", ["(0.0, 1.0)"]),
-    (["eval.drs.calibration_steps=-1"], "eval.drs.calibration_steps", [">= 0"]),
-    (["eval.drs.max_draws=0"], "eval.drs.max_draws", [">= 1"]),
-    (["+eval.drs.steps=10"], "eval.drs.steps", ["eval.drs.calibration_steps"]),
-])
-def test_what_drs_cannot_filter_is_refused_before_training(tmp_path, overrides, key, words):
-    base = [] if "dataset=digits" in overrides else ["model=mlp", "dataset=ring", "model.hidden=[16,16]"]
-    cfg = compose_cfg(*base, "train.iterations=5", "eval.drs.enabled=true", *overrides)
-    with pytest.raises(ConfigError) as info:
-        train(cfg, tmp_path)
-    assert info.value.key == key
-    for word in words:
-        assert word in str(info.value)
-    assert not (tmp_path / "checkpoints").exists()  # nothing trained

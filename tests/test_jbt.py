@@ -106,20 +106,33 @@ def test_a_ring_run_measures_jbt_drs_and_the_chain_apart(tmp_path):
         k: v for k, v in metrics.items() if k.startswith("drs/")}
 
 
+DRS, JBT = "eval.drs.enabled=true", "eval.jbt.enabled=true"
+
+
 @pytest.mark.parametrize(("overrides", "key", "words"), [
-    (["dataset=digits", "model=dcgan", "model.conditional=concat"], "eval.jbt.enabled", ["class-conditional"]),
-    (["mixture.generators=2"], "eval.jbt.enabled", ["MixtureGAN"]),
-    (["model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16"], "eval.jbt.enabled", ["LAPGAN"]),
-    (["trainer.precision=bf16-true"], "eval.jbt.enabled", ["half precision", "-mixed"]),
-    (["accelerator=ddp_cpu", "trainer.devices=2"], "eval.jbt.enabled", ["2 processes", "jbt=true"]),
-    (["eval.jbt.keep=0"], "eval.jbt.keep", ["(0.0, 1.0]"]),
-    (["eval.jbt.keep=1.5"], "eval.jbt.keep", ["(0.0, 1.0]"]),
-    (["eval.jbt.probes=0"], "eval.jbt.probes", [">= 1"]),
-    (["+eval.jbt.ratio=0.7"], "eval.jbt.ratio", ["eval.jbt.keep"]),
+    ([DRS, "tricks.pack=2", "train.batch_size=64"], "eval.drs.enabled", ["packs of 2"]),
+    ([DRS, "dataset=digits", "model=dcgan", "model.conditional=concat"], "eval.drs.enabled", ["class-conditional"]),
+    ([DRS, "mixture.generators=2"], "eval.drs.enabled", ["MixtureGAN"]),
+    ([DRS, "tricks.minibatch_discrimination=true"], "eval.drs.enabled", ["depends on the rest of its batch"]),
+    ([DRS, "accelerator=ddp_cpu", "trainer.devices=2"], "eval.drs.enabled", ["2 processes", "gan_lab.evaluate"]),
+    ([DRS, "eval.drs.gamma_quantile=1.5"], "eval.drs.gamma_quantile", ["(0.0, 1.0)"]),
+    ([DRS, "eval.drs.calibration_steps=-1"], "eval.drs.calibration_steps", [">= 0"]),
+    ([DRS, "eval.drs.max_draws=0"], "eval.drs.max_draws", [">= 1"]),
+    ([DRS, "+eval.drs.steps=10"], "eval.drs.steps", ["eval.drs.calibration_steps"]),
+    ([JBT, "dataset=digits", "model=dcgan", "model.conditional=concat"], "eval.jbt.enabled", ["class-conditional"]),
+    ([JBT, "mixture.generators=2"], "eval.jbt.enabled", ["MixtureGAN"]),
+    ([JBT, "model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16"], "eval.jbt.enabled", ["LAPGAN"]),
+    ([JBT, "trainer.precision=bf16-true"], "eval.jbt.enabled", ["half precision", "-mixed"]),
+    ([JBT, "accelerator=ddp_cpu", "trainer.devices=2"], "eval.jbt.enabled", ["2 processes", "jbt=true"]),
+    ([JBT, "eval.jbt.keep=0"], "eval.jbt.keep", ["(0.0, 1.0]"]),
+    ([JBT, "eval.jbt.keep=1.5"], "eval.jbt.keep", ["(0.0, 1.0]"]),
+    ([JBT, "eval.jbt.probes=0"], "eval.jbt.probes", [">= 1"]),
+    ([JBT, "+eval.jbt.ratio=0.7"], "eval.jbt.ratio", ["eval.jbt.keep"]),
 ])
-def test_what_jbt_cannot_truncate_is_refused_before_training(tmp_path, overrides, key, words):
+def test_what_a_sample_filter_cannot_take_is_refused_before_training(tmp_path, overrides, key, words):
+    # DRS (gan_lab/drs.py) and JBT refuse, by key and reason, what they cannot filter, before anything trains
     base = [] if "dataset=digits" in overrides else ["model=mlp", "dataset=ring", "model.hidden=[16,16]"]
-    cfg = compose_cfg(*base, "train.iterations=5", "eval.jbt.enabled=true", *overrides)
+    cfg = compose_cfg(*base, "train.iterations=5", *overrides)
     with pytest.raises(ConfigError) as info:
         train(cfg, tmp_path)
     assert info.value.key == key
