@@ -44,8 +44,9 @@ class Filters:
 
     @property
     def chosen(self) -> list[str]:
-        return ([*(["drs"] if self.drs.enabled else []), *(["jbt"] if self.jbt.enabled else []),
-                 *(["jbt_drs"] if self.drs.enabled and self.jbt.enabled else [])])
+        on = {"drs": self.drs.enabled, "jbt": self.jbt.enabled}
+        on["jbt_drs"] = on["drs"] and on["jbt"]
+        return [name for name, enabled in on.items() if enabled]
 
     def enabled_key(self) -> str:
         return "eval.drs.enabled" if self.drs.enabled else "eval.jbt.enabled"
