@@ -88,6 +88,8 @@ def test_instance_noise_anneals_linearly_to_zero():
     noise = InstanceNoise(instance_noise=0.4, instance_noise_schedule="linear")
     assert [noise.sigma_at(i, 100) for i in (0, 25, 50, 100, 150)] == pytest.approx([0.4, 0.3, 0.2, 0.0, 0.0])
     assert InstanceNoise(instance_noise=0.4, instance_noise_schedule="constant").sigma_at(99, 100) == 0.4
+    half = InstanceNoise(instance_noise=0.4, instance_noise_schedule="linear", instance_noise_until=0.5)
+    assert [half.sigma_at(i, 100) for i in (0, 25, 50, 75)] == pytest.approx([0.4, 0.2, 0.0, 0.0])
     torch.manual_seed(0)
     x = torch.zeros(20000, 2)
     assert float(noise.noised(x, 50, 100).std()) == pytest.approx(0.2, rel=0.03)
@@ -292,6 +294,7 @@ BAD = [
     (["tricks.ema=1.0"], "tricks.ema", "[0.0, 1.0)"),
     (["tricks.instance_noise=-0.1"], "tricks.instance_noise", "[0.0"),
     (["tricks.instance_noise_schedule=cosine"], "tricks.instance_noise_schedule", "linear, constant"),
+    (["tricks.instance_noise_until=0"], "tricks.instance_noise_until", "(0.0, 1.0]"),
     (["tricks.unroll_steps=-1"], "tricks.unroll_steps", ">= 0"),
     (["tricks.diffaug=[colour]"], "tricks.diffaug", "color, translation, cutout"),
     (["model=mlp", "dataset=ring", "tricks.diffaug=[translation]"], "tricks.diffaug", "point data"),

@@ -1,8 +1,9 @@
 """Instance noise (Sønderby 2017; Arjovsky & Bottou 2017; seed 004): N(0, σ²) on every D input.
 
 Real and fake alike, so the two distributions' supports overlap and D cannot separate them
-perfectly; σ anneals to 0 over the run (``linear``) so the game ends on the clean data, or stays
-(``constant``). σ is logged as ``train/instance_noise_sigma``.
+perfectly; σ anneals linearly to 0 (``linear``) over the first ``instance_noise_until`` of the run
+(1.0: all of it) so the game ends on the clean data, or stays (``constant``). σ is logged as
+``train/instance_noise_sigma``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from gan_lab.tricks.base import Trick
 class InstanceNoise(Trick):
     name = "instance_noise"
     settings = {"instance_noise": 0.0,  # σ at iteration 0
-                "instance_noise_schedule": "linear"}
+                "instance_noise_schedule": "linear",
+                "instance_noise_until": 1.0}  # linear: the share of the run over which σ falls to 0
     order = 30  # after augmentation: the noise is on what D finally sees
 
     def validate(self) -> None:
         check_range("tricks.instance_noise", self.instance_noise, 0.0)
         check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
+        check_range("tricks.instance_noise_until", self.instance_noise_until, 0.0, 1.0, low_open=True)
 
     def capture_blocker(self) -> str | None:
         if self.instance_noise_schedule == "constant":
@@ -33,7 +36,8 @@ class InstanceNoise(Trick):
     def sigma_at(self, iteration: int, iterations: int) -> float:
         if self.instance_noise_schedule == "constant":
             return self.instance_noise
-        return self.instance_noise * max(0.0, 1.0 - iteration / max(iterations, 1))  # linear: σ at 0, 0 at the end
+        span = max(self.instance_noise_until * iterations, 1.0)
+        return self.instance_noise * max(0.0, 1.0 - iteration / span)  # linear: σ at 0, 0 from until·iterations on
 
     def noise(self, x: torch.Tensor, iteration: int, iterations: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """y ↦ y + σε, with ε ~ N(0, I) drawn now for a batch shaped like x."""
