@@ -36,6 +36,25 @@ def test_a_rows_preset_composes_the_config_its_overrides_give(tmp_path, table, r
     assert via_preset == via_cli
 
 
+@pytest.mark.parametrize("table", ["pacgan_toy", "unrolled_toy"])
+def test_the_best_rows_run_their_own_experiment_on_top_of_the_tables_base(tmp_path, table):
+    # Two experiments (the table's base, then the row's): the command line cannot say that, the preset can.
+    t = TABLES[table]
+    (tmp_path / "experiment").mkdir()
+    for row in ("ring_best", "grid_best"):
+        spec = next(r for r in t.all_rows() if r.name == row)
+        (tmp_path / "experiment" / f"repro_{row}.yaml").write_text(
+            preset_yaml((*t.base, *spec.overrides), Path(config_dir())))
+    ring, grid = (_compose(f"experiment=repro_{row}", f"hydra.searchpath=[file://{tmp_path}]")
+                  for row in ("ring_best", "grid_best"))
+    assert ring["dataset"]["_target_"].endswith("Ring") and grid["dataset"]["_target_"].endswith("Grid")
+    assert ring["train"]["iterations"] == grid["train"]["iterations"] == 50000
+    assert ring["model"]["activation"] == grid["model"]["activation"] == "tanh"  # toy_best's nets
+    assert ring["tricks"]["instance_noise"] == 0.0
+    assert (grid["tricks"]["instance_noise"], grid["tricks"]["instance_noise_until"]) == (0.5, 0.5)
+    assert ring["eval"]["drs"]["enabled"] and grid["eval"]["jbt"]["enabled"]
+
+
 def _cell(values, paper=None, target=None, tolerance=None):
     return Cell("r", "r", "k", "k", values, paper, target, tolerance)
 
