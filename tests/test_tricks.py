@@ -295,6 +295,8 @@ BAD = [
     (["tricks.instance_noise=-0.1"], "tricks.instance_noise", "[0.0"),
     (["tricks.instance_noise_schedule=cosine"], "tricks.instance_noise_schedule", "linear, constant"),
     (["tricks.instance_noise_until=0"], "tricks.instance_noise_until", "(0.0, 1.0]"),
+    (["tricks.instance_noise_schedule=constant", "tricks.instance_noise_until=0.5"], "tricks.instance_noise_until",
+     "instance_noise_schedule=constant"),
     (["tricks.unroll_steps=-1"], "tricks.unroll_steps", ">= 0"),
     (["tricks.diffaug=[colour]"], "tricks.diffaug", "color, translation, cutout"),
     (["model=mlp", "dataset=ring", "tricks.diffaug=[translation]"], "tricks.diffaug", "point data"),

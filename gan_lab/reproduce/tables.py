@@ -31,7 +31,7 @@ _TARGETS = {"ring": {"toy/modes_captured": (">=", 8.0), "toy/high_quality_pct": 
 # The lab's best configuration per data set (conf/experiment/toy_best*.yaml) and how each row names it.
 _BEST = {"ring": ("toy_best", "experiment=toy_best: equal lrs 1e-3, linear decay, 50k iterations"),
          "grid": ("toy_best_grid", "experiment=toy_best_grid: toy_best with instance noise σ 0.5 annealed to 0 by "
-                  "iteration 25k")}
+                  "halfway, 50k iterations")}
 
 
 def _best_row(data: str) -> Row:
@@ -120,7 +120,7 @@ _add(Table(
     seeds=10,
     cost="8 published rows × 10 seeds × 400,000 iterations (batch 100–400): about 2 h per run on 2 CPU cores; "
          "a GPU run is bound by launches (~10 min per run at ~700 it/s): ~15 GPU-hours in all; the 2 best rows "
-         "× 10 seeds × 50,000 iterations: about 8 minutes per run on 2 CPU cores (two runs at a time)",
+         "× 10 seeds × 50,000 iterations: about 8–10 minutes per run on 2 CPU cores (two runs at a time)",
     quick=("train.iterations=800", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="20 runs of 800 iterations: about 10 minutes on 2 CPU cores",
@@ -139,7 +139,7 @@ _add(Table(
     rows=_unrolled_rows(),
     seeds=10,
     cost="6 rows × 10 seeds × 25,000 iterations (batch 512; 5 unrolling steps cost ~4× an iteration): "
-         "about 60 CPU-hours on 2 cores (the best rows, 50,000 iterations: about 8 minutes per run, two at a "
+         "about 60 CPU-hours on 2 cores (the best rows, 50,000 iterations: about 8–10 minutes per run, two at a "
          "time); ~3 GPU-hours",
     quick=("train.iterations=1500", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from gan_lab.errors import check_choice, check_range
+from gan_lab.errors import ConfigError, check_choice, check_range
 from gan_lab.tricks.base import Trick
 
 
@@ -27,6 +27,9 @@ class InstanceNoise(Trick):
         check_range("tricks.instance_noise", self.instance_noise, 0.0)
         check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
         check_range("tricks.instance_noise_until", self.instance_noise_until, 0.0, 1.0, low_open=True)
+        if self.instance_noise_schedule == "constant" and self.instance_noise_until != 1.0:
+            raise ConfigError("tricks.instance_noise_until", self.instance_noise_until,
+                              "1.0 with tricks.instance_noise_schedule=constant (σ never falls)")
 
     def capture_blocker(self) -> str | None:
         if self.instance_noise_schedule == "constant":
