@@ -70,6 +70,19 @@ def test_maxout_units_take_the_largest_of_their_pieces_and_pacgans_toy_d_has_its
     assert all(m.bias.abs().max() == 0 for m in [*g.modules(), *d.modules()] if isinstance(m, nn.Linear))
 
 
+def test_orthogonal_init_is_the_unrolled_gan_references_gain_1_4_with_zero_biases():
+    # experiment=ring_collapse: tf.orthogonal_initializer(gain=1.4) on every layer, slim's zero biases
+    g, d = mlp.build(DataSpec("ring", (2,), "points"), z_dim=256, hidden=[128, 128], init="orthogonal",
+                     activation="tanh")
+    layers = [m for m in [*g.modules(), *d.modules()] if isinstance(m, nn.Linear)]
+    assert len(layers) == 6
+    for m in layers:
+        w = m.weight.detach()
+        small = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w  # the Gram matrix of the shorter side
+        assert torch.allclose(small, 1.96 * torch.eye(small.shape[0]), atol=1e-4)
+        assert m.bias.abs().max() == 0
+
+
 @pytest.mark.parametrize("kwargs,key", [({"d_maxout": 1}, "model.d_maxout"), ({"init": "xavier"}, "model.init"),
                                         ({"d_hidden": []}, "model.d_hidden"),
                                         ({"activation": "elu"}, "model.activation")])

@@ -11,7 +11,7 @@ from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.nets.layers import norm_layer
 
-INITS = ("torch", "normal")
+INITS = ("torch", "normal", "orthogonal")
 ACTIVATIONS = ("default", "tanh")  # default: ReLU in G, LeakyReLU(0.2) in D; tanh: both (Unrolled GAN's toy nets)
 
 
@@ -94,8 +94,10 @@ def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 25
           d_norm: str = "none", g_norm: str = "none", d_hidden: Sequence[int] | None = None,
           d_maxout: int = 0, init: str = "torch", activation: str = "default") -> tuple[nn.Module, nn.Module]:
     """``hidden``: G's widths (and D's unless ``d_hidden``); ``d_maxout`` ≥ 2: D's hidden units are maxout
-    units of that many pieces; ``init``: torch's defaults, or ``normal`` — weights N(0, 0.02), biases 0
-    (PacGAN's toy networks); ``activation``: ``default`` or ``tanh`` in every hidden layer of both."""
+    units of that many pieces; ``init``: torch's defaults, ``normal`` — weights N(0, 0.02), biases 0
+    (PacGAN's toy networks) — or ``orthogonal`` — (semi-)orthogonal weights of gain 1.4, biases 0 (the Unrolled
+    GAN reference notebook: tf.orthogonal_initializer(gain=1.4), slim's zero biases); ``activation``:
+    ``default`` or ``tanh`` in every hidden layer of both."""
     check_int("model.z_dim", z_dim, 1)
     check_int("model.d_maxout", d_maxout, 0)
     if d_maxout == 1:
@@ -108,9 +110,12 @@ def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 25
     d_widths = hidden if d_hidden is None else _widths("model.d_hidden", d_hidden)
     generator = MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm, activation)
     discriminator = MLPDiscriminator(spec.shape, d_widths, d_norm, d_maxout, activation)
-    if init == "normal":  # Blocks' IsotropicGaussian(0.02) and Constant(0); batch norm keeps scale 1, shift 0
+    if init != "torch":  # normal: Blocks' IsotropicGaussian(0.02) and Constant(0); batch norm keeps scale 1, shift 0
         for m in [*generator.modules(), *discriminator.modules()]:
             if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                if init == "normal":
+                    nn.init.normal_(m.weight, 0.0, 0.02)
+                else:
+                    nn.init.orthogonal_(m.weight, gain=1.4)
                 nn.init.zeros_(m.bias)
     return generator, discriminator
