@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -94,6 +95,19 @@ def test_instance_noise_anneals_linearly_to_zero():
     x = torch.zeros(20000, 2)
     assert float(noise.noised(x, 50, 100).std()) == pytest.approx(0.2, rel=0.03)
     assert torch.equal(noise.noised(x, 100, 100), x)
+
+
+def test_instance_noise_until_reaches_the_trained_run_with_evaluation_and_checkpoints_on(tiny, tmp_path):
+    # the path experiment=toy_best_grid takes: σ as logged each iteration, 0 from until·iterations on
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "train.iterations=8", "train.log_every=1",
+               "eval.at_end=true", "eval.every=4", "eval.samples=60", "tricks.instance_noise=0.4",
+               "tricks.instance_noise_until=0.5")
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "finished" and summary["evaluation"]["samples"] == 60
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    sigma = [r["train/instance_noise_sigma"] for r in rows if "train/instance_noise_sigma" in r]
+    assert sigma == pytest.approx([0.3, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0], abs=1e-6)
 
 
 def test_instance_noise_reaches_every_d_input(tiny, tmp_path):

@@ -11,7 +11,12 @@ from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.nets.layers import norm_layer
 
-INITS = ("torch", "normal", "orthogonal")
+# model.init other than torch's defaults: the weights' law; biases start at 0 (batch norm keeps scale 1, shift 0).
+_INIT_WEIGHTS = {
+    "normal": lambda w: nn.init.normal_(w, 0.0, 0.02),  # Blocks' IsotropicGaussian(0.02) (PacGAN's toy nets)
+    "orthogonal": lambda w: nn.init.orthogonal_(w, gain=1.4),  # the Unrolled GAN notebook's tf initializer
+}
+INITS = ("torch", *_INIT_WEIGHTS)
 ACTIVATIONS = ("default", "tanh")  # default: ReLU in G, LeakyReLU(0.2) in D; tanh: both (Unrolled GAN's toy nets)
 
 
@@ -110,12 +115,9 @@ def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 25
     d_widths = hidden if d_hidden is None else _widths("model.d_hidden", d_hidden)
     generator = MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm, activation)
     discriminator = MLPDiscriminator(spec.shape, d_widths, d_norm, d_maxout, activation)
-    if init != "torch":  # normal: Blocks' IsotropicGaussian(0.02) and Constant(0); batch norm keeps scale 1, shift 0
+    if init in _INIT_WEIGHTS:
         for m in [*generator.modules(), *discriminator.modules()]:
             if isinstance(m, nn.Linear):
-                if init == "normal":
-                    nn.init.normal_(m.weight, 0.0, 0.02)
-                else:
-                    nn.init.orthogonal_(m.weight, gain=1.4)
+                _INIT_WEIGHTS[init](m.weight)
                 nn.init.zeros_(m.bias)
     return generator, discriminator
