@@ -79,7 +79,7 @@ def validate_train(cfg: DictConfig) -> None:
         check_int("train.progress_every", t.progress_every, 1)
     if cfg.train.get("data_on_device", "auto") not in ("auto", True, False):
         raise ConfigError("train.data_on_device", cfg.train.data_on_device, "auto, true or false")
-    for key in ("channels_last", "compile_generator"):
+    for key in ("channels_last", "compile_generator", "simultaneous"):
         if not isinstance(cfg.train.get(key, False), bool):
             raise ConfigError(f"train.{key}", cfg.train.get(key), "true or false")
     graphs = cfg.train.get("cuda_graphs", False)
@@ -95,6 +95,10 @@ def validate_train(cfg: DictConfig) -> None:
                           "torch.compile of G crashed on CUDA when measured (H200, torch 2.11); on a GPU use "
                           "train.cuda_graphs=true, which removes the per-kernel launch cost compile would.")
     validate_trainer(cfg.trainer)
+    if cfg.train.get("simultaneous", False) and str(cfg.trainer.precision) in ("16-mixed", "16"):
+        raise ConfigError("train.simultaneous", True, f"false with trainer.precision={cfg.trainer.precision}",
+                          "fp16's loss scale can change at D's step while G's scaled gradient waits; use "
+                          "trainer.precision=bf16-mixed, which needs no loss scale.")
     check_int("seed", cfg.seed, 0)
     if cfg.eval.get("samples") is not None:
         check_int("eval.samples", cfg.eval.samples, 2)
@@ -280,6 +284,7 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     iterations=cfg.train.iterations, tricks=c.tricks,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
     system.use_lr_decay(cfg.optimizer.get("lr_decay", "none"))
+    system.use_simultaneous_updates(cfg.train.get("simultaneous", False))
     if c.conditioning is not None:
         cond = c.conditioning
         system.use_conditioning(cond["mode"], cond["n_classes"], cond["prior"])

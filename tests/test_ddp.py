@@ -257,6 +257,16 @@ def test_sigterm_stops_every_rank_and_keeps_the_checkpoint(tmp_path):
     assert _summary(tmp_path / "run")["status"] == "finished"
 
 
+def test_simultaneous_updates_keep_the_ranks_in_sync(tmp_path):
+    """train.simultaneous under DDP: G's all-reduced gradient is held while D's updates run their own
+    all-reduces, then applied; both ranks end with the same weights after evaluating and checkpointing."""
+    proc = run_cli(*TOY_DDP, "train.simultaneous=true", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, timeout=200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = _summary(tmp_path / "run")
+    assert summary["status"] == "finished" and summary["ddp"]["in_sync"] and summary["d_updates"] == 6
+    assert summary["evaluation"]["samples"] == 400 and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
 @pytest.mark.parametrize(("override", "key"), [
     ("trainer.devices=0", "trainer.devices"), ("trainer.devices=-2", "trainer.devices"),
     ("trainer.num_nodes=0", "trainer.num_nodes"), ("trainer.timeout_minutes=0", "trainer.timeout_minutes"),

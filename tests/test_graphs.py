@@ -92,6 +92,7 @@ def test_the_capture_ready_step_resumes_exactly_with_evaluation_and_logging_on(t
     (["regularizer=r1", "regularizer.every=4"], "every=4 decides on the host"),
     (["model=lapgan", "model.hidden=16"], "LAPGAN system runs its own step"),
     (["optimizer.lr_decay=linear"], "the learning rate changes every iteration"),
+    (["train.simultaneous=true"], "holds its gradient across D's updates"),
 ])
 def test_a_step_that_cannot_be_captured_stays_eager_saying_why(extra, why, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gan_lab"):
@@ -105,6 +106,8 @@ def test_a_step_that_cannot_be_captured_stays_eager_saying_why(extra, why, tmp_p
     (["train.cuda_graphs=true"], "train.cuda_graphs", "trainer.accelerator=cpu"),
     (["train.cuda_graphs=maybe"], "train.cuda_graphs", "true, false or stand_in"),
     (["accelerator=gpu", "train.compile_generator=true"], "train.compile_generator", "trainer.accelerator=gpu"),
+    (["train.simultaneous=yes"], "train.simultaneous", "true or false"),
+    (["train.simultaneous=true", "trainer.precision=16-mixed"], "train.simultaneous", "trainer.precision=16-mixed"),
 ])
 def test_speed_options_refuse_what_cannot_work_naming_both(overrides, key, words):
     with pytest.raises(ConfigError) as info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -48,6 +49,82 @@ def test_g_step_changes_only_g(loss):
     assert {k for k in g0 if k.endswith("weight")} <= _changed(g0, system.generator)
     assert all(p.grad is None for p in system.discriminator.parameters())
     assert all(p.requires_grad for p in system.discriminator.parameters())  # unfrozen again
+
+
+@pytest.mark.parametrize("loss", ["minimax", "ns"])
+def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
+    """train.simultaneous: G's step is the one it would take before D moves, D's the one it would take
+    before G moves; the alternating orders give other weights (so the test can tell them apart)."""
+    torch.manual_seed(0)
+    base, *_ = _system(f"loss={loss}")
+    real = torch.randn(32, 2)
+
+    def fresh():
+        system = copy.deepcopy(base)
+        system.manual_backward = lambda loss: loss.backward()
+        return (system, *system.configure_optimizers())
+
+    def run(order: str):
+        system, opt_d, opt_g = fresh()
+        g0 = _snapshot(system.generator)
+        torch.manual_seed(1)
+        if order == "simultaneous":
+            system.meanwhile = lambda: system.d_step(opt_d, real)
+            system.g_step(opt_g, real)
+            assert system.meanwhile is None and system.d_updates == 1
+        elif order == "g_then_d":  # G's step first; D's step against the moved G
+            system.g_step(opt_g, real)
+            system.d_step(opt_d, real)
+        elif order == "g_draws_then_d":  # the same random draws as the simultaneous step, G left where it was
+            system.g_step(opt_g, real)
+            system.generator.load_state_dict(g0)
+            system.d_step(opt_d, real)
+        else:  # Algorithm 1: D first, then G against the moved D
+            system.d_step(opt_d, real)
+            system.g_step(opt_g, real)
+        return _snapshot(system.generator), _snapshot(system.discriminator)
+
+    (g_sim, d_sim), (g_gd, d_gd) = run("simultaneous"), run("g_then_d")
+    _, d_same_state = run("g_draws_then_d")
+    g_alt, _ = run("alternating")
+    assert all(torch.equal(g_sim[k], g_gd[k]) for k in g_sim)  # G's gradient was taken at the old D
+    assert all(torch.equal(d_sim[k], d_same_state[k]) for k in d_sim)  # D's at the old G
+    assert any(not torch.equal(d_sim[k], d_gd[k]) for k in d_sim)
+    assert any(not torch.equal(g_sim[k], g_alt[k]) for k in g_sim)
+
+
+def test_simultaneous_run_with_evaluation_logging_and_checkpoints_on(tiny, tmp_path):
+    """The path experiment=ring_collapse takes: per iteration G's loss is taken first, then D's k updates,
+    then G's step (Adam steps D, D, G); the run evaluates, logs and checkpoints as any other."""
+    from gan_lab.systems.gan import GAN
+
+    cfg = tiny("model=mlp", "dataset=ring", "model.hidden=[16]", "train.k=2", "train.iterations=6",
+               "train.log_every=1", "eval.at_end=true", "eval.every=3", "eval.samples=60", "train.simultaneous=true")
+    events: list[str] = []
+    original_objective, original_d_step, original_step = GAN.generator_objective, GAN.d_step, torch.optim.Adam.step
+
+    def objective(self, *args, **kwargs):
+        events.append("g_loss")
+        return original_objective(self, *args, **kwargs)
+
+    def d_step(self, *args, **kwargs):
+        events.append("d_step")
+        return original_d_step(self, *args, **kwargs)
+
+    def step(self, *args, **kwargs):
+        events.append("adam_d" if self.param_groups[0]["params"][0].shape[-1] == 2 else "adam_g")
+        return original_step(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GAN, "generator_objective", objective)
+        mp.setattr(GAN, "d_step", d_step)
+        mp.setattr(torch.optim.Adam, "step", step)
+        summary = train(cfg, tmp_path)
+    assert events == ["g_loss", "d_step", "adam_d", "d_step", "adam_d", "adam_g"] * 6
+    assert summary["status"] == "finished" and summary["d_updates"] == 12
+    assert summary["evaluation"]["samples"] == 60 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert sum("train/g_loss" in r and "train/d_loss" in r for r in rows) == 6
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])

@@ -1,7 +1,8 @@
 """Algorithm 1 (Goodfellow 2014; seed 002) with manual optimisation.
 
 Per generator iteration: k D updates, each on a fresh real minibatch and fresh z, then one G
-update on fresh z; separate optimisers. The run's clock is ``iteration`` (generator iterations):
+update on fresh z; separate optimisers (``train.simultaneous``: G's gradient is taken before D's updates and
+applied after them, :meth:`GAN.use_simultaneous_updates`). The run's clock is ``iteration`` (generator iterations):
 Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
 """
 
@@ -110,6 +111,8 @@ class GAN(L.LightningModule):
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
         self.lr_decay = "none"  # set by use_lr_decay
+        self.simultaneous = False  # set by use_simultaneous_updates
+        self.meanwhile: Callable[[], None] | None = None  # D's updates, run inside G's (train.simultaneous)
         self.channels_last = False  # set by use_speed_options
         self.cuda_graphs = False  # set by use_speed_options; the runner is chosen at train start
         self.steps: StepGraphs | None = None  # None: every update eager
@@ -161,6 +164,15 @@ class GAN(L.LightningModule):
         every generator iteration t (its k D steps and its G step), as SN-GAN's and WGAN-GP's reference codes do.
         A pure function of the iteration: a resumed run continues the schedule exactly."""
         self.lr_decay = kind  # one of LR_DECAYS (checked with the settings, gan_lab/train.py)
+
+    def use_simultaneous_updates(self, on: bool) -> None:
+        """``train.simultaneous``: both players' gradients are taken at the same state (θ_D, θ_G) and both are
+        applied, as simultaneous gradient descent and the Unrolled GAN reference code do (Metz et al. 2017;
+        one ``sess.run`` of both train ops), instead of Algorithm 1's alternation, where G's gradient is taken
+        against the D that has just been updated. G's gradient is computed first and held aside while D takes
+        its k updates against the unchanged G (fresh real minibatches and z, as always), then G steps with it.
+        With an unrolled copy of D (``tricks.unroll``) the copy starts from the same, not-yet-updated D."""
+        self.simultaneous = on
 
     def _schedule_lr(self) -> None:
         if self.lr_decay == "none":
@@ -228,10 +240,20 @@ class GAN(L.LightningModule):
         if labels is not None:  # each minibatch with its labels
             reals = list(zip(reals, labels.chunk(self.batches_per_iteration)))
         extra = list(reals[self.k:])
-        for j, real in enumerate(reals[: self.k]):
-            measure = log_now and j == self.k - 1
-            self.update(("d", measure), lambda x, m=measure: self.d_step(opt_d, x, measure_grad=m), real)
+
+        def d_updates() -> None:
+            for j, real in enumerate(reals[: self.k]):
+                measure = log_now and j == self.k - 1
+                self.update(("d", measure), lambda x, m=measure: self.d_step(opt_d, x, measure_grad=m), real)
+
+        if self.simultaneous:  # G's gradient is taken first and applied after D's updates (update_generator)
+            self.meanwhile = d_updates
+        else:
+            d_updates()
         self.update(("g", log_now), lambda x: self.g_step(opt_g, x, extra, measure_grad=log_now), reals[self.k - 1])
+        if self.meanwhile is not None:
+            raise RuntimeError(f"{type(self).__name__}.g_step did not go through update_generator: D's updates "
+                               "of this iteration never ran (train.simultaneous)")
         self.iteration += 1
         if log_now:
             for part in self.tricks.with_hook("log_row"):
@@ -375,7 +397,9 @@ class GAN(L.LightningModule):
 
     def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
         """The frame every G step shares: freeze D, minimise ``objective()`` over G plus the parts'
-        terms, step, then the parts' after-step hooks (historical averaging, the EMA).
+        terms, step, then the parts' after-step hooks (historical averaging, the EMA). With
+        ``train.simultaneous`` the iteration's D updates (``self.meanwhile``) run between G's backward and
+        G's step, with G's gradient held aside.
 
         ``objective()`` returns (g_loss, extra, stats): ``g_loss`` is logged as train/g_loss, ``extra``
         (or None) is added to what G minimises, ``stats`` are logged as well.
@@ -395,6 +419,15 @@ class GAN(L.LightningModule):
             self._accumulate({"grad_norm_g": grad_norm(self.generator)})
             if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
                 self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
+        if self.meanwhile is not None:  # train.simultaneous: D's updates run while G's gradient waits
+            meanwhile, self.meanwhile = self.meanwhile, None
+            params = [p for group in opt_g.param_groups for p in group["params"]]
+            held = [p.grad for p in params]
+            for p in params:  # held aside: nothing D's updates do can touch them
+                p.grad = None
+            meanwhile()
+            for p, grad in zip(params, held):
+                p.grad = grad
         self._step(opt_g)
         for part in self.tricks.with_hook("after_g_step"):
             part.after_g_step(self)

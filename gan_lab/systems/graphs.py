@@ -110,6 +110,9 @@ def graph_blockers(system) -> list[str]:
         reasons.append("multi-process runs stay eager (DDP's gradient all-reduce is not captured here)")
     if system.conditional != "none":
         reasons.append(f"model.conditional={system.conditional}: the labelled step is not captured (yet)")
+    if system.simultaneous:
+        reasons.append("train.simultaneous=true: G's update holds its gradient across D's updates (they would "
+                       "be captured inside G's graph)")
     if system.lr_decay != "none":
         reasons.append(f"optimizer.lr_decay={system.lr_decay}: the learning rate changes every iteration "
                        "(a captured update would replay the first one's)")
