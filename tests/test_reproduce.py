@@ -51,6 +51,7 @@ def test_the_best_rows_run_their_own_experiment_on_top_of_the_tables_base(tmp_pa
     assert ring["train"]["iterations"] == grid["train"]["iterations"] == 50000
     assert ring["model"]["activation"] == grid["model"]["activation"] == "tanh"  # toy_best's nets
     assert ring["model"]["init"] == grid["model"]["init"] == "torch"  # not ring_collapse's orthogonal
+    assert not ring["train"]["simultaneous"] and not grid["train"]["simultaneous"]  # nor its simultaneous updates
     assert ring["loss"] == grid["loss"] == _compose("loss=ns")["loss"]  # toy_best's NS, not the base's minimax
     assert ring["tricks"]["instance_noise"] == 0.0
     assert (grid["tricks"]["instance_noise"], grid["tricks"]["instance_noise_until"]) == (0.5, 0.5)
