@@ -68,6 +68,11 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+# Keys added since runs began saving their configs, with the value every run from before them trained with
+# (a preset may now set another: experiment=ring_collapse has train.simultaneous=true).
+ADDED_KEYS = {"train.simultaneous": False, "model.init": "torch", "tricks.instance_noise_until": 1.0}
+
+
 def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config in today's layout: a run from before lists of regularizers kept its regularizer
     flat (``{_target_, weight}``); today each sits under its name beside the shared keys."""
@@ -86,7 +91,9 @@ def check_same_run(cfg: DictConfig, saved: dict[str, Any], run_dir: Path) -> Non
     before = _flat(upgrade(saved))
     free = lambda key: any(key == m or key.startswith(m + ".") for m in MAY_CHANGE)
     for key in sorted(set(now) | set(before)):
-        if free(key) or key not in before:  # new keys since the run began take their defaults
+        if key not in before and key in ADDED_KEYS and key in now:
+            before[key] = ADDED_KEYS[key]  # added since the run began: it trained with the value of then
+        if free(key) or key not in before:  # other new keys take their defaults
             continue
         if now.get(key) != before[key]:
             raise ConfigError(key, now.get(key), f"{before[key]!r}, the value the run in {run_dir} was trained with",

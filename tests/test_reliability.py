@@ -142,6 +142,20 @@ def test_resume_refuses_a_different_run_and_a_folder_without_one(reference, tmp_
         train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
 
 
+def test_keys_added_since_a_run_began_take_the_value_it_trained_with(tmp_path):
+    """A run saved before train.simultaneous existed trained alternately: resuming it with a preset that now
+    sets the key (experiment=ring_collapse) is a different run, refused; with the old value it resumes."""
+    from omegaconf import OmegaConf
+
+    from gan_lab.resume import check_same_run
+
+    saved = OmegaConf.to_container(compose_cfg(*RUN), resolve=True)
+    del saved["train"]["simultaneous"], saved["tricks"]["instance_noise_until"]
+    with pytest.raises(ConfigError, match=r"train.simultaneous=True is not allowed: False, the value the run"):
+        check_same_run(compose_cfg(*RUN, "train.simultaneous=true"), saved, tmp_path)
+    check_same_run(compose_cfg(*RUN), saved, tmp_path)
+
+
 def test_nan_stops_the_run_keeps_the_checkpoint_and_exits_3(tmp_path):
     run_dir = tmp_path / "run"
     # a NaN weight in D after iteration 4 (its checkpoint written): D's loss is NaN in iteration 5
@@ -224,8 +238,9 @@ def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize("model", [["model=progressive"], ["model=lapgan"],
-                                   ["mixture.generators=2", "mixture.discriminators=2"]],
-                         ids=["progressive", "lapgan", "mixture"])
+                                   ["mixture.generators=2", "mixture.discriminators=2"],
+                                   ["mixture.generators=2", "mixture.discriminators=2", "train.simultaneous=true"]],
+                         ids=["progressive", "lapgan", "mixture", "mixture+simultaneous"])
 def test_every_system_resumes_exactly(model, tmp_path):
     """The same resume mechanism for the systems with their own steps, phases and optimisers."""
     args = [*RUN[:4], *model, "train.iterations=6", "train.checkpoint_every=1", "train.log_every=2"]

@@ -60,8 +60,7 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
     real = torch.randn(32, 2)
 
     def fresh():
-        system = copy.deepcopy(base)
-        system.manual_backward = lambda loss: loss.backward()
+        system = copy.deepcopy(base)  # (with _system's manual_backward)
         return (system, *system.configure_optimizers())
 
     def run(order: str):
@@ -69,9 +68,9 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
         g0 = _snapshot(system.generator)
         torch.manual_seed(1)
         if order == "simultaneous":
-            system.meanwhile = lambda: system.d_step(opt_d, real)
+            system.pending_d_updates = lambda: system.d_step(opt_d, real)
             system.g_step(opt_g, real)
-            assert system.meanwhile is None and system.d_updates == 1
+            assert system.pending_d_updates is None and system.d_updates == 1
         elif order == "g_then_d":  # G's step first; D's step against the moved G
             system.g_step(opt_g, real)
             system.d_step(opt_d, real)

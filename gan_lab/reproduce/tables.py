@@ -144,10 +144,11 @@ _add(Table(
     quick=("train.iterations=1500", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="12 runs of 1,500 iterations: about 10 minutes on 2 CPU cores",
-    notes="VEEGAN's ring has radius 2 and std 0.02 (the lab's: 1 and 0.01, the same ratio); VEEGAN gives no errors, "
-          "so agreement uses the lab's standard error alone. The best rows' drs/ and jbt_drs/ cells count the "
-          "runs whose Discriminator Rejection Sampling measured (n says how many; a run where it gave up says why "
-          "in its metrics.json).",
+    notes="The Unrolled GAN paper's ring has radius 2 and std 0.02; its reference notebook, like the lab, "
+          "radius 1 and std 0.01 (the same ratio, but not the same training: README, \"Published rows at "
+          "their full length\"). VEEGAN gives no errors, so agreement uses the lab's standard error alone. "
+          "The best rows' drs/ and jbt_drs/ cells count the runs whose Discriminator Rejection Sampling measured "
+          "(n says how many; a run where it gave up says why in its metrics.json).",
 ))
 
 _add(Table(

@@ -112,7 +112,7 @@ class GAN(L.LightningModule):
             part.attach(self)
         self.lr_decay = "none"  # set by use_lr_decay
         self.simultaneous = False  # set by use_simultaneous_updates
-        self.meanwhile: Callable[[], None] | None = None  # D's updates, run inside G's (train.simultaneous)
+        self.pending_d_updates: Callable[[], None] | None = None  # this iteration's, run inside G's (simultaneous)
         self.channels_last = False  # set by use_speed_options
         self.cuda_graphs = False  # set by use_speed_options; the runner is chosen at train start
         self.steps: StepGraphs | None = None  # None: every update eager
@@ -247,11 +247,15 @@ class GAN(L.LightningModule):
                 self.update(("d", measure), lambda x, m=measure: self.d_step(opt_d, x, measure_grad=m), real)
 
         if self.simultaneous:  # G's gradient is taken first and applied after D's updates (update_generator)
-            self.meanwhile = d_updates
+            self.pending_d_updates = d_updates
         else:
             d_updates()
-        self.update(("g", log_now), lambda x: self.g_step(opt_g, x, extra, measure_grad=log_now), reals[self.k - 1])
-        if self.meanwhile is not None:
+        try:
+            self.update(("g", log_now), lambda x: self.g_step(opt_g, x, extra, measure_grad=log_now),
+                        reals[self.k - 1])
+        finally:
+            pending, self.pending_d_updates = self.pending_d_updates, None
+        if pending is not None:
             raise RuntimeError(f"{type(self).__name__}.g_step did not go through update_generator: D's updates "
                                "of this iteration never ran (train.simultaneous)")
         self.iteration += 1
@@ -381,7 +385,7 @@ class GAN(L.LightningModule):
 
     def g_step(self, opt_g, real: torch.Tensor, extra_reals: list[torch.Tensor] | None = None,
                measure_grad: bool = False) -> None:
-        """One G update on fresh z. ``real``: a minibatch D already saw (feature matching's target);
+        """One G update on fresh z. ``real``: the minibatch of D's last update (feature matching's target);
         ``extra_reals``: the fresh minibatches parts asked for (the unrolled copy of D's K)."""
 
         def objective():
@@ -398,8 +402,8 @@ class GAN(L.LightningModule):
     def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
         """The frame every G step shares: freeze D, minimise ``objective()`` over G plus the parts'
         terms, step, then the parts' after-step hooks (historical averaging, the EMA). With
-        ``train.simultaneous`` the iteration's D updates (``self.meanwhile``) run between G's backward and
-        G's step, with G's gradient held aside.
+        ``train.simultaneous`` the iteration's D updates (``self.pending_d_updates``) run between G's
+        backward and G's step, with G's gradient held aside.
 
         ``objective()`` returns (g_loss, extra, stats): ``g_loss`` is logged as train/g_loss, ``extra``
         (or None) is added to what G minimises, ``stats`` are logged as well.
@@ -419,13 +423,13 @@ class GAN(L.LightningModule):
             self._accumulate({"grad_norm_g": grad_norm(self.generator)})
             if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
                 self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
-        if self.meanwhile is not None:  # train.simultaneous: D's updates run while G's gradient waits
-            meanwhile, self.meanwhile = self.meanwhile, None
+        if self.pending_d_updates is not None:  # train.simultaneous: D's updates run while G's gradient waits
+            d_updates, self.pending_d_updates = self.pending_d_updates, None
             params = [p for group in opt_g.param_groups for p in group["params"]]
             held = [p.grad for p in params]
-            for p in params:  # held aside: nothing D's updates do can touch them
+            for p in params:  # held aside (defensive: D's updates draw G's samples without a graph today)
                 p.grad = None
-            meanwhile()
+            d_updates()
             for p, grad in zip(params, held):
                 p.grad = grad
         self._step(opt_g)

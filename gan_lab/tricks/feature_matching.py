@@ -1,7 +1,8 @@
 """Feature matching (Salimans et al. 2016; seed 003): G minimises ‖E f(x) − E f(G(z))‖² on D's feature layer.
 
-f is D's last hidden layer (``discriminator.features``); the real mean is a constant target, taken on a
-minibatch D has just seen, through the same ``d_input`` as every D evaluation.
+f is D's last hidden layer (``discriminator.features``); the real mean is a constant target, taken on the
+minibatch of D's last update (seen just before, or with train.simultaneous just after), through the same
+``d_input`` as every D evaluation.
 """
 
 from __future__ import annotations
