@@ -259,7 +259,8 @@ def test_sigterm_stops_every_rank_and_keeps_the_checkpoint(tmp_path):
 
 def test_simultaneous_updates_keep_the_ranks_in_sync(tmp_path):
     """train.simultaneous under DDP: G's all-reduced gradient is held while D's updates run their own
-    all-reduces, then applied; both ranks end with the same weights after evaluating and checkpointing."""
+    all-reduces; both ranks end with the same weights after evaluating and checkpointing (that G's step
+    applies the held gradient: tests/test_system.py)."""
     proc = run_cli(*TOY_DDP, "train.simultaneous=true", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, timeout=200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = _summary(tmp_path / "run")
