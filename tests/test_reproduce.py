@@ -128,6 +128,10 @@ def test_a_column_may_name_its_metric_by_a_pattern():
     assert _metric(metrics, "val/stacked_modes_*") == 870.0
     assert _metric(metrics, "val/fid_26k_x") == 3.0
     assert _metric(metrics, "val/stacked_reverse_kl_*") is None and _metric(metrics, "flag") is None
+    # a full run keeps its last in-training measurement (eval.every_samples) beside the final one (eval.samples)
+    both = {"val/stacked_modes_1k_c": 310, "val/stacked_modes_26k_c": 988, "val/stacked_modes_10k_c": 934}
+    assert _metric(both, "val/stacked_modes_*", 26000) == 988.0
+    assert _metric(both, "val/stacked_modes_*", 2600) == 934.0  # no such count: the first by name
 
 
 def test_a_sweep_that_cannot_start_says_so_in_one_line(tmp_path):

@@ -154,14 +154,15 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
     """Every (row, metric) cell from the finished jobs of the sweep, and the count of jobs per status."""
     from gan_lab.report.folders import load_run, sweep_jobs
 
-    by_row: dict[str, list[dict]] = {row.name: [] for row in rows}
+    by_row: dict[str, list[tuple[dict, int | None]]] = {row.name: [] for row in rows}
     statuses: dict[str, int] = {}
     for job in sweep_jobs(sweep_dir):
         run = load_run(job)
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
         name = str(run["overrides"].get("experiment", "")).removeprefix(PRESET_PREFIX)
         if name in by_row and run["status"] == "finished":
-            by_row[name].append(run["metrics"])
+            final = run["summary"].get("evaluation") or {}
+            by_row[name].append((run["metrics"], final.get("samples")))
     columns = {c.key: c for c in table.columns}
     cells = []
     for row in rows:
@@ -169,16 +170,22 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
         for key in dict.fromkeys([*keys, *row.target]):
             # A non-finite value counts (a reverse KL is infinite when no sample is of high quality). A key
             # with "*" names a metric whose full name carries the sample count and extractor.
-            values = [float(v) for v in (_metric(m, key) for m in by_row[row.name]) if v is not None]
+            values = [float(v) for v in (_metric(m, key, n) for m, n in by_row[row.name]) if v is not None]
             column = columns.get(key)
             cells.append(Cell(row.name, row.label, key, column.label if column else key, values, row.paper.get(key),
                               row.target.get(key), row.tolerance.get(key), column.digits if column else 3))
     return cells, statuses
 
 
-def _metric(metrics: dict, key: str) -> float | None:
-    """``metrics[key]``, or the first metric matching ``key`` as a glob (sorted by name)."""
+def _metric(metrics: dict, key: str, samples: int | None = None) -> float | None:
+    """``metrics[key]``, or a metric matching ``key`` as a glob: the one measured on ``samples`` samples (the final
+    evaluation's count: a run also keeps its last in-training measurement, on fewer), else the first by name."""
     names = [key] if "*" not in key else sorted(fnmatch.filter(metrics, key))
+    if samples is not None:
+        from gan_lab.metrics.features import n_tag
+
+        tag = f"_{n_tag(samples)}_"
+        names.sort(key=lambda name: tag not in name)  # stable: the final evaluation's first
     for name in names:
         if isinstance(metrics.get(name), (int, float)) and not isinstance(metrics.get(name), bool):
             return float(metrics[name])
