@@ -138,9 +138,9 @@ _add(Table(
     columns=TOY_COLUMNS[:2],
     rows=_unrolled_rows(),
     seeds=10,
-    cost="6 rows × 10 seeds × 25,000 iterations (batch 512; 5 unrolling steps cost ~4× an iteration): "
-         "about 60 CPU-hours on 2 cores (the best rows, 50,000 iterations: about 8–10 minutes per run, two at a "
-         "time); ~3 GPU-hours",
+    cost="6 rows × 10 seeds × 25,000 iterations (batch 512; the best rows 50,000): about 11 hours on 2 CPU "
+         "cores, two runs at a time (measured per run: GAN 6–8 minutes, unrolled 5 about 50, best 8–10); "
+         "~3 GPU-hours",
     quick=("train.iterations=1500", "train.log_every=100", *_QUICK_QUIET),
     quick_seeds=2,
     quick_cost="12 runs of 1,500 iterations: about 10 minutes on 2 CPU cores",
