@@ -47,6 +47,16 @@ def test_the_best_rows_run_their_own_experiment_on_top_of_the_tables_base(tmp_pa
             preset_yaml((*t.base, *spec.overrides), Path(config_dir())))
     ring, grid = (_compose(f"experiment=repro_{row}", f"hydra.searchpath=[file://{tmp_path}]")
                   for row in ("ring_best", "grid_best"))
+    # The base lends only its protocol (data set size, evaluation, logging intervals): what trains is exactly
+    # the row's own experiment, whatever the base sets (ring_collapse's minimax loss, orthogonal init,
+    # simultaneous updates; pacgan_toy's maxout D and batch-norm G).
+    protocol = {"sample_every", "checkpoint_every", "log_every", "progress_every"}
+    for row, preset in (("ring_best", ring), ("grid_best", grid)):
+        direct = _compose(*next(r for r in t.all_rows() if r.name == row).overrides)
+        for group in ("model", "loss", "regularizer", "optimizer", "tricks", "mixture"):
+            assert preset[group] == direct[group], (row, group)
+        assert ({k: v for k, v in preset["train"].items() if k not in protocol}
+                == {k: v for k, v in direct["train"].items() if k not in protocol}), row
     assert ring["dataset"]["_target_"].endswith("Ring") and grid["dataset"]["_target_"].endswith("Grid")
     assert ring["train"]["iterations"] == grid["train"]["iterations"] == 50000
     assert ring["model"]["activation"] == grid["model"]["activation"] == "tanh"  # toy_best's nets

@@ -28,6 +28,11 @@ def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[st
     return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
 
 
+def _player(optimizer: torch.optim.Optimizer) -> str:
+    """"d" or "g": whose optimiser this is, in a run on 2-D points (D's first layer reads 2 inputs, G's z)."""
+    return "d" if optimizer.param_groups[0]["params"][0].shape[-1] == 2 else "g"
+
+
 @pytest.mark.parametrize("loss", ["ns", "minimax", "wasserstein", "hinge", "lsgan"])
 def test_d_step_changes_only_d(loss):
     system, opt_d, _ = _system(f"loss={loss}")
@@ -54,7 +59,8 @@ def test_g_step_changes_only_g(loss):
 @pytest.mark.parametrize("loss", ["minimax", "ns"])
 def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
     """train.simultaneous: G's step is the one it would take before D moves, D's the one it would take
-    before G moves; the alternating orders give other weights (so the test can tell them apart)."""
+    before G moves, even when a D update leaves a gradient on G; the alternating orders give other weights (so
+    the test can tell them apart)."""
     torch.manual_seed(0)
     base, *_ = _system(f"loss={loss}")
     real = torch.randn(32, 2)
@@ -67,8 +73,13 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
         system, opt_d, opt_g = fresh()
         g0 = _snapshot(system.generator)
         torch.manual_seed(1)
-        if order == "simultaneous":
-            system.pending_d_updates = lambda: system.d_step(opt_d, real)
+        if order.startswith("simultaneous"):
+            def d_updates():
+                system.d_step(opt_d, real)
+                if order == "simultaneous_stray":  # a D update leaving a gradient on G: G's held one must win
+                    system.generator(torch.randn(4, system.z_dim)).sum().backward()
+
+            system.pending_d_updates = d_updates
             system.g_step(opt_g, real)
             assert system.pending_d_updates is None and system.d_updates == 1
         elif order == "g_then_d":  # G's step first; D's step against the moved G
@@ -84,6 +95,8 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
         return _snapshot(system.generator), _snapshot(system.discriminator)
 
     (g_sim, d_sim), (g_gd, d_gd) = run("simultaneous"), run("g_then_d")
+    g_stray, _ = run("simultaneous_stray")
+    assert g_stray.keys() == g_sim.keys() and all(torch.equal(g_stray[k], g_sim[k]) for k in g_sim)
     _, d_same_state = run("g_draws_then_d")
     g_alt, _ = run("alternating")
     assert all(torch.equal(g_sim[k], g_gd[k]) for k in g_sim)  # G's gradient was taken at the old D
@@ -111,7 +124,7 @@ def test_simultaneous_run_with_evaluation_logging_and_checkpoints_on(tiny, tmp_p
         return original_d_step(self, *args, **kwargs)
 
     def step(self, *args, **kwargs):
-        events.append("adam_d" if self.param_groups[0]["params"][0].shape[-1] == 2 else "adam_g")
+        events.append(f"adam_{_player(self)}")
         return original_step(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -134,7 +147,7 @@ def test_k_d_updates_per_g_update(tiny, tmp_path, k):
     original_step = torch.optim.Adam.step
 
     def counting_step(self, *args, **kwargs):
-        counts["d" if self.param_groups[0]["params"][0].shape[-1] == 2 else "g"] += 1
+        counts[_player(self)] += 1
         return original_step(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:

@@ -427,7 +427,7 @@ class GAN(L.LightningModule):
             d_updates, self.pending_d_updates = self.pending_d_updates, None
             params = [p for group in opt_g.param_groups for p in group["params"]]
             held = [p.grad for p in params]
-            for p in params:  # held aside (defensive: D's updates draw G's samples without a graph today)
+            for p in params:  # held aside: a D update leaving a gradient on G cannot change G's step
                 p.grad = None
             d_updates()
             for p, grad in zip(params, held):
