@@ -282,8 +282,8 @@ class WindowTimer(L.Callback):
             return
         trained = {"generator": _moved(self._before[0], module.generator),
                    "discriminator": _moved(self._before[1], module.discriminator)}
-        steps = getattr(module, "steps", None)  # the CUDA graphs runner, None when the step is eager
-        graphs = 0 if steps is None or getattr(steps, "stand_in", False) else len(getattr(steps, "graphs", {}))
+        runner = module.runner  # gan_lab/systems/runner.py: which path ran, and the graphs it captured
+        graphs = len(runner.graphs) if runner.mode == "graphs" else 0
         record = {**self._record, "start": self.start, "stop": self.stop, "threads": self.threads,
                   "iteration": module.iteration, "trained": trained, "graphs": graphs}
         (Path(trainer.default_root_dir) / self.FILE).write_text(json.dumps(record))

@@ -33,13 +33,11 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 
-from gan_lab.errors import ConfigError, check_int, check_range, known_keys
+from gan_lab.settings import DRS
 
 Proposal = Callable[[int, torch.Generator], torch.Tensor]  # draw(n, generator): n samples, on the CPU
 
@@ -53,65 +51,13 @@ class LowAcceptance(RuntimeError):
     separates G's samples from the data almost perfectly)."""
 
 
-@dataclass(frozen=True)
-class DRSSettings:
-    """``eval.drs.*``."""
-
-    enabled: bool = False
-    calibration_steps: int = 500  # D updates against the frozen final G before sampling (0: D as trained)
-    burn_in: int = 10_000  # samples whose largest logit starts D̃_M
-    batch: int = 1_000  # samples drawn and judged at a time
-    gamma_quantile: float | None = None  # None: γ = 0 (the exact rule); q: γ = the q-quantile of F per batch
-    max_draws: int | None = None  # draws before giving up; None: DRAWS_PER_SAMPLE per sample needed
-
-    @classmethod
-    def of(cls, node: DictConfig | dict | None) -> DRSSettings:
-        """The settings of an ``eval.drs`` node, each checked (a ConfigError names the bad key)."""
-        s = cls(**known_keys("eval.drs", node, cls))
-        if not isinstance(s.enabled, bool):
-            raise ConfigError("eval.drs.enabled", s.enabled, "true or false")
-        check_int("eval.drs.calibration_steps", s.calibration_steps, 0)
-        check_int("eval.drs.burn_in", s.burn_in, 1)
-        check_int("eval.drs.batch", s.batch, 1)
-        if s.max_draws is not None:
-            check_int("eval.drs.max_draws", s.max_draws, 1)
-        if s.gamma_quantile is not None:
-            check_range("eval.drs.gamma_quantile", s.gamma_quantile, 0.0, 1.0, low_open=True, high_open=True)
-        return s
-
-
-def refusal(system) -> str | None:
-    """Why DRS cannot judge ``system``'s samples one by one, or None: it needs one D judging one sample."""
-    from gan_lab.systems.gan import GAN
-
-    pack = system.tricks.pack
-    if type(system) is not GAN:
-        return f"{type(system).__name__} has no single D judging single samples"
-    if system.conditional != "none":
-        return "a class-conditional D judges (sample, label) pairs"
-    if pack > 1:
-        return f"with tricks.pack={pack} D judges packs of {pack} samples, not one sample"
-    from gan_lab.nets.minibatch import MinibatchDiscriminator
-
-    if any(isinstance(m, MinibatchDiscriminator) for m in system.discriminator.modules()):
-        return "with tricks.minibatch_discrimination D's logit of a sample depends on the rest of its batch"
-    return None
-
-
-def check(system, drs: DRSSettings) -> None:
-    """Refuse, with the key, a run whose samples DRS cannot filter (before any training happens)."""
-    why = refusal(system) if drs.enabled else None
-    if why:
-        raise ConfigError("eval.drs.enabled", True, "false for this run", f"Discriminator rejection sampling: {why}.")
-
-
 def calibrate(system, source, steps: int, batch_size: int, generator: torch.Generator) -> torch.nn.Module:
     """A copy of D trained ``steps`` more updates with the logistic loss against the frozen sampler G."""
     critic = copy.deepcopy(system.discriminator).train()
     critic.requires_grad_(True)
     if steps == 0:
         return critic
-    optimizer = system._optimizer_d(critic.parameters())
+    optimizer = system.optimizer_factories[0](critic.parameters())
     sampler, device = system.sampler, system.device
     was_training = sampler.training
     sampler.eval()
@@ -152,7 +98,7 @@ def acceptance(logits: torch.Tensor, top: float, gamma_quantile: float | None) -
     return torch.sigmoid(f - gamma)
 
 
-def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.Generator,
+def rejection_sample(system, critic, n: int, drs: DRS, generator: torch.Generator,
                      max_draws: int | None = None, chunk: int = 512,
                      draw: Proposal | None = None) -> tuple[torch.Tensor, dict]:
     """n samples of the proposal (``draw``; default G's own samples) accepted by DRS with ``critic``, and what it
@@ -179,7 +125,7 @@ def rejection_sample(system, critic, n: int, drs: DRSSettings, generator: torch.
     return torch.cat(kept)[:n], {"drawn": drawn, "acceptance_rate": accepted / drawn, "max_logit": top}
 
 
-def describe(drs: DRSSettings, n: int, drawn: int | str) -> str:
+def describe(drs: DRS, n: int, drawn: int | str) -> str:
     """The protocol in words, for ``n`` samples accepted of ``drawn``."""
     gamma = ("γ = 0 (exact rule)" if drs.gamma_quantile is None
              else f"γ = the {drs.gamma_quantile} quantile of F per batch")
@@ -187,7 +133,7 @@ def describe(drs: DRSSettings, n: int, drawn: int | str) -> str:
             f"against the final G (logistic loss), burn-in {drs.burn_in}, {gamma}; {n} accepted of {drawn} drawn")
 
 
-def select(system, source, drs: DRSSettings, n: int, generator: torch.Generator, batch: int,
+def select(system, source, drs: DRS, n: int, generator: torch.Generator, batch: int,
            draw: Proposal | None = None) -> tuple[torch.Tensor, dict, str]:
     """n samples DRS accepts (from ``draw``, default G's own), what it took, and the protocol in words: a copy of
     D calibrated against G, then rejection sampling. Raises :class:`LowAcceptance` when too few are accepted."""

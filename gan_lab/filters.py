@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 
 from gan_lab import drs as rejection
 from gan_lab import jbt as truncation
 from gan_lab.distributed import Ranks
-from gan_lab.errors import ConfigError
 from gan_lab.measure import feature_metrics, merge_summary, point_metrics, shared_features
+from gan_lab.settings import DRS, JBT, Eval
 
 TITLES = {"drs": "DRS", "jbt": "JBT", "jbt_drs": "JBT then DRS"}
 
@@ -34,13 +33,12 @@ TITLES = {"drs": "DRS", "jbt": "JBT", "jbt_drs": "JBT then DRS"}
 class Filters:
     """``eval.drs`` and ``eval.jbt``, and which measurements they ask for."""
 
-    drs: rejection.DRSSettings
-    jbt: truncation.JBTSettings
+    drs: DRS
+    jbt: JBT
 
     @classmethod
-    def of(cls, eval_node: DictConfig | dict | None) -> Filters:
-        node = eval_node or {}
-        return cls(rejection.DRSSettings.of(node.get("drs")), truncation.JBTSettings.of(node.get("jbt")))
+    def of(cls, settings: Eval) -> Filters:
+        return cls(settings.drs, settings.jbt)
 
     @property
     def chosen(self) -> list[str]:
@@ -48,23 +46,10 @@ class Filters:
         on["jbt_drs"] = on["drs"] and on["jbt"]
         return [name for name, enabled in on.items() if enabled]
 
-    def enabled_key(self) -> str:
-        return "eval.drs.enabled" if self.drs.enabled else "eval.jbt.enabled"
-
     @property
     def flags(self) -> str:
         """The same measurements as ``python -m gan_lab.evaluate`` arguments."""
         return " ".join(f"{name}=true" for name in ("drs", "jbt") if name in self.chosen)
-
-
-def check(system, filters: Filters, world: int = 1, precision: str = "32-true") -> None:
-    """Refuse, with the key, a run whose samples an enabled filter cannot take (before any training happens)."""
-    rejection.check(system, filters.drs)
-    truncation.check(system, filters.jbt, precision)
-    if filters.chosen and world > 1:
-        raise ConfigError(filters.enabled_key(), True, f"false with {world} processes",
-                          f"the sample filters measure in one process: run python -m gan_lab.evaluate "
-                          f"run=<run folder> {filters.flags} after the run.")
 
 
 def select(name: str, system, source, filters: Filters, n: int, generator: torch.Generator,
@@ -87,11 +72,11 @@ def select(name: str, system, source, filters: Filters, n: int, generator: torch
     return fake, stats, protocol
 
 
-def _jbt_block(jbt: truncation.JBTSettings) -> dict:
+def _jbt_block(jbt: JBT) -> dict:
     return {"keep": jbt.keep, "probes": jbt.probes, "step": jbt.step}
 
 
-def _jbt_protocol(jbt: truncation.JBTSettings, n: int | None = None, drawn: int | None = None) -> str:
+def _jbt_protocol(jbt: JBT, n: int | None = None, drawn: int | None = None) -> str:
     what = f"the {jbt.keep:g} of G's samples" if n is None else f"the {n} of {drawn} samples of G"
     return (f"Jacobian-based truncation (Tanielian 2020): {what} with the smallest ||J_G(z)||_F "
             f"(finite differences along {jbt.probes} random directions, step {jbt.step:g})")

@@ -19,64 +19,14 @@ nearly 0 on the bridges; JBT's threshold is set per proposal batch).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig
 
-from gan_lab.errors import ConfigError, check_int, check_range, known_keys
-
-
-@dataclass(frozen=True)
-class JBTSettings:
-    """``eval.jbt.*``."""
-
-    enabled: bool = False
-    keep: float = 0.9  # fraction of G's samples kept: those of smallest Jacobian norm
-    probes: int = 10  # random directions per sample in the estimate of ||J_G(z)||_F²
-    step: float = 1e-3  # finite-difference step δ in latent space
-
-    @classmethod
-    def of(cls, node: DictConfig | dict | None) -> JBTSettings:
-        """The settings of an ``eval.jbt`` node, each checked (a ConfigError names the bad key)."""
-        s = cls(**known_keys("eval.jbt", node, cls))
-        if not isinstance(s.enabled, bool):
-            raise ConfigError("eval.jbt.enabled", s.enabled, "true or false")
-        check_range("eval.jbt.keep", s.keep, 0.0, 1.0, low_open=True)
-        check_int("eval.jbt.probes", s.probes, 1)
-        check_range("eval.jbt.step", s.step, 0.0, 1.0, low_open=True)
-        return s
-
-
-HALF_TRUE = ("16-true", "bf16-true")  # weights in half precision: a step of 1e-3 is below their resolution
-
-
-def refusal(system, precision: str = "32-true") -> str | None:
-    """Why JBT cannot truncate ``system``'s samples, or None: it needs one G of a latent z alone, in fp32."""
-    from gan_lab.systems.lapgan import LAPGAN
-    from gan_lab.systems.mixture import MixtureGAN
-
-    if isinstance(system, LAPGAN):
-        return "LAPGAN's samples also depend on the noise drawn at each level, not on z alone"
-    if isinstance(system, MixtureGAN):
-        return "MixtureGAN picks the member that draws each sample apart from z"
-    if system.conditional != "none":
-        return "a class-conditional G draws (sample, label) pairs"
-    if str(precision) in HALF_TRUE:
-        return (f"with trainer.precision={precision} G's weights are half precision, too coarse for its finite "
-                "differences (a -mixed precision keeps them fp32)")
-    return None
-
-
-def check(system, jbt: JBTSettings, precision: str = "32-true") -> None:
-    """Refuse, with the key, a run whose samples JBT cannot truncate (before any training happens)."""
-    why = refusal(system, precision) if jbt.enabled else None
-    if why:
-        raise ConfigError("eval.jbt.enabled", True, "false for this run", f"Jacobian-based truncation: {why}.")
+from gan_lab.settings import JBT
 
 
 @torch.no_grad()
-def jacobian_norms(system, z: torch.Tensor, jbt: JBTSettings, generator: torch.Generator,
+def jacobian_norms(system, z: torch.Tensor, jbt: JBT, generator: torch.Generator,
                    chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(G(z), the estimate of ||J_G(z)||_F² per sample), on the CPU, ``chunk`` latents at a time. G draws as
     everywhere else (eval mode, the EMA copy when the run keeps one), outside any autocast: a bf16 difference at
@@ -95,7 +45,7 @@ def jacobian_norms(system, z: torch.Tensor, jbt: JBTSettings, generator: torch.G
     return torch.cat(samples), torch.cat(norms)
 
 
-def truncate(system, n: int, jbt: JBTSettings, generator: torch.Generator,
+def truncate(system, n: int, jbt: JBT, generator: torch.Generator,
              chunk: int = 500) -> tuple[torch.Tensor, dict]:
     """n samples of G: the ``keep`` fraction of ⌈n / keep⌉ draws with the smallest Jacobian norm, and what it
     took (drawn, the acceptance rate, the largest kept and the median norm²)."""
@@ -106,6 +56,6 @@ def truncate(system, n: int, jbt: JBTSettings, generator: torch.Generator,
                       "median_norm": float(norms.median())}
 
 
-def proposal(system, jbt: JBTSettings, chunk: int = 500):
+def proposal(system, jbt: JBT, chunk: int = 500):
     """JBT as a proposal for DRS: ``draw(n, generator)`` gives n survivors of ⌈n / keep⌉ draws."""
     return lambda n, generator: truncate(system, n, jbt, generator, chunk)[0]

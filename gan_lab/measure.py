@@ -83,14 +83,12 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
 
 def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(This rank's share of n samples G(z), all n labels they were drawn for or None): z (then the labels of a
-    class-conditional run, :meth:`GAN.eval_labels`) are drawn from ``g`` exactly as one process draws them, and
-    each rank generates its contiguous part, so the gathered samples are the single-process ones."""
+    class-conditional run, gan_lab/systems/conditioning.py) are drawn from ``g`` exactly as one process draws them,
+    and each rank generates its contiguous part, so the gathered samples are the single-process ones."""
     z = system.sample_z(n, g).cpu()
-    labels = system.eval_labels(n, g) if getattr(system, "conditional", "none") != "none" else None
+    labels = system.conditioning.eval_labels(system, n, g)
     share = ranks.share(n)
-    if labels is None:
-        return system.generate(z[share]), None
-    return system.generate(z[share], labels[share]), labels
+    return system.generate(z[share], None if labels is None else labels[share]), labels
 
 
 def conditions_suite(suite, n_classes: int) -> bool:

@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from omegaconf import DictConfig
 
 from gan_lab import filters as sample_filters
 from gan_lab import watchdog
-from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
+from gan_lab.launch import Callbacks
 from gan_lab.measure import default_samples, draw, evaluate_system
 from gan_lab.report import write_report
 from gan_lab.resume import latest_good
 from gan_lab.run_folder import write_summary
+from gan_lab.settings import Settings
 from gan_lab.systems.gan import GAN, Diverged, StopRequested
 from gan_lab.viz import curves_picture, points_picture, save_png
 from gan_lab.watchdog import PeerFailed, RankFailure
@@ -50,70 +52,89 @@ class Stopped(RuntimeError):
         super().__init__(reason)
 
 
-def fit(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, system: GAN, data: GANDataModule, source: Source,
-        sync_check: WeightSyncCheck, extra: list, loggers: list) -> dict[str, Any]:
-    """Train, then finish the run; a run that stops early is recorded as what stopped it
-    (:func:`stopped_early`)."""
-    multi = trainer.world_size > 1
-    with watchdog.monitored(run_dir, trainer.global_rank) if multi else nullcontext():
+@dataclass
+class Run:
+    """One run as it trains and ends: its config and typed settings, folder, system, data, trainer, callbacks and
+    loggers."""
+
+    cfg: DictConfig
+    settings: Settings
+    run_dir: Path
+    system: GAN
+    source: Source
+    data: GANDataModule
+    trainer: L.Trainer
+    callbacks: Callbacks
+    loggers: list
+
+    @property
+    def inception(self) -> dict[str, Any]:
+        return inception_options(self.cfg)
+
+
+def fit(run: Run) -> dict[str, Any]:
+    """Train, then finish the run; a run that stops early is recorded as what stopped it (:func:`stopped_early`)."""
+    multi = run.trainer.world_size > 1
+    with watchdog.monitored(run.run_dir, run.trainer.global_rank) if multi else nullcontext():
         started = time.perf_counter()
         try:
-            trainer.fit(system, datamodule=data)
-            summary = finish(cfg, run_dir, system, source, time.perf_counter() - started, sync_check.result,
-                             extra, loggers, Ranks.current())
+            run.trainer.fit(run.system, datamodule=run.data)
+            summary = finish(run, time.perf_counter() - started, Ranks.current())
         except BaseException as err:
-            _finish_loggers(loggers, "failed")
-            return stopped_early(cfg, run_dir, system, trainer, err)
-    _finish_loggers(loggers, "success")
+            _finish_loggers(run.loggers, "failed")
+            return stopped_early(run, err)
+    _finish_loggers(run.loggers, "success")
     return summary
 
 
-def finish(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float, ddp: dict | None,
-           callbacks: list, loggers: list, ranks: Ranks) -> dict[str, Any]:
+def finish(run: Run, wall: float, ranks: Ranks) -> dict[str, Any]:
     """After training, on every rank together: the final samples and the end-of-run evaluation (each rank
     draws its share with rank 0's weights and buffers, which the checkpoint holds); rank 0 writes the run
     folder and returns the summary, the other ranks an empty dict."""
     with watchdog.phase("writing the final samples and evaluating"):
-        ranks.broadcast_state(system, "buffers")
-        summary, fake = finalize(cfg, run_dir, system, source, wall, ddp, callbacks, ranks)
-        if cfg.eval.at_end:
-            summary = _evaluate_at_end(cfg, run_dir, system, source, loggers, fake, summary, ranks)
-        filters = sample_filters.Filters.of(cfg.eval)
+        ranks.broadcast_state(run.system, "buffers")
+        summary, fake = finalize(run.cfg, run.run_dir, run.system, run.source, wall, run.callbacks.sync_check.result,
+                                 run.callbacks.extra, ranks)
+        if run.settings.eval.at_end:
+            summary = _evaluate_at_end(run, fake, summary, ranks)
+        filters = sample_filters.Filters.of(run.settings.eval)
         if filters.chosen and ranks.world == 1:
-            summary = _measure_filters(cfg, run_dir, system, source, loggers, filters) or summary
+            summary = _measure_filters(run, filters) or summary
         elif filters.chosen and ranks.is_main:  # a device count only known at run time: refused too late
             for name in filters.chosen:
-                summary = _not_measured(name, run_dir, f"not measured with {ranks.world} processes; run python -m "
-                                                       f"gan_lab.evaluate run={run_dir} {filters.flags}")
+                summary = _not_measured(name, run.run_dir, f"not measured with {ranks.world} processes; run python "
+                                                           f"-m gan_lab.evaluate run={run.run_dir} {filters.flags}")
     if watchdog.current() is not None:
         watchdog.current().quiet = True  # the ranks are done meeting; a child exiting now is no failure
     return summary if ranks.is_main else {}
 
 
-def stopped_early(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> dict:
+def stopped_early(run: Run, err: BaseException) -> dict:
     """Record why the run stopped before its end: the divergence guard (returns the diverged summary; exit
     3), SIGTERM (raises :class:`Stopped`; exit 143), a dead or stalled rank (raises :class:`RankFailure`;
     exit 4). Anything else is re-raised once this rank's status file says so."""
     monitor = watchdog.current()
     if monitor is not None:  # this rank handles its stop: a child exiting now is expected, no interrupt
         monitor.quiet = True
+    run_dir, system, trainer = run.run_dir, run.system, run.trainer
     if isinstance(err, Diverged):
         return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
     if isinstance(err, (StopRequested, SIGTERMException)):
         raise record_sigterm(run_dir, system, trainer) from None
     if monitor is not None and (isinstance(err, PeerFailed) or is_collective_error(err)):
-        raise rank_failure(cfg, run_dir, system, trainer, err) from None
+        raise rank_failure(run, err) from None
     if monitor is not None:
         monitor.stop("failed", f"{type(err).__name__}: {str(err).strip()[:300]}")
     raise err
 
 
-def rank_failure(cfg: DictConfig, run_dir: Path, system: GAN, trainer: L.Trainer, err: BaseException) -> RankFailure:
+def rank_failure(run: Run, err: BaseException) -> RankFailure:
     """A rank died or stalled: name it and what it was doing, stop the other ranks, and (rank 0) record the
     failure in metrics.json and the report; the checkpoints on disk are untouched and resumable."""
     monitor = watchdog.current()
-    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank,
-                               interrupted=isinstance(err, PeerFailed), timeout_minutes=cfg.trainer.timeout_minutes)
+    run_dir, system, trainer = run.run_dir, run.system, run.trainer
+    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank, interrupted=isinstance(err, PeerFailed),
+                               timeout_minutes=run.settings.trainer.timeout_minutes)
     if not trainer.is_global_zero:  # rank 0 reports; this rank leaves its account in its status file
         monitor.stop("failed", f"{reason} (seen from rank {trainer.global_rank}: {str(err).splitlines()[0][:200]})")
         return RankFailure(reason, system.iteration, rank=trainer.global_rank)
@@ -161,33 +182,33 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     return summary, (fake, labels)
 
 
-def _evaluate_at_end(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
-                     fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
+def _evaluate_at_end(run: Run, fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
     """The evaluation metrics of the final generator, into metrics.json and every logger; when the
     sizes agree it measures exactly the samples saved in samples.npy."""
 
-    n = cfg.eval.samples or default_samples(source.spec)
+    n = run.settings.eval.samples or default_samples(run.source.spec)
     before = summary["metrics"] if ranks.is_main else {}
     fake, labels = fake
-    summary = evaluate_system(system, source, run_dir, n, cfg.seed, fake=fake if len(fake) == n else None,
-                              labels=labels if len(fake) == n else None, ranks=ranks, **inception_options(cfg))
+    summary = evaluate_system(run.system, run.source, run.run_dir, n, run.cfg.seed,
+                              fake=fake if len(fake) == n else None, labels=labels if len(fake) == n else None,
+                              ranks=ranks, **run.inception)
     if not ranks.is_main:
         return None
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}
-    for logger in loggers:
-        logger.log_metrics(new, step=system.iteration)
+    for logger in run.loggers:
+        logger.log_metrics(new, step=run.system.iteration)
     share = summary["evaluation"]["seconds"] / max(summary["wall_time_s"], 1e-9)
     log.info("evaluation took %.1f s (%.0f%% of training)", summary["evaluation"]["seconds"], 100 * share)
     return summary
 
 
-def _measure_filters(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, loggers: list,
-                     filters: sample_filters.Filters) -> dict | None:
+def _measure_filters(run: Run, filters: sample_filters.Filters) -> dict | None:
     """The final G through each chosen post-hoc sampler (gan_lab/filters.py), measured apart: <name>/* in
     metrics.json and every logger; a failed one says why in metrics.json and the log."""
-    n = cfg.eval.samples or default_samples(source.spec)
-    summary, failures = sample_filters.measure_all(system, source, run_dir, filters, n, cfg.seed,
-                                                   inception_options(cfg))
+    n = run.settings.eval.samples or default_samples(run.source.spec)
+    summary, failures = sample_filters.measure_all(run.system, run.source, run.run_dir, filters, n, run.cfg.seed,
+                                                   run.inception)
+    loggers, system = run.loggers, run.system
     for name, reason in failures.items():
         log.warning("gan_lab: %s: %s", sample_filters.TITLES[name], reason)
     measured = [name for name in filters.chosen if name not in failures]

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab.compose import build_components, build_system
 from gan_lab.config import config_dir
 from gan_lab.data.base import Source
 from gan_lab.errors import ConfigError
 from gan_lab.resume import read_checkpoint
+from gan_lab.rules import Setup
 from gan_lab.systems.gan import GAN
-from gan_lab.train import build_components, build_system
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LoadedRun:
     system: GAN
     source: Source
     checkpoint: Path
+    setup: Setup  # what the rulebook saw of it
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -65,7 +67,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     system = build_system(cfg, components)
     system.restore(ckpt)
     system.to(device).eval()
-    return LoadedRun(run_dir, cfg, system, components.source, path)
+    return LoadedRun(run_dir, cfg, system, components.source, path, components.setup)
 
 
 def parse_args(argv: list[str], allowed: dict[str, type], command: str) -> dict:

@@ -70,7 +70,7 @@ def walks(system, rows: int, steps: int, generator: torch.Generator,
     labels = None
     if classes is not None:
         labels = torch.tensor([classes[r % len(classes)] for r in range(rows)]).repeat_interleave(steps)
-    return {name: system.generate(fn(z0, z1, t).reshape(rows * steps, -1), *(() if labels is None else (labels,)))
+    return {name: system.generate(fn(z0, z1, t).reshape(rows * steps, -1), labels)
             for name, fn in (("lerp", lerp), ("slerp", slerp))}
 
 

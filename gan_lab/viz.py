@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gan_lab.data.base import DataSpec  # noqa: E402
+from gan_lab.nets.lapgan import chain_residuals, up  # noqa: E402
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -106,6 +107,46 @@ def curves_picture(history: Sequence[dict[str, float]], groups: dict[str, Sequen
         ax.set_xlabel("generator iteration")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def _to_full_size(x: torch.Tensor, side: int) -> torch.Tensor:
+    while x.shape[-1] < side:
+        x = up(x)
+    return x
+
+
+def _chain_pixels(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> an array imshow draws in [0, 1]."""
+    x = ((x.clamp(-1, 1) + 1) / 2).numpy()
+    return x[0] if x.shape[0] == 1 else np.transpose(x[:3], (1, 2, 0))
+
+
+def chain_picture(images: list[torch.Tensor], title: str = "") -> np.ndarray:
+    """LAPGAN's sampling procedure (Denton 2015, Fig. 1), ``images`` = [I_K (N, C, s, s), …, I_0 (N, C, S, S)]: one row
+    per sample, coarse to fine: Ĩ_K, then for each finer level the residual h̃_k the level's generator added and the
+    image Ĩ_k = up(Ĩ_{k+1}) + h̃_k, every panel upsampled (nearest) to the full size. Residuals are shown on a
+    grey = 0 scale, stretched to ±(the column's largest |h|), printed in the title."""
+    residuals = chain_residuals(images)  # [h_{K−1}, …, h_0]
+    levels, side, n = len(residuals), images[-1].shape[-1], images[0].shape[0]
+    columns: list[tuple[str, torch.Tensor]] = [(f"I{levels} ({images[0].shape[-1]} px)", images[0])]
+    for j, (h, image) in enumerate(zip(residuals, images[1:])):
+        k = levels - 1 - j
+        scale = float(h.abs().max().clamp_min(1e-8))
+        columns += [(f"h{k} (±{scale:.2f})", h / scale), (f"I{k} ({image.shape[-1]} px)", image)]
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.3 * len(columns), 1.3 * n + 0.4), dpi=100,
+                             squeeze=False)
+    for c, (name, stack) in enumerate(columns):
+        stack = _to_full_size(stack, side)
+        for r in range(n):
+            ax = axes[r, c]
+            ax.imshow(_chain_pixels(stack[r]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, c].set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _figure_to_array(fig)
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
-from gan_lab.tricks.diffaug import (
+from gan_lab.augment import (
     _brightness,
     _contrast,
     _cutout,

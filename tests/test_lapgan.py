@@ -209,7 +209,7 @@ def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
     """D_k judges T(c + h) − T(c) given T(c), one draw for the pair and for the real and the fake residual: under a
     translation the residual moves with its condition (before, the residual moved and the condition stayed)."""
     from gan_lab.tricks import Tricks
-    from gan_lab.tricks.diffaug import _translate
+    from gan_lab.augment import _translate
 
     system, opt_d, _ = make_system(tricks=Tricks(diffaug="translation"))
     judged = []

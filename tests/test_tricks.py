@@ -363,7 +363,7 @@ def test_ada_moves_p_by_its_step_towards_the_target_and_clamps():
 
 
 def test_ada_applies_each_transform_with_probability_p():
-    from gan_lab.tricks.diffaug import diff_augment
+    from gan_lab.augment import diff_augment
 
     x = torch.ones(4000, 1, 8, 8)
     torch.manual_seed(0)

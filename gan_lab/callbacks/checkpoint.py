@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 
-from gan_lab.systems.gan import StopRequested
+from gan_lab.systems.statistics import StopRequested
 
 
 class IterationCheckpoint(L.Callback):
@@ -44,10 +44,11 @@ class IterationCheckpoint(L.Callback):
         self.saved_at = iteration
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if (self.every and module.iteration % self.every == 0) or module.stop_now:
+        stats = module.statistics
+        if (self.every and module.iteration % self.every == 0) or stats.stop_now:
             self.save(trainer, module, module.iteration)
-        if module.stop_now:  # SIGTERM: every rank saved this iteration together and stops here
-            raise StopRequested(f"stopped by {module.stop_signal or 'SIGTERM'} at iteration {module.iteration}")
+        if stats.stop_now:  # SIGTERM: every rank saved this iteration together and stops here
+            raise StopRequested(f"stopped by {stats.stop_signal or 'SIGTERM'} at iteration {module.iteration}")
 
     def on_train_end(self, trainer, module) -> None:
         if self.saved_at != module.iteration:

@@ -1,5 +1,6 @@
 """Sample pictures every N generator iterations, from one fixed z so frames are comparable; a class-conditional
-run's pictures hold one row per class, each column one z across the classes."""
+run's pictures hold one row per class, each column one z across the classes. At the end, the system's own
+pictures too (``GAN.final_pictures``: LAPGAN's sampling chains)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,6 @@ class SampleGrids(L.Callback):
     def on_train_end(self, trainer, module) -> None:
         if trainer.is_global_zero:
             self.write(trainer, module, "final")
+            for name, picture in module.final_pictures().items():
+                log_image(trainer.loggers, name, picture, module.iteration)
+                save_png(picture, self.dir.parent / f"{name}.png")

@@ -85,14 +85,15 @@ class GANDataModule(L.LightningDataModule):
     minibatch is gathered there from indices, skipping the DataLoader's host-to-device copies (``auto``:
     when the set is at most 1 GiB). Other sources (toy laws, image files) go through the DataLoader,
     with ``num_workers`` processes decoding in parallel. Both paths serve the same minibatches.
-    ``labelled``: each minibatch is (images, labels), for class-conditional models.
+    ``labelled``: each minibatch is (images, labels), for class-conditional models. ``channels_last``: image
+    minibatches arrive in NHWC memory layout (``train.channels_last``).
     """
 
     def __init__(self, source: Source, batch_size: int, k: int, iterations: int, seed: int,
                  start_iteration: int = 0, num_workers: int = 0, on_device: bool | str = "auto",
-                 labelled: bool = False):
+                 labelled: bool = False, channels_last: bool = False):
         super().__init__()
-        self.labelled = labelled
+        self.labelled, self.channels_last = labelled, channels_last
         self.source, self.batch_size, self.k = source, batch_size, k
         self.iterations, self.seed, self.start_iteration = iterations, seed, start_iteration
         self.num_workers = num_workers
@@ -125,12 +126,14 @@ class GANDataModule(L.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
-        if not self.on_device:
+        if self.on_device:
+            if self._device_data is None or self._device_data.device != batch.device:
+                self._device_data = self.source.data.to(batch.device)  # once per run and rank
+                if self.labelled:
+                    self._device_labels = self.source.labels.to(batch.device)
+            batch = (self._device_data[batch], self._device_labels[batch]) if self.labelled else self._device_data[batch]
+        if not self.channels_last:
             return batch
-        if self._device_data is None or self._device_data.device != batch.device:
-            self._device_data = self.source.data.to(batch.device)  # once per run and rank
-            if self.labelled:
-                self._device_labels = self.source.labels.to(batch.device)
-        if self.labelled:
-            return self._device_data[batch], self._device_labels[batch]
-        return self._device_data[batch]
+        x, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)
+        x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+        return (x, *rest) if rest else x

@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from gan_lab.errors import ConfigError, check_range
+from gan_lab.capabilities import LossCaps
+from gan_lab.settings import at_least, fraction
 
 
 class GANLoss:
     """``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, each a batch mean; a loss whose G
-    objective also reads D's outputs on real data (the relativistic ones) sets ``g_needs_real`` and is
+    objective also reads D's outputs on real data (the relativistic ones) declares ``caps.g_needs_real`` and is
     called ``g_loss(fake_logits, real_logits)``.
 
     ``label_smoothing`` s (one-sided, Salimans 2016) sets the real target to α = 1 − s; only the
-    sigmoid-BCE objectives accept it, every other one refuses s ≠ 0 with a ConfigError.
+    sigmoid-BCE objectives take it (``caps.label_smoothing``; the rulebook refuses s ≠ 0 for the others).
     """
 
     name: ClassVar[str]
-    # D's output read as a probability σ(v) (the sigmoid losses) rather than a raw critic score.
-    sigmoid_output: ClassVar[bool] = False
-    supports_label_smoothing: ClassVar[bool] = False
-    g_needs_real: ClassVar[bool] = False  # G's loss reads real logits: the system passes them
+    caps: ClassVar[LossCaps] = LossCaps()
 
-    def __init__(self, label_smoothing: float = 0.0, aux_weight: float | None = None):
-        """``aux_weight``: AC-GAN's class cross-entropy weight (``model.conditional=acgan``; None: 1 there, and
-        unset for every other model)."""
-        check_range("loss.label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-        self.aux_weight = None if aux_weight is None else float(check_range("loss.aux_weight", aux_weight, 0.0))
-        if label_smoothing and not self.supports_label_smoothing:
-            raise ConfigError("loss.label_smoothing", label_smoothing, "0 with loss=" + self.name,
-                              "One-sided label smoothing applies only to the sigmoid-BCE losses "
-                              "(loss=minimax, loss=ns).")
+    def __init__(self, label_smoothing: Annotated[float, fraction(), "one-sided label smoothing s: real target "
+                                                                     "1 − s (minimax, ns)"] = 0.0,
+                 aux_weight: Annotated[float, at_least(0.0), "AC-GAN's class cross-entropy weight in both players' "
+                                                             "losses (model.conditional=acgan; null: 1)"] | None = None):
+        self.aux_weight = None if aux_weight is None else float(aux_weight)
         self.label_smoothing = float(label_smoothing)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -41,6 +35,14 @@ class GANLoss:
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's mean output as logged (train/d_real, train/d_fake): a probability σ(v) for the sigmoid losses, the
+        raw critic value otherwise."""
+        return (torch.sigmoid(logits) if self.caps.sigmoid_output else logits).mean()
+
+    def outputs(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"d_real": self.output(real_logits), "d_fake": self.output(fake_logits)}
 
     def estimates(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """Divergence or distance estimates this objective yields (logged as train/<name>)."""
@@ -54,8 +56,7 @@ class SigmoidBCE(GANLoss):
     """D minimises BCE(σ(v_r), α) + BCE(σ(v_f), 0) with α = 1 − label_smoothing:
     α·softplus(−v_r) + (1−α)·softplus(v_r) + softplus(v_f)."""
 
-    sigmoid_output = True
-    supports_label_smoothing = True
+    caps = LossCaps(sigmoid_output=True, label_smoothing=True)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         alpha = 1.0 - self.label_smoothing

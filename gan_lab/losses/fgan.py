@@ -19,7 +19,7 @@ Conventions of the lab (docs/science.md, "f-GAN"):
   it is JSD, half of ``js``.
 * ``hellinger`` is the squared Hellinger distance ∫ (√p − √q)² (no ½), in [0, 2].
 
-Reading D's output. ``sigmoid_output`` stays False: the raw v is logged. At the optimum the
+Reading D's output. ``caps.sigmoid_output`` stays False: the raw v is logged. At the optimum the
 logit still tells the density ratio, so some read-outs are interpretable:
 
 * ``gan``, ``js``: σ(v) = p/(p+q), the classic D*(x) (T* = log σ(v) + const).
@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from gan_lab.errors import check_choice, check_range
 from gan_lab.losses.base import GANLoss
+from gan_lab.settings import Range
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -176,13 +176,14 @@ class FGAN(GANLoss):
 
     name = "fgan"
 
-    def __init__(self, divergence: str = "gan", generator_objective: str = "heuristic",
-                 pi: float = 0.5, label_smoothing: float = 0.0, aux_weight: float | None = None):
+    def __init__(self, divergence: Annotated[Literal[tuple(DIVERGENCES)], "the f-divergence (docs/science.md, "
+                                                                          "\"f-GAN\")"] = "gan",
+                 generator_objective: Annotated[Literal[GENERATOR_OBJECTIVES], "heuristic: G minimises −E g_f(v_f); "
+                                                "saturating: −E f*(g_f(v_f))"] = "heuristic",
+                 pi: Annotated[float, Range(0.0, 1.0, True, True), "the weight π of JS_π (divergence=js_pi)"] = 0.5,
+                 label_smoothing: float = 0.0, aux_weight: float | None = None):
         super().__init__(label_smoothing=label_smoothing, aux_weight=aux_weight)
-        self.divergence = check_choice("loss.divergence", divergence, DIVERGENCES)
-        self.generator_objective = check_choice("loss.generator_objective", generator_objective,
-                                                GENERATOR_OBJECTIVES)
-        self.pi = float(check_range("loss.pi", pi, 0.0, 1.0, low_open=True, high_open=True))
+        self.divergence, self.generator_objective, self.pi = divergence, generator_objective, float(pi)
         self.row = _js_pi(self.pi) if divergence == "js_pi" else DIVERGENCES[divergence]
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Relativistic GANs (Jolicoeur-Martineau 2018, "The relativistic discriminator: a key element missing
 from standard GAN"): D judges whether real data is *more realistic than* fake data, and G's loss reads
-D's outputs on real data too (``g_needs_real``).
+D's outputs on real data too (``caps.g_needs_real``).
 
 With C the critic (D's raw output), ``form`` picks f₁ and f₂ (the paper's eqs. for RGAN and RaGAN):
 
@@ -22,10 +22,12 @@ Both are symmetric in the players: G's loss is D's with real and fake swapped.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
 
-from gan_lab.errors import check_choice
+from gan_lab.capabilities import LossCaps
 from gan_lab.losses.base import GANLoss
 
 FORMS = {  # name: (f₁, f₂)
@@ -39,11 +41,12 @@ class Relativistic(GANLoss):
     """RGAN: each real sample is compared with the fake sample at the same position of the batch."""
 
     name = "rgan"
-    g_needs_real = True
+    caps = LossCaps(g_needs_real=True)
 
-    def __init__(self, form: str = "sigmoid", label_smoothing: float = 0.0, aux_weight: float | None = None):
+    def __init__(self, form: Annotated[Literal[tuple(FORMS)], "f₁, f₂: sigmoid, lsgan or hinge"] = "sigmoid",
+                 label_smoothing: float = 0.0, aux_weight: float | None = None):
         super().__init__(label_smoothing, aux_weight)
-        self.form = check_choice("loss.form", form, FORMS)
+        self.form = form
         self.f1, self.f2 = FORMS[form]
 
     def relative(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

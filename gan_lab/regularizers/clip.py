@@ -1,17 +1,20 @@
 """Weight clipping (Arjovsky 2017): after every critic update, clamp every D parameter to [−c, c]."""
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
-from gan_lab.errors import check_range
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.settings import above
 
 
 class WeightClip(Regularizer):
     name = "clip"
 
-    def __init__(self, clip_value: float = 0.01):
-        self.clip_value = check_range("regularizer.clip_value", clip_value, 0.0, low_open=True)
+    def __init__(self, clip_value: Annotated[float, above(0.0), "c: every D weight is clamped to [−c, c] after each "
+                                                                "D update"] = 0.01):
+        self.clip_value = clip_value
 
     @torch.no_grad()
     def after_d_step(self, discriminator: nn.Module) -> None:

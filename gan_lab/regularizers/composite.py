@@ -1,24 +1,32 @@
-"""Several regularizers at once (``regularizer=[sn,gp]``, ``regularizer=[r1,r2]``): each wraps D in turn,
-their penalties add up, and each runs its after-step hook; the capabilities combine (any one that
-forbids batch norm forbids it)."""
+"""Several regularizers at once (``regularizer=[sn,gp]``, ``regularizer=[r1,r2]``): each wraps D in turn, their
+penalties add up, and each runs its after-step hook; their capabilities combine (any one that forbids batch norm
+forbids it, the most restrictive preferred normalisation wins)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gan_lab.regularizers.base import Labels, Regularizer, Source
+from gan_lab.capabilities import RegularizerCaps
+from gan_lab.regularizers.base import Judged, Regularizer
+
+NORM_ORDER = ("none", "layer", "batch")  # the most restrictive preference first
+
+
+def combined(caps: list[RegularizerCaps]) -> RegularizerCaps:
+    return RegularizerCaps(preferred_d_norm=min((c.preferred_d_norm for c in caps), key=NORM_ORDER.index),
+                           forbids_batch_norm=any(c.forbids_batch_norm for c in caps),
+                           input_gradients=any(c.input_gradients for c in caps),
+                           one_critic=any(c.one_critic for c in caps),
+                           images_only=any(c.images_only for c in caps),
+                           capture_blocker="; ".join(c.capture_blocker for c in caps if c.capture_blocker))
 
 
 class Regularizers(Regularizer):
     def __init__(self, parts: list[Regularizer]):
         self.parts = list(parts)
         self.name = "[" + ",".join(p.name for p in self.parts) + "]"  # as the command line writes it
-        self.forbids_batch_norm = any(p.forbids_batch_norm for p in self.parts)
-        self.needs_input_gradients = any(p.needs_input_gradients for p in self.parts)
-        self.needs_one_critic = any(p.needs_one_critic for p in self.parts)
-        order = ("none", "layer", "batch")  # the most restrictive preference wins
-        self.preferred_d_norm = min((p.preferred_d_norm for p in self.parts), key=order.index)
+        self.caps = combined([p.caps for p in self.parts])
         clips = [p.clip_value for p in self.parts if hasattr(p, "clip_value")]
         if clips:
             self.clip_value = clips[0]
@@ -28,20 +36,9 @@ class Regularizers(Regularizer):
             discriminator = part.wrap(discriminator)
         return discriminator
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor | None:
-        terms = [p.penalty(discriminator, real, fake, d_step, real_logits, fake_logits, sources, labels)
-                 for p in self.parts]
-        terms = [t for t in terms if t is not None]
+    def penalty(self, judged: Judged) -> torch.Tensor | None:
+        terms = [t for t in (p.penalty(judged) for p in self.parts) if t is not None]
         return torch.stack(terms).sum() if terms else None
-
-    def capture_blocker(self) -> str | None:
-        return "; ".join(b for p in self.parts if (b := p.capture_blocker())) or None
-
-    def check(self, spec) -> None:
-        for part in self.parts:
-            part.check(spec)
 
     def attach(self, system: nn.Module) -> None:
         for part in self.parts:

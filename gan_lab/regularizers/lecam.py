@@ -16,13 +16,16 @@ averaged over ranks first, so every rank holds the same anchors.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_lab.capabilities import RegularizerCaps
 from gan_lab.distributed import Ranks
-from gan_lab.errors import ConfigError, check_range
-from gan_lab.regularizers.base import Labels, Regularizer, Source, given
+from gan_lab.regularizers.base import Judged, Regularizer
+from gan_lab.settings import at_least, fraction
 
 
 class LeCamAnchors(nn.Module):
@@ -34,14 +37,13 @@ class LeCamAnchors(nn.Module):
 
 class LeCam(Regularizer):
     name = "lecam"
-    needs_one_critic = True
+    caps = RegularizerCaps(one_critic=True)
 
-    def __init__(self, weight: float = 0.3, decay: float = 0.99, one_sided: bool = True):
-        self.weight = check_range("regularizer.weight", weight, 0.0)  # λ
-        self.decay = check_range("regularizer.decay", decay, 0.0, 1.0, high_open=True)
-        if not isinstance(one_sided, bool):
-            raise ConfigError("regularizer.one_sided", one_sided, "true or false")
-        self.one_sided = one_sided
+    def __init__(self, weight: Annotated[float, at_least(0.0), "λ"] = 0.3,
+                 decay: Annotated[float, fraction(), "the anchors' EMA decay"] = 0.99,
+                 one_sided: Annotated[bool, "penalise only outputs past the other side's anchor (the released "
+                                            "StyleGAN2 code); false: eq. 3 as printed"] = True):
+        self.weight, self.decay, self.one_sided = weight, decay, one_sided
         self.anchors = LeCamAnchors()
 
     def attach(self, system: nn.Module) -> None:
@@ -57,11 +59,9 @@ class LeCam(Regularizer):
         alpha_r, alpha_f = (a.sums / (1.0 - self.decay ** a.steps)).unbind()
         return alpha_r, alpha_f
 
-    def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_step: int,
-                real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
-                sources: tuple[Source, Source] | None = None, labels: Labels | None = None) -> torch.Tensor:
-        real_logits = given(discriminator, labels, 0)(real) if real_logits is None else real_logits
-        fake_logits = given(discriminator, labels, 1)(fake) if fake_logits is None else fake_logits
+    def penalty(self, judged: Judged) -> torch.Tensor:
+        real_logits = judged.critic_real(judged.real) if judged.real_logits is None else judged.real_logits
+        fake_logits = judged.critic_fake(judged.fake) if judged.fake_logits is None else judged.fake_logits
         alpha_r, alpha_f = self.update(real_logits.detach(), fake_logits.detach())
         if self.one_sided:
             reg = F.relu(real_logits - alpha_f).pow(2).mean() + F.relu(alpha_r - fake_logits).pow(2).mean()

@@ -4,21 +4,24 @@
 (minibatch discrimination's T, the linear map f ↦ f·T; docs/science.md, "Lipschitz constraints").
 """
 
+from typing import Annotated
+
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from gan_lab.errors import check_int
+from gan_lab.capabilities import RegularizerCaps
 from gan_lab.regularizers.base import Regularizer
+from gan_lab.settings import at_least
 
 _LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Conv1d)
 
 
 class SpectralNorm(Regularizer):
     name = "sn"
-    preferred_d_norm = "none"  # SN-GAN's discriminators carry no batch norm
+    caps = RegularizerCaps(preferred_d_norm="none")  # SN-GAN's discriminators carry no batch norm
 
-    def __init__(self, n_power_iterations: int = 1):
-        self.n_power_iterations = check_int("regularizer.n_power_iterations", n_power_iterations, 1)
+    def __init__(self, n_power_iterations: Annotated[int, at_least(1), "power iterations per forward"] = 1):
+        self.n_power_iterations = n_power_iterations
 
     def wrap(self, discriminator: nn.Module) -> nn.Module:
         for module in list(discriminator.modules()):

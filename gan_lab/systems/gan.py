@@ -1,274 +1,253 @@
-"""Algorithm 1 (Goodfellow 2014; seed 002) with manual optimisation.
+"""Algorithm 1 (Goodfellow et al. 2014; the EE807 lecture notes, docs/references.md) with manual optimisation.
 
-Per generator iteration: k D updates, each on a fresh real minibatch and fresh z, then one G
-update on fresh z; separate optimisers (``train.simultaneous``: G's gradient is taken before D's updates and
-applied after them, :meth:`GAN.use_simultaneous_updates`). The run's clock is ``iteration`` (generator iterations):
-Lightning's ``global_step`` counts every optimiser step, k + 1 per iteration.
+Per generator iteration: k D updates, each on a fresh real minibatch and fresh z, then one G update on fresh z;
+separate optimisers for the two players. The run's clock is ``iteration`` (generator iterations): Lightning's
+``global_step`` counts every optimiser step, k + 1 per iteration.
+
+The step reads as the algorithm does; every other concern is a part with one interface, the same for every
+system (LAPGAN, MIX+GAN and progressive growing override only the steps that differ):
+
+=====================  ============================================  ==============================
+part                   what it decides                               module
+=====================  ============================================  ==============================
+``conditioning``       labels: drawn, passed to G and D, or none      gan_lab/systems/conditioning.py
+``schedule``           alternating or simultaneous updates            gan_lab/systems/schedule.py
+``runner``             eager, lean, CUDA graphs, the CPU stand-in     gan_lab/systems/runner.py
+``statistics``         logged rows, the divergence guard, SIGTERM     gan_lab/systems/statistics.py
+``clock``              per-iteration seeds and learning rates         gan_lab/systems/clock.py
+``tricks``             hooks around the two updates                   gan_lab/tricks
+``regularizer``        D's constraints and penalties                  gan_lab/regularizers
+=====================  ============================================  ==============================
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gan_lab import watchdog
-from gan_lab.distributed import Ranks
+from gan_lab.capabilities import SystemCaps
 from gan_lab.losses.base import GANLoss
-from gan_lab.regularizers.base import Regularizer
+from gan_lab.regularizers.base import Judged, Regularizer
 from gan_lab.reporting import report
-from gan_lab.systems.graphs import StepGraphs, graph_blockers
-from gan_lab.tricks import HOOKS, Tricks
+from gan_lab.systems.clock import Clock
+from gan_lab.systems.conditioning import Batch, Unconditional
+from gan_lab.systems.runner import Runner, capturable
+from gan_lab.systems.schedule import Alternating
+from gan_lab.systems.statistics import Diverged, Statistics, StopRequested, grad_norm
+from gan_lab.tricks import Tricks
 
-log = logging.getLogger("gan_lab")
+__all__ = ["GAN", "Batch", "Diverged", "StopRequested", "grad_norm"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-LR_DECAYS = ("none", "linear")  # optimizer.lr_decay (GAN.use_lr_decay)
 
 
-def grad_norm(module: nn.Module) -> torch.Tensor:
-    """‖∇θ‖₂ over all of ``module``'s parameters (stays on device: no sync)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-class Diverged(RuntimeError):
-    """Training produced non-finite losses or weights; the run stops and keeps its last good checkpoint."""
-
-    def __init__(self, iteration: int, reason: str):
-        self.iteration, self.reason = iteration, reason
-        super().__init__(f"diverged by iteration {iteration}: {reason}")
-
-
-class StopRequested(RuntimeError):
-    """SIGTERM (a scheduler's time limit or preemption, ``kill``): every rank stops at the same iteration,
-    after a checkpoint of it."""
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return x ^ (x >> 31)
-
-
-def step_seed(seed: int, rank: int, iteration: int) -> int:
-    """The RNG seed of one (run seed, rank, iteration): (seed, rank, iteration) hashed by SplitMix64, so
-    the seeds of successive iterations share no arithmetic structure (torch's CPU generator keeps only
-    the low 32 bits of a seed; these are as good as random)."""
-    return _splitmix64(_splitmix64(_splitmix64(seed) ^ rank) ^ iteration) & 0x7FFFFFFFFFFFFFFF
-
-
-def _capturable(factory: OptimizerFactory, params) -> torch.optim.Optimizer:
-    """``factory(params)`` with ``capturable=True`` where the optimiser has that option (Adam, AdamW, RMSprop)."""
-    params = list(params)
-    try:
-        return factory(params, capturable=True)
-    except TypeError:  # no such option (SGD keeps no step count)
-        return factory(params)
+def total(*terms: torch.Tensor | None) -> torch.Tensor:
+    """The sum of the terms that are there, left to right."""
+    out = terms[0]
+    for term in terms[1:]:
+        if term is not None:
+            out = out + term
+    return out
 
 
 class GAN(L.LightningModule):
-    passes_real_to_g = True  # generator_objective gives g_loss D's outputs on real data when it asks
-    honours = frozenset(HOOKS)  # the trick hooks its step runs (gan_lab/tricks/base.py): all of them
-    one_critic = True  # D is one network judging each sample once per update (stateful regularizers need it)
-    step_summary = ""  # why a system runs fewer hooks, for refusals
-    refuses: dict[str, str] = {}  # tricks (by name) the step runs but cannot use, with the reason
-    capturable_step = True  # train.cuda_graphs may capture its updates (gan_lab/systems/graphs.py)
-    conditions = True  # model.conditional: its steps pass the labels (gan_lab/nets/conditional.py)
-    acgan_refused = ""  # why its step cannot train AC-GAN's class head, if it cannot
+    caps = SystemCaps()
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
-                 regularizer: Regularizer, optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory,
-                 *, k: int = 1, z_dim: int = 100, log_every: int = 25, seed: int = 0,
-                 iterations: int = 1, tricks: Tricks | None = None, run_config: dict | None = None):
-        """``k``: D updates per G update. ``log_every``: generator iterations between log rows;
-        statistics are averaged over the interval on device and synced once per row.
-        ``iterations``: the run's length (instance noise anneals over it). ``tricks``: the parts that
-        act inside the step, attached here (their state becomes part of the checkpoint)."""
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss, regularizer: Regularizer,
+                 optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory, *, k: int = 1, z_dim: int = 100,
+                 log_every: int = 25, seed: int = 0, iterations: int = 1, tricks: Tricks | None = None,
+                 conditioning: Unconditional | None = None, schedule: Alternating | None = None,
+                 runner: Runner | None = None, lr_decay: str = "none", channels_last: bool = False,
+                 run_config: dict | None = None):
+        """``k``: D updates per G update. ``log_every``: generator iterations between log rows. ``iterations``:
+        the run's length (schedules run over it). ``tricks``: the parts acting inside the step, attached here
+        (their state becomes part of the checkpoint). ``channels_last``: NHWC layout for both networks and every
+        real batch (faster convolutions on recent CPUs and tensor cores)."""
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = regularizer.wrap(discriminator)
         self.loss, self.regularizer = loss, regularizer
-        self._optimizer_d, self._optimizer_g = optimizer_d, optimizer_g
+        self.optimizer_factories = (optimizer_d, optimizer_g)
         self.k, self.z_dim, self.log_every, self.seed = k, z_dim, log_every, seed
         self.iterations, self.run_config = iterations, run_config
         self.tricks = tricks or Tricks()
+        self.conditioning = conditioning or Unconditional()
+        self.schedule = schedule or Alternating()
+        self.runner = runner or Runner()
+        self.clock = Clock(seed, iterations, lr_decay)
+        self.statistics = Statistics()
         self.generator_ema: nn.Module | None = None  # set by tricks.ema
-        self.conditional, self.n_classes = "none", 0  # set by use_conditioning
+        self.conditioning.attach(self)
         regularizer.attach(self)
         for part in self.tricks.with_hook("attach"):
             part.attach(self)
-        self.lr_decay = "none"  # set by use_lr_decay
-        self.simultaneous = False  # set by use_simultaneous_updates
-        self.pending_d_updates: Callable[[], None] | None = None  # this iteration's, run inside G's (simultaneous)
-        self.channels_last = False  # set by use_speed_options
-        self.cuda_graphs = False  # set by use_speed_options; the runner is chosen at train start
-        self.steps: StepGraphs | None = None  # None: every update eager
-        self.capturing = False  # inside a captured (or stand-in) update: host effects are recorded, not applied
-        self.captured_names: list[str] = []
-        self.captured_d_updates = 0
-        self._lean = False  # raw backward/step (no Lightning hooks per step) where that is numerically the same
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self.resume_state: dict | None = None  # optimiser states to load at train start (resume)
         self.iteration = 0  # generator iterations completed
         self.d_updates = 0
         self.history: list[dict[str, float]] = []  # every logged row (rank 0 writes it out)
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
-        self._clock = (time.perf_counter(), 0)
-        self.stop_signal: str | None = None  # set by the SIGTERM handler
-        self.stop_now = False  # every rank agreed to stop after this iteration (see _flush)
 
-    # ---------------------------------------------------------------- Algorithm 1
-    def configure_optimizers(self):
-        if self.cuda_graphs is True:  # the step counts stay on the device so a replayed step advances them
-            return [_capturable(self._optimizer_d, self.discriminator.parameters()),
-                    _capturable(self._optimizer_g, self.generator.parameters())]
-        return [self._optimizer_d(self.discriminator.parameters()),
-                self._optimizer_g(self.generator.parameters())]
+    @property
+    def conditional(self) -> str:
+        return self.conditioning.mode
+
+    @property
+    def n_classes(self) -> int:
+        return self.conditioning.n_classes
 
     @property
     def batches_per_iteration(self) -> int:
         """Real minibatches one iteration consumes: k for D, more for tricks that ask (unrolling: K)."""
         return self.k + self.tricks.extra_batches
 
-    def use_speed_options(self, channels_last: bool = False, compile_generator: bool = False,
-                          cuda_graphs: bool | str = False) -> None:
-        """``channels_last``: NHWC memory layout for both networks and every real batch (faster convs on
-        recent CPUs and tensor cores). ``compile_generator``: ``torch.compile`` of G's forward, in place,
-        so parameter names and checkpoints are unchanged (CPU; D is never compiled: the gradient penalty's
-        double backward fails through a compiled D, docs/design.md, "torch.compile"). ``cuda_graphs``:
-        capture each update as a CUDA graph (gan_lab/systems/graphs.py); ``"stand_in"`` runs the same
-        capture-ready step without capturing."""
-        if channels_last:
-            self.channels_last = True
-            self.to(memory_format=torch.channels_last)
-        if compile_generator:
-            self.generator.compile()
-        self.cuda_graphs = cuda_graphs
+    def configure_optimizers(self):
+        factory_d, factory_g = self.optimizer_factories
+        if self.runner.capture_ready_optimizers:  # step counts on the device, so a replayed step advances them
+            return [capturable(factory_d, self.discriminator.parameters()),
+                    capturable(factory_g, self.generator.parameters())]
+        return [factory_d(self.discriminator.parameters()), factory_g(self.generator.parameters())]
 
-    def use_lr_decay(self, kind: str) -> None:
-        """``optimizer.lr_decay``: ``none``, or ``linear``: both players' learning rates fall linearly from the
-        configured value at iteration 0 towards 0 at ``train.iterations``, lr_t = lr·(1 − t/T), set before
-        every generator iteration t (its k D steps and its G step), as SN-GAN's and WGAN-GP's reference codes do.
-        A pure function of the iteration: a resumed run continues the schedule exactly."""
-        self.lr_decay = kind  # one of LR_DECAYS (checked with the settings, gan_lab/train.py)
-
-    def use_simultaneous_updates(self, on: bool) -> None:
-        """``train.simultaneous``: both players' gradients are taken at the same state (θ_D, θ_G) and both are
-        applied, as simultaneous gradient descent and the Unrolled GAN reference code do (Metz et al. 2017;
-        one ``sess.run`` of both train ops), instead of Algorithm 1's alternation, where G's gradient is taken
-        against the D that has just been updated. G's gradient is computed first and held aside while D takes
-        its k updates against the unchanged G (fresh real minibatches and z, as always), then G steps with it.
-        With an unrolled copy of D (``tricks.unroll``) the copy starts from the same, not-yet-updated D."""
-        self.simultaneous = on
-
-    def _schedule_lr(self) -> None:
-        if self.lr_decay == "none":
-            return
-        factor = max(0.0, 1.0 - self.iteration / self.iterations)
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                # the configured rate, kept in the group (so in the checkpoint) the first time it is scaled
-                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
-
-    def use_conditioning(self, mode: str, n_classes: int, prior: torch.Tensor) -> None:
-        """Class-conditional training (``model.conditional``): minibatches are (x, y); fake labels are drawn
-        from ``prior`` (K,) class probabilities."""
-        self.conditional, self.n_classes = mode, n_classes
-        self.register_buffer("label_cdf", torch.cumsum(prior.double() / prior.sum(), 0).float())
-
-    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """n fake labels from the label prior (None when unconditional: nothing is drawn), by inverting its
-        CDF on uniforms from the iteration's stream (or ``generator``, on the CPU)."""
-        if self.conditional == "none":
-            return None
-        u = torch.rand(n, generator=generator) if generator is not None else torch.rand(n, device=self.device)
-        return torch.searchsorted(self.label_cdf.to(u.device), u, right=True).clamp_max(self.n_classes - 1)
-
-    def eval_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
-        """The labels samples for pictures and metrics are drawn for: every class in turn (0, 1, …, K−1, 0, …)
-        under a uniform prior, so each class gets n/K; else a draw from the prior."""
-        if self.conditional == "none":
-            return None
-        probs = torch.diff(self.label_cdf.cpu(), prepend=torch.zeros(1))
-        if torch.allclose(probs, torch.full_like(probs, 1.0 / self.n_classes)):
-            return torch.arange(n) % self.n_classes
-        return self.sample_labels(n, generator)
-
-    @staticmethod
-    def unpack(real) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(images, labels) of a minibatch; labels None in an unconditional run."""
-        return (real[0], real[1]) if isinstance(real, (tuple, list)) else (real, None)
-
-    def g_forward(self, z: torch.Tensor, y: torch.Tensor | None = None, generator: nn.Module | None = None):
-        g = self.generator if generator is None else generator
-        return g(z) if y is None else g(z, y)
-
-    def judge(self, x: torch.Tensor, y: torch.Tensor | None = None,
-              critic: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(D's logits, AC-GAN's class logits or None) of what D sees, x, given its labels y; ``critic``: a D in
-        D's place (a MIX+GAN member)."""
-        critic = self.discriminator if critic is None else critic
-        return (critic(x), None) if y is None else critic.judge(x, y)
-
-    def aux_loss(self, class_logits: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-        """AC-GAN's class term, ``loss.aux_weight`` (null: 1) · CE(class logits, y) (None for the other modes)."""
-        if class_logits is None:
-            return None
-        weight = 1.0 if self.loss.aux_weight is None else self.loss.aux_weight
-        return weight * F.cross_entropy(class_logits.float(), y)
-
+    # ---------------------------------------------------------------- Algorithm 1
     def training_step(self, batch, batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
-        batch, labels = self.unpack(batch)
-        if self.channels_last and batch.dim() == 4:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        reals = self.conditioning.batches(batch, self.batches_per_iteration)  # k for D, then the parts' extra ones
         log_now = (self.iteration + 1) % self.log_every == 0
-        reals = batch.chunk(self.batches_per_iteration)  # (n·B, *shape) -> n fresh real minibatches
-        if labels is not None:  # each minibatch with its labels
-            reals = list(zip(reals, labels.chunk(self.batches_per_iteration)))
-        extra = list(reals[self.k:])
 
         def d_updates() -> None:
-            for j, real in enumerate(reals[: self.k]):
+            for j, real in enumerate(reals[: self.k]):  # k D updates, each on a fresh real minibatch and fresh z
                 measure = log_now and j == self.k - 1
-                self.update(("d", measure), lambda x, m=measure: self.d_step(opt_d, x, measure_grad=m), real)
+                self.runner.update(self, ("d", measure), partial(self.d_step, opt_d, measure_grad=measure), real)
 
-        if self.simultaneous:  # G's gradient is taken first and applied after D's updates (update_generator)
-            self.pending_d_updates = d_updates
-        else:
-            d_updates()
-        try:
-            self.update(("g", log_now), lambda x: self.g_step(opt_g, x, extra, measure_grad=log_now),
-                        reals[self.k - 1])
-        finally:
-            pending, self.pending_d_updates = self.pending_d_updates, None
-        if pending is not None:
-            raise RuntimeError(f"{type(self).__name__}.g_step did not go through update_generator: D's updates "
-                               "of this iteration never ran (train.simultaneous)")
+        def g_update() -> None:  # one G update on fresh z
+            step = partial(self.g_step, opt_g, extra_reals=reals[self.k:], measure_grad=log_now)
+            self.runner.update(self, ("g", log_now), step, reals[self.k - 1])
+
+        self.schedule.iterate(d_updates, g_update)
         self.iteration += 1
-        if log_now:
-            for part in self.tricks.with_hook("log_row"):
-                self._accumulate(part.log_row(self))
-            self._flush()
-        elif self.stop_signal and self.trainer.world_size == 1:
-            self.stop_now = True  # one process needs no agreement: stop after this iteration
+        self.end_iteration(log_now)
 
+    def fakes(self, n: int) -> Batch:
+        """G(z) on fresh z (and fresh labels from the prior in a class-conditional run)."""
+        z = self.sample_z(n)
+        y = self.conditioning.fake_labels(self, n)
+        return Batch(self.conditioning.generate(self.generator, z, y), y)
+
+    def d_step(self, opt_d, real: Batch, measure_grad: bool = False) -> None:
+        """One D update: D's loss on a real minibatch and fresh fakes, plus the regularizer's penalty."""
+
+        def objective():
+            with torch.no_grad():
+                fake = self.fakes(real.x.shape[0])
+            (r, real_view), (f, fake_view) = self.d_view(real.x), self.d_view(fake.x)
+            real_logits, real_classes = self.conditioning.judge(self.discriminator, r, real.y)
+            fake_logits, fake_classes = self.conditioning.judge(self.discriminator, f, fake.y)
+            self.observe_d(real_logits, fake_logits)
+            d_loss = self.loss.d_loss(real_logits, fake_logits)
+            penalty = self.regularizer.penalty(Judged(
+                r, f, real_logits, fake_logits, (real.x, real_view), (fake.x, fake_view), self.d_updates,
+                self.conditioning.given(self.discriminator, real.y), self.conditioning.given(self.discriminator, fake.y)))
+            aux, aux_stats = self.conditioning.d_class_terms(real_classes, real.y, fake_classes, fake.y,
+                                                             self.loss.aux_weight)
+            stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits),
+                     **({} if penalty is None else {"d_penalty": penalty}), **aux_stats,
+                     **self.loss.outputs(real_logits, fake_logits)}
+            return total(d_loss, penalty, aux), stats
+
+        self.update_discriminator(opt_d, objective, measure_grad)
+
+    def g_step(self, opt_g, real: Batch, extra_reals: list[Batch] = (), measure_grad: bool = False) -> None:
+        """One G update on fresh z. ``real``: the minibatch of D's last update (feature matching's target, the
+        relativistic losses' reference); ``extra_reals``: the fresh minibatches parts asked for (unrolling's K)."""
+
+        def objective():
+            fake = self.fakes(real.x.shape[0])
+            return self.generator_objective(Batch(self.d_input(fake.x), fake.y), real, extra_reals)
+
+        self.update_generator(opt_g, objective, measure_grad)
+
+    def generator_objective(self, fake: Batch, real: Batch, extra_reals: list[Batch]) -> tuple:
+        """G's (loss, extra term, statistics) on ``fake`` (what D sees of G(z), with its labels): a part's own loss
+        (feature matching), else the adversarial loss against D or against the critic a part puts in D's place
+        (unrolling, on ``extra_reals``), plus AC-GAN's class term."""
+        for part in self.tricks.with_hook("g_loss"):
+            return part.g_loss(self, fake.x, real.x), None, {}
+        critic = self.discriminator
+        for part in self.tricks.with_hook("critic"):
+            critic = part.critic(self, [b.x for b in extra_reals])
+        logits, classes = self.conditioning.judge(critic, fake.x, fake.y)
+        if self.loss.caps.g_needs_real:  # relativistic: G's loss compares with D's outputs on real data
+            g_loss = self.loss.g_loss(logits, self.conditioning.judge(critic, self.d_input(real.x), real.y)[0])
+        else:
+            g_loss = self.loss.g_loss(logits)
+        aux, stats = self.conditioning.g_class_terms(classes, fake.y, self.loss.aux_weight)
+        return g_loss, aux, stats
+
+    # ---------------------------------------------------------------- the two update frames
+    def update_discriminator(self, opt_d, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
+        """The frame every D step shares (Algorithm 1, LAPGAN's levels, MIX+GAN's members): minimise ``objective()``
+        over D plus the parts' terms (historical averaging), step, then the after-step hooks: the regularizer's
+        (clipping), then the parts' (the historical average, ADA's p). ``objective()`` returns (loss, stats):
+        what D minimises, and what is logged (or a callable giving it, read after the step)."""
+        loss, stats = objective()
+        loss = total(loss, *(part.d_term(self) for part in self.tricks.with_hook("d_term")))
+        opt_d.zero_grad(set_to_none=True)
+        self.runner.backward(self, loss)
+        if measure_grad:
+            self.accumulate(self.d_grad_norms())
+        self.runner.step(opt_d)
+        for d in self.clipped_discriminators():
+            self.regularizer.after_d_step(d)
+        for part in self.tricks.with_hook("after_d_step"):
+            part.after_d_step(self)
+        self.runner.counted_d_update(self)
+        self.accumulate(stats() if callable(stats) else stats)
+
+    def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
+        """The frame every G step shares: freeze D, minimise ``objective()`` over G plus the parts' terms, step,
+        then the parts' after-step hooks (historical averaging, the EMA). ``objective()`` returns (g_loss, extra,
+        stats): ``g_loss`` is logged as train/g_loss, ``extra`` (or None) is added to what G minimises. The
+        schedule may run the iteration's D updates between G's backward and G's step (simultaneous updates)."""
+        self.discriminator.requires_grad_(False)  # G's backward computes (and DDP reduces) only G's gradients
+        try:
+            g_loss, extra, stats = objective()
+            loss = total(g_loss, extra, *(part.g_term(self) for part in self.tricks.with_hook("g_term")))
+            opt_g.zero_grad(set_to_none=True)
+            self.runner.backward(self, loss)
+        finally:
+            self.discriminator.requires_grad_(True)
+        if measure_grad:
+            self.accumulate({"grad_norm_g": grad_norm(self.generator)})
+            if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
+                self.accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
+        self.schedule.before_g_step(opt_g)
+        self.runner.step(opt_g)
+        for part in self.tricks.with_hook("after_g_step"):
+            part.after_g_step(self)
+        self.accumulate({"g_loss": g_loss, **stats})
+
+    def d_grad_norms(self) -> dict[str, torch.Tensor]:
+        """‖∇D‖ logged at each row (systems with parts add one per part)."""
+        return {"grad_norm_d": grad_norm(self.discriminator)}
+
+    def clipped_discriminators(self) -> list[nn.Module]:
+        """The modules the regularizer's after-step hook acts on (weight clipping): D itself."""
+        return [self.discriminator]
+
+    # ---------------------------------------------------------------- what D sees
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What D sees, real or fake, in both players' steps: x through every part's ``d_input`` (e.g. a
-        fresh DiffAugment draw, then annealed instance noise)."""
+        """What D sees, real or fake, in both players' steps: x through every part's ``d_input`` (e.g. a fresh
+        DiffAugment draw, then annealed instance noise)."""
         for part in self.tricks.with_hook("d_input"):
             x = part.d_input(self, x)
         return x
@@ -293,175 +272,6 @@ class GAN(L.LightningModule):
         for part in self.tricks.with_hook("observe_d"):
             part.observe_d(self, real_logits, fake_logits)
 
-    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
-        def objective():
-            x, y_real = self.unpack(real)
-            with torch.no_grad():
-                z = self.sample_z(x.shape[0])
-                y_fake = self.sample_labels(x.shape[0])
-                fake = self.g_forward(z, y_fake)
-            (r, real_view), (f, fake_view) = self.d_view(x), self.d_view(fake)
-            (real_logits, real_classes), (fake_logits, fake_classes) = self.judge(r, y_real), self.judge(f, y_fake)
-            self.observe_d(real_logits, fake_logits)
-            d_loss = self.loss.d_loss(real_logits, fake_logits)
-            labels = None if y_real is None else (y_real, y_fake)
-            penalty = self.regularizer.penalty(self.discriminator, r, f, self.d_updates, real_logits, fake_logits,
-                                               ((x, real_view), (fake, fake_view)), labels=labels)
-            stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits)}
-            total = d_loss
-            if penalty is not None:
-                stats["d_penalty"] = penalty
-                total = total + penalty
-            aux = self.aux_loss(real_classes, y_real)
-            if aux is not None:  # AC-GAN: D classifies real and generated images (Odena 2017, L_C)
-                aux = aux + self.aux_loss(fake_classes, y_fake)
-                stats["d_aux"] = aux
-                stats["d_class_accuracy_real"] = (real_classes.argmax(1) == y_real).float().mean()
-                total = total + aux
-            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
-            stats["d_real"], stats["d_fake"] = as_output(real_logits).mean(), as_output(fake_logits).mean()
-            return total, stats
-
-        self.update_discriminator(opt_d, objective, measure_grad)
-
-    def update(self, key: tuple, fn: Callable[[torch.Tensor], None], real: torch.Tensor) -> None:
-        """One update ``fn(real)``: eager, or through the CUDA graphs (``train.cuda_graphs``)."""
-        if self.steps is None:
-            fn(real)
-        else:
-            self.steps.run(self, key, fn, real)
-
-    def apply_host_effects(self, names: list[str], d_updates: int) -> None:
-        """What a replayed update does on the host: count its statistics and its D updates."""
-        for name in names:
-            self._counts[name] = self._counts.get(name, 0) + 1
-        self.d_updates += d_updates
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self._lean or self.capturing:
-            loss.backward()
-        else:
-            self.manual_backward(loss)
-
-    def _step(self, optimizer) -> None:
-        if self._lean or self.capturing:
-            optimizer.optimizer.step()
-        else:
-            optimizer.step()
-
-    def update_discriminator(self, opt_d, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
-        """The frame every D step shares (Algorithm 1, LAPGAN's levels, MIX+GAN's members): minimise
-        ``objective()`` over D, plus the parts' terms (historical averaging), step, then the after-step
-        hooks: the regularizer's (clipping), then the parts' (the historical average, ADA's p).
-
-        ``objective()`` returns (loss, stats): ``loss`` is what D minimises (its loss and penalties),
-        ``stats`` are logged, or a callable returning them that is read after the step.
-        """
-        total, stats = objective()
-        for part in self.tricks.with_hook("d_term"):
-            total = total + part.d_term(self)
-        opt_d.zero_grad(set_to_none=True)
-        self._backward(total)
-        if measure_grad:
-            self._accumulate(self.d_grad_norms())
-        self._step(opt_d)
-        for d in self.clipped_discriminators():
-            self.regularizer.after_d_step(d)
-        for part in self.tricks.with_hook("after_d_step"):
-            part.after_d_step(self)
-        if self.capturing:
-            self.captured_d_updates += 1
-        else:
-            self.d_updates += 1
-        self._accumulate(stats() if callable(stats) else stats)
-
-    def d_grad_norms(self) -> dict[str, torch.Tensor]:
-        """‖∇D‖ logged at each row (systems with parts add one per part)."""
-        return {"grad_norm_d": grad_norm(self.discriminator)}
-
-    def clipped_discriminators(self) -> list[nn.Module]:
-        """The modules the regularizer's after-step hook acts on (weight clipping): D itself."""
-        return [self.discriminator]
-
-    def g_step(self, opt_g, real: torch.Tensor, extra_reals: list[torch.Tensor] | None = None,
-               measure_grad: bool = False) -> None:
-        """One G update on fresh z. ``real``: the minibatch of D's last update (feature matching's target);
-        ``extra_reals``: the fresh minibatches parts asked for (the unrolled copy of D's K)."""
-
-        def objective():
-            x, y_real = self.unpack(real)
-            z = self.sample_z(x.shape[0])
-            y_fake = self.sample_labels(x.shape[0])
-            fake = self.d_input(self.g_forward(z, y_fake))
-            if y_fake is None:
-                return self.generator_objective(fake, x, extra_reals or []), None, {}
-            return self.conditional_objective(fake, y_fake, x, y_real)
-
-        self.update_generator(opt_g, objective, measure_grad)
-
-    def update_generator(self, opt_g, objective: Callable[[], tuple], measure_grad: bool = False) -> None:
-        """The frame every G step shares: freeze D, minimise ``objective()`` over G plus the parts'
-        terms, step, then the parts' after-step hooks (historical averaging, the EMA). With
-        ``train.simultaneous`` the iteration's D updates (``self.pending_d_updates``) run between G's
-        backward and G's step, with G's gradient held aside.
-
-        ``objective()`` returns (g_loss, extra, stats): ``g_loss`` is logged as train/g_loss, ``extra``
-        (or None) is added to what G minimises, ``stats`` are logged as well.
-        """
-        # D is frozen so G's backward computes (and DDP reduces) only G's gradients.
-        self.discriminator.requires_grad_(False)
-        try:
-            g_loss, extra, stats = objective()
-            total = g_loss if extra is None else g_loss + extra
-            for part in self.tricks.with_hook("g_term"):
-                total = total + part.g_term(self)
-            opt_g.zero_grad(set_to_none=True)
-            self._backward(total)
-        finally:
-            self.discriminator.requires_grad_(True)
-        if measure_grad:
-            self._accumulate({"grad_norm_g": grad_norm(self.generator)})
-            if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
-                self._accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
-        if self.pending_d_updates is not None:  # train.simultaneous: D's updates run while G's gradient waits
-            d_updates, self.pending_d_updates = self.pending_d_updates, None
-            params = [p for group in opt_g.param_groups for p in group["params"]]
-            held = [p.grad for p in params]
-            for p in params:  # held aside: a D update leaving a gradient on G cannot change G's step
-                p.grad = None
-            d_updates()
-            for p, grad in zip(params, held):
-                p.grad = grad
-        self._step(opt_g)
-        for part in self.tricks.with_hook("after_g_step"):
-            part.after_g_step(self)
-        self._accumulate({"g_loss": g_loss, **stats})
-
-    def generator_objective(self, fake: torch.Tensor, real: torch.Tensor,
-                            extra_reals: list[torch.Tensor]) -> torch.Tensor:
-        """G's loss on ``fake`` (what D sees of G(z)): a part's own (feature matching), else the adversarial
-        loss against D or against the critic a part puts in D's place (unrolling, on ``extra_reals``)."""
-        for part in self.tricks.with_hook("g_loss"):
-            return part.g_loss(self, fake, real)
-        critic = self.discriminator
-        for part in self.tricks.with_hook("critic"):
-            critic = part.critic(self, extra_reals)
-        if self.loss.g_needs_real:  # relativistic: G's loss compares with D's outputs on real data
-            return self.loss.g_loss(critic(fake), critic(self.d_input(real)))
-        return self.loss.g_loss(critic(fake))
-
-    def conditional_objective(self, fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor,
-                              y_real: torch.Tensor) -> tuple:
-        """G's (loss, extra, stats) on ``fake`` drawn for labels ``y_fake``: the adversarial loss of D(fake, y_fake)
-        (relativistic losses also read D(real, y_real)), plus AC-GAN's class cross-entropy on the fakes."""
-        logits, classes = self.judge(fake, y_fake)
-        if self.loss.g_needs_real:
-            g_loss = self.loss.g_loss(logits, self.judge(self.d_input(real), y_real)[0])
-        else:
-            g_loss = self.loss.g_loss(logits)
-        aux = self.aux_loss(classes, y_fake)
-        return g_loss, aux, ({} if aux is None else {"g_aux": aux})
-
     # ---------------------------------------------------------------- sampling
     @property
     def sampler(self) -> nn.Module:
@@ -485,126 +295,69 @@ class GAN(L.LightningModule):
         chunks = z.split(batch_size)
         ys = [None] * len(chunks) if labels is None else [y.to(self.device) for y in labels.split(batch_size)]
         try:
-            parts = [self.g_forward(chunk.to(self.device), y, generator).float().cpu() for chunk, y in zip(chunks, ys)]
+            parts = [self.conditioning.generate(generator, chunk.to(self.device), y).float().cpu()
+                     for chunk, y in zip(chunks, ys)]
         finally:
             generator.train(was_training)
         return torch.cat(parts)
 
+    def final_pictures(self) -> dict[str, Any]:
+        """Pictures of the trained system beyond its samples, written at the end of a run: {file stem: (H, W, 3)
+        uint8 array}. LAPGAN draws its sampling chains."""
+        return {}
+
     # ---------------------------------------------------------------- statistics
-    def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
-        """Add each statistic into its device buffer, in place (the buffers a captured update writes into)."""
-        for name, value in stats.items():
-            value = value.detach().float()
-            if self.capturing:
-                if name not in self._sums:
-                    raise RuntimeError(f"train/{name} first appeared inside a captured update")
-                self._sums[name].add_(value)
-                self.captured_names.append(name)
-                continue
-            if name in self._sums:
-                self._sums[name].add_(value)
-            else:
-                self._sums[name] = value.clone()
-            self._counts[name] = self._counts.get(name, 0) + 1
+    def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        self.statistics.add(stats, self.device, recording=self.runner.capturing)
 
-    def _flush(self) -> None:
-        names = sorted(n for n in self._sums if self._counts.get(n))
-        stop = torch.tensor(1.0 if self.stop_signal else 0.0, device=self.device)
-        row = [self._sums[n] / self._counts[n] for n in names] + [self._weights_finite().float(), stop]
-        # Under DDP the row is averaged over ranks (the statistics of the global batch), and a NaN, a
-        # non-finite weight or a SIGTERM on any rank reaches every rank, so all of them stop at the same row.
-        row = Ranks.current().mean_row(torch.stack(row))
-        *values, weights_ok, stop = row.tolist()  # one sync: the row, the guard's flag, the stop flag
-        for buffer in self._sums.values():
-            buffer.zero_()  # kept: a captured update holds them
-        self._counts.clear()
-        now, last_iteration = time.perf_counter(), self._clock[1]
-        rate = (self.iteration - last_iteration) / max(now - self._clock[0], 1e-9)
-        self._clock = (now, self.iteration)
-        metrics = {f"train/{n}": v for n, v in zip(names, values)}
-        metrics["perf/iterations_per_s"] = rate
-        if self.lr_decay != "none":  # the schedule, as the row's last iteration ran it
-            metrics["train/lr_d"], metrics["train/lr_g"] = (o.param_groups[0]["lr"] for o in self.trainer.optimizers)
-        report(self, metrics)
-        self.check_finite(metrics, weights_ok == 1.0)  # the divergence guard: once per logged row, never per step
-        self.stop_now = stop > 0
+    def end_iteration(self, log_now: bool) -> None:
+        if log_now:
+            for part in self.tricks.with_hook("log_row"):
+                self.accumulate(part.log_row(self))
+            metrics, weights_ok = self.statistics.flush(self, self.clock.row(self))
+            report(self, metrics)
+            Statistics.check_finite(self, metrics, weights_ok)  # the divergence guard: once per row, never per step
+        elif self.trainer.world_size == 1:
+            self.statistics.single_process_stop()
 
-    def _weights_finite(self) -> torch.Tensor:
-        """Whether every weight is finite, as a 0-dim tensor on the device (no sync)."""
-        return torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all()
+    def check_finite(self) -> None:
+        """Raise :class:`Diverged` if any weight is not finite (one device sync)."""
+        Statistics.check_finite(self)
 
-    def check_finite(self, stats: dict[str, float] | None = None, weights_ok: bool | None = None) -> None:
-        """Raise :class:`Diverged` if a logged statistic or any weight is not finite. ``weights_ok``: the
-        weights' flag when the caller already has it, else it is read here (one device sync)."""
-        bad = [k for k, v in (stats or {}).items() if not math.isfinite(v)]
-        if bad:
-            raise Diverged(self.iteration, f"non-finite {', '.join(f'{k}={stats[k]}' for k in bad)}")
-        if not (bool(self._weights_finite()) if weights_ok is None else weights_ok):
-            names = [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
-            more = " …" if len(names) > 3 else ""
-            raise Diverged(self.iteration, f"non-finite weights ({', '.join(names[:3])}{more})")
-
-    # ---------------------------------------------------------------- randomness, checkpoints, resume
+    # ---------------------------------------------------------------- Lightning's hooks
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Every iteration draws its z, penalty interpolants, noise and augmentations from a stream
-        seeded by (seed, rank, iteration), as its data is: a run resumed at any iteration, on any
-        machine state, continues exactly as the uninterrupted run."""
-        seed = step_seed(self.seed, self.global_rank, self.iteration)
-        # The generators this run draws from: the CPU's, and its own GPU's. (torch.manual_seed would also
-        # queue a seed for every lazily initialised backend, formatting a stack trace each time: 1.3 ms per
-        # iteration on a CPU run.)
-        torch.default_generator.manual_seed(seed)
-        if self.device.type == "cuda":
-            torch.cuda.manual_seed(seed)
-        self._schedule_lr()
+        """Every iteration draws its z, penalty interpolants, noise and augmentations from a stream seeded by
+        (seed, rank, iteration), as its data is (gan_lab/systems/clock.py)."""
+        self.clock.start(self)
         watchdog.at_iteration(self.iteration + 1)
 
     def on_fit_start(self) -> None:
-        self._clock = (time.perf_counter(), self.iteration)
+        self.statistics.clock = (time.perf_counter(), self.iteration)
 
     def on_train_start(self) -> None:
-        self._choose_step_path()
+        from gan_lab.rules import capture_blockers
+
+        self.runner.choose(self, self.trainer, capture_blockers(self))
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
             # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
-            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "stop_signal", "SIGTERM"))
+            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self.statistics, "stop_signal", "SIGTERM"))
         if self.resume_state is not None:  # optimiser moments, step counts, learning rates
             for opt, state in zip(self.optimizers(), self.resume_state["optimizer_states"]):
                 opt.optimizer.load_state_dict(state)
             self.resume_state = None
 
-    def _choose_step_path(self) -> None:
-        """Lean eager (raw ``backward``/``step``, no Lightning hook per step) when that is numerically
-        Lightning's path: one process, no loss scaling, no callback listening to those hooks. CUDA graphs
-        when asked and nothing in the run prevents them, else eager with one line saying why."""
-        trainer = self.trainer
-        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-        listened = any(getattr(type(cb), h) is not getattr(L.Callback, h) for cb in trainer.callbacks for h in hooks)
-        self._lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
-                      and not listened)
-        self.steps = None
-        if not self.cuda_graphs:
-            return
-        blockers = graph_blockers(self)
-        if blockers:
-            log.warning("gan_lab: train.cuda_graphs: this run's step stays eager: %s", "; ".join(blockers))
-            return
-        self.steps = StepGraphs(stand_in=self.cuda_graphs == "stand_in")
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gan_lab"] = {"iteration": self.iteration, "d_updates": self.d_updates,
                                  "config": self.run_config, "history": list(self.history),
-                                 "pending_sums": {k: v.detach().cpu() for k, v in self._sums.items()
-                                                  if self._counts.get(k)},
-                                 "pending_counts": dict(self._counts)}
+                                 **self.statistics.pending()}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.read_checkpoint`): weights,
-        EMA / historical averages, counters, the rows logged so far and the half-accumulated next row;
-        the optimiser states are loaded once the trainer has built the optimisers (``on_train_start``)."""
+        """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.read_checkpoint`): weights, EMA /
+        historical averages, counters, the rows logged so far and the half-accumulated next row; the optimiser
+        states are loaded once the trainer has built the optimisers (``on_train_start``)."""
         self.load_state_dict(checkpoint["state_dict"])
         state = checkpoint["gan_lab"]
         self.iteration, self.d_updates = int(state["iteration"]), int(state.get("d_updates", 0))
         self.history = list(state.get("history", []))
-        self._sums = {k: v.to(self.device) for k, v in state.get("pending_sums", {}).items()}
-        self._counts = dict(state.get("pending_counts", {}))
+        self.statistics.restore(state, self.device)
         self.resume_state = {"optimizer_states": checkpoint.get("optimizer_states", [])}

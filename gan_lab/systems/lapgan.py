@@ -1,4 +1,4 @@
-"""LAPGAN (Denton 2015; seed 004): Algorithm 1 run on every level of a Laplacian pyramid at once.
+"""LAPGAN (Denton 2015; the LAMBDA lecture notes, docs/references.md): Algorithm 1 run on every level of a Laplacian pyramid at once.
 
 As in the paper, the levels train independently on *real* pyramids. Each D update builds the pyramid of
 its real minibatch (gan_lab/nets/lapgan.py) and, for every level k < K, judges the real residual h_k
@@ -9,9 +9,9 @@ and one optimiser per player (over all levels) does K+1 independent updates.
 
 Only the steps differ from :class:`GAN` (its ``training_step`` chunks the k real minibatches and calls
 them); sampling runs the chain coarse to fine inside the generator's ``forward``, so ``generate``,
-the sample grids, samples.npy and the metrics see full-size images. At the end of a run the
-:class:`~gan_lab.callbacks.lapgan.LapganChainPlot` callback, registered by the system itself, draws
-``lapgan_chain.png``: every level of a few sampling chains and the residuals added between them.
+the sample grids, samples.npy and the metrics see full-size images. At the end of a run
+:meth:`LAPGAN.final_pictures` draws ``lapgan_chain.png``: every level of a few sampling chains and the residuals
+added between them.
 
 With DiffAugment, D_k judges the pair as the level image it stands for: one draw T per level and D step,
 applied to the image and to its condition, T(c + h) − T(c) given T(c), for the real and the fake residual
@@ -28,40 +28,34 @@ level's own numbers as ``train/level{k}/…`` (k = 0 the finest, K the coarsest)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from gan_lab.errors import ConfigError
-from gan_lab.nets.lapgan import LaplacianDiscriminator, LaplacianGenerator, laplacian_pyramid
+from gan_lab.capabilities import HOOKS, SystemCaps
+from gan_lab.nets.lapgan import LaplacianGenerator, laplacian_pyramid
+from gan_lab.regularizers.base import Judged
+from gan_lab.systems.conditioning import Batch
 from gan_lab.systems.gan import GAN, grad_norm
+from gan_lab.viz import chain_picture
 
 
 class LAPGAN(GAN):
-    passes_real_to_g = False  # its G step calls g_loss(fake logits) per level
-    honours = GAN.honours - {"networks", "g_loss", "critic"}
-    one_critic = False
-    capturable_step = False  # not yet checked under capture: its levels' steps stay eager
-    conditions = False  # its levels draw without class labels
-    step_summary = ("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single "
-                    "G(z) judged by a single D(x).")
-    refuses = {"instance_noise": "LAPGAN's D_k judges a residual with its condition, and noise drawn once for the "
-                                 "pair does not reach what D_k compares: it cancels in T(c + h) − T(c), and added to "
-                                 "h and c alike D_k can subtract it (a residual has zero mean on every 2×2 block, on "
-                                 "which the condition is constant). docs/science.md, \"Techniques\"."}
+    caps = SystemCaps(
+        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False, single_sample_critic=False,
+        latent_only=False, real_logits_in_g=False, capturable=False, labels=False, mixture=False,
+        summary=("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single G(z) judged "
+                 "by a single D(x)."),
+        refused_tricks=(("instance_noise", "LAPGAN's D_k judges a residual with its condition, and noise drawn once "
+                                           "for the pair does not reach what D_k compares: it cancels in T(c + h) − "
+                                           "T(c), and added to h and c alike D_k can subtract it (a residual has "
+                                           "zero mean on every 2×2 block, on which the condition is constant). "
+                                           "docs/science.md, \"Techniques\"."),))
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, **kwargs):
-        if not isinstance(generator, LaplacianGenerator) or not isinstance(discriminator, LaplacianDiscriminator):
-            raise ConfigError("model.system", type(self).__name__, "the LAPGAN system with model=lapgan's networks",
-                              f"got {type(generator).__name__} and {type(discriminator).__name__}")
         super().__init__(generator, discriminator, *args, **kwargs)
-        if self.z_dim != generator.z_dim:
-            raise ConfigError("model.z_dim", self.z_dim, f"{generator.z_dim}, the generator's noise size")
         self.levels = generator.levels
-
-    def configure_callbacks(self):
-        from gan_lab.callbacks.lapgan import LapganChainPlot
-
-        return [LapganChainPlot()]
 
     # ---------------------------------------------------------------- one level at a time
     def real_levels(self, real: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
@@ -76,7 +70,7 @@ class LAPGAN(GAN):
         zs = g.split(self.sample_z(n))
         return [g.refiners[k](zs[k], conditions[k]) for k in range(self.levels)] + [g.coarse(zs[-1])]
 
-    def judge(self, k: int, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    def judge_level(self, k: int, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         return self.discriminator.level(k, x, condition)
 
     def level_view(self, condition: torch.Tensor | None):
@@ -94,13 +88,12 @@ class LAPGAN(GAN):
         return lambda x: self.discriminator.level(k, x, condition)
 
     # ---------------------------------------------------------------- Algorithm 1, per level
-    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
+    def d_step(self, opt_d, real: Batch, measure_grad: bool = False) -> None:
         def objective():
-            reals, conditions = self.real_levels(real)
+            reals, conditions = self.real_levels(real.x)
             with torch.no_grad():
-                fakes = self.fake_levels(conditions, real.shape[0])
-            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda v: v)
-            total = real.new_zeros(())
+                fakes = self.fake_levels(conditions, real.x.shape[0])
+            total = real.x.new_zeros(())
             stats: dict[str, torch.Tensor] = {}
             d_losses, penalties, d_reals, d_fakes = [], [], [], []
             for k in range(self.levels + 1):
@@ -109,16 +102,16 @@ class LAPGAN(GAN):
                     (r, real_view), (f, fake_view) = self.d_view(reals[k]), self.d_view(fakes[k])
                 else:
                     r, f, real_view, fake_view = pair(reals[k]), pair(fakes[k]), pair, pair
-                real_logits, fake_logits = self.judge(k, r, condition), self.judge(k, f, condition)
+                real_logits, fake_logits = self.judge_level(k, r, condition), self.judge_level(k, f, condition)
                 self.observe_d(real_logits, fake_logits)
                 d_loss = self.loss.d_loss(real_logits, fake_logits)
-                penalty = self.regularizer.penalty(self._level_critic(k, condition), r, f, self.d_updates,
-                                                   real_logits, fake_logits,
-                                                   ((reals[k], real_view), (fakes[k], fake_view)))
+                critic = self._level_critic(k, condition)
+                penalty = self.regularizer.penalty(Judged(r, f, real_logits, fake_logits, (reals[k], real_view),
+                                                          (fakes[k], fake_view), self.d_updates, critic, critic))
                 total = total + (d_loss if penalty is None else d_loss + penalty)
                 d_losses.append(d_loss)
-                d_reals.append(as_output(real_logits).mean())
-                d_fakes.append(as_output(fake_logits).mean())
+                d_reals.append(self.loss.output(real_logits))
+                d_fakes.append(self.loss.output(fake_logits))
                 stats[f"level{k}/d_loss"] = d_loss
                 stats[f"level{k}/d_real"], stats[f"level{k}/d_fake"] = d_reals[-1], d_fakes[-1]
                 if penalty is not None:
@@ -141,25 +134,24 @@ class LAPGAN(GAN):
             norms[f"level{k}/grad_norm_d"] = grad_norm(net)
         return norms
 
-    def g_step(self, opt_g, real: torch.Tensor, extra_reals: list[torch.Tensor] | None = None,
-               measure_grad: bool = False) -> None:
+    def g_step(self, opt_g, real: Batch, extra_reals: list[Batch] = (), measure_grad: bool = False) -> None:
         """One G update of every level on fresh z, each refiner conditioned on the real up(I_{k+1})."""
-        _, conditions = self.real_levels(real)
+        _, conditions = self.real_levels(real.x)
 
         def objective():
-            fakes = self.fake_levels(conditions, real.shape[0])
+            fakes = self.fake_levels(conditions, real.x.shape[0])
             g_losses = []
             for k in range(self.levels + 1):
                 condition, pair = self.level_view(conditions[k])
                 seen = self.d_input(fakes[k]) if pair is None else pair(fakes[k])
-                g_losses.append(self.loss.g_loss(self.judge(k, seen, condition)))
+                g_losses.append(self.loss.g_loss(self.judge_level(k, seen, condition)))
             return torch.stack(g_losses).sum(), None, {f"level{k}/g_loss": v for k, v in enumerate(g_losses)}
 
         self.update_generator(opt_g, objective, measure_grad)
         if measure_grad:  # gradients of the step just taken are still in place
             g: LaplacianGenerator = self.generator
-            self._accumulate({f"level{k}/grad_norm_g": grad_norm(net)
-                              for k, net in enumerate([*g.refiners, g.coarse])})
+            self.accumulate({f"level{k}/grad_norm_g": grad_norm(net)
+                             for k, net in enumerate([*g.refiners, g.coarse])})
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()
@@ -173,3 +165,10 @@ class LAPGAN(GAN):
             return [image.float().cpu() for image in generator.chain(z.to(self.device))]
         finally:
             generator.train(was_training)
+
+    def final_pictures(self) -> dict[str, Any]:
+        """``lapgan_chain``: ``n`` sampling chains from a fixed z, every level (gan_lab/viz.py)."""
+        g = torch.Generator().manual_seed(self.seed + 4321)
+        images = self.generate_chain(self.sample_z(6, generator=g).cpu())
+        return {"lapgan_chain": chain_picture(images, f"LAPGAN sampling chain, iteration {self.iteration}: coarse to "
+                                                      "fine, I_k = up(I_k+1) + h_k")}

@@ -1,8 +1,9 @@
-"""MIX+GAN (Arora et al. 2017; seed 001): mixtures of T generators and T discriminators.
+"""MIX+GAN (Arora et al. 2017; the lecture on GAN generalisation and equilibrium, docs/references.md): mixtures of T
+generators and T discriminators.
 
-Payoff: Σ_ij u_i v_j φ(G_i, D_j) with u = softmax(G logits), v = softmax(D logits); each player
-minimises its side of it minus λ·H(own weights), the entropy term that keeps a mixture from
-collapsing onto one member. Only the D and G steps differ from Algorithm 1.
+Payoff: Σ_ij u_i v_j φ(G_i, D_j) with u = softmax(G logits), v = softmax(D logits); each player minimises its side
+of it minus λ·H(own weights), the entropy term that keeps a mixture from collapsing onto one member. Only the D and
+G steps differ from Algorithm 1.
 """
 
 from __future__ import annotations
@@ -11,84 +12,79 @@ from collections.abc import Callable
 
 import torch
 
-from gan_lab.errors import check_range
-from gan_lab.systems.gan import GAN
+from gan_lab.capabilities import HOOKS, SystemCaps
+from gan_lab.regularizers.base import Judged
+from gan_lab.systems.conditioning import Batch
+from gan_lab.systems.gan import GAN, total
 
 
 class MixtureGAN(GAN):
-    passes_real_to_g = False  # its G step calls g_loss(fake logits) per (G_i, D_j) pair
-    honours = GAN.honours - {"networks", "g_loss", "critic"}
-    one_critic = False
-    capturable_step = False  # not yet checked under capture: its members' steps stay eager
-    conditions = True  # every member reads the labels: G_i(z, y), D_j(x, y)
-    acgan_refused = ("MIX+GAN's payoff weighs every (G_i, D_j) pair; AC-GAN's class loss has no such weighting "
-                     "here, so its members' class heads are not trained.")
-    step_summary = ("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) "
-                    "judged by a single D(x) for this trick to act on.")
+    caps = SystemCaps(
+        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False, single_sample_critic=False,
+        latent_only=False, real_logits_in_g=False, capturable=False, mixture=False,
+        summary=("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) judged by a "
+                 "single D(x) for this trick to act on."),
+        acgan=("MIX+GAN's payoff weighs every (G_i, D_j) pair; AC-GAN's class loss has no such weighting here, so "
+               "its members' class heads are not trained."))
 
     def __init__(self, *args, entropy_weight: float = 0.1, **kwargs):
         super().__init__(*args, **kwargs)
-        self.entropy_weight = check_range("mixture.entropy_weight", entropy_weight, 0.0)
+        self.entropy_weight = entropy_weight
 
-    def _fakes(self, n: int, grad: bool,
-               y: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
+    def _fakes(self, n: int, grad: bool, y: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
         """(G_i(z_i) (given the labels y in a conditional run), what D sees of it, the map with that draw:
         :meth:`d_view`) for each member i, in turn."""
         with torch.set_grad_enabled(grad):
-            return [(x, *self.d_view(x)) for x in (self.g_forward(self.sample_z(n), y, g)
+            return [(x, *self.d_view(x)) for x in (self.conditioning.generate(g, self.sample_z(n), y)
                                                      for g in self.generator.members)]
 
-    def d_step(self, opt_d, real: torch.Tensor, measure_grad: bool = False) -> None:
+    def d_step(self, opt_d, real: Batch, measure_grad: bool = False) -> None:
         def objective():
-            real_x, y_real = self.unpack(real)
-            y_fake = self.sample_labels(real_x.shape[0])
+            n = real.x.shape[0]
+            y_fake = self.conditioning.fake_labels(self, n)
             u, v = self.generator.weights.detach(), self.discriminator.weights
-            drawn = self._fakes(real_x.shape[0], grad=False, y=y_fake)
+            drawn = self._fakes(n, grad=False, y=y_fake)
             fakes = [seen for _, seen, _ in drawn]
-            r, real_view = self.d_view(real_x)
+            r, real_view = self.d_view(real.x)
             d_loss, d_real, d_fake, penalty = 0.0, 0.0, 0.0, None
-            as_output = torch.sigmoid if self.loss.sigmoid_output else (lambda t: t)
-            pick = self._mixture_pick(u, real_x.shape[0])
+            pick = self._mixture_pick(u, n)
             mixed = pick(torch.stack(fakes))  # sample n keeps its label y_fake[n], whichever member drew it
             # the mixture sample before its members' draws, and its map: sample n through its own member's draw
-            sources = ((real_x, real_view), (pick(torch.stack([x for x, _, _ in drawn])),
-                                             lambda t: pick(torch.stack([view(t) for _, _, view in drawn]))))
-            labels = None if y_real is None else (y_real, y_fake)
+            fake_source = (pick(torch.stack([x for x, _, _ in drawn])),
+                           lambda t: pick(torch.stack([view(t) for _, _, view in drawn])))
             for j, d in enumerate(self.discriminator.members):
-                real_logits = self.judge(r, y_real, d)[0]
-                d_real = d_real + v[j].detach() * as_output(real_logits).mean()
+                real_logits = self.conditioning.judge(d, r, real.y)[0]
+                d_real = d_real + v[j].detach() * self.loss.output(real_logits)
                 for i, fake in enumerate(fakes):
-                    fake_logits = self.judge(fake, y_fake, d)[0]
+                    fake_logits = self.conditioning.judge(d, fake, y_fake)[0]
                     self.observe_d(real_logits, fake_logits)
                     d_loss = d_loss + u[i] * v[j] * self.loss.d_loss(real_logits, fake_logits)
-                    d_fake = d_fake + u[i] * v[j].detach() * as_output(fake_logits).mean()
-                p = self.regularizer.penalty(d, r, mixed, self.d_updates, real_logits=real_logits, sources=sources,
-                                             labels=labels)
+                    d_fake = d_fake + u[i] * v[j].detach() * self.loss.output(fake_logits)
+                p = self.regularizer.penalty(Judged(r, mixed, real_logits, None, (real.x, real_view), fake_source,
+                                                    self.d_updates, self.conditioning.given(d, real.y),
+                                                    self.conditioning.given(d, y_fake)))
                 if p is not None:
                     penalty = p if penalty is None else penalty + p
-            total = d_loss - self.entropy_weight * self.discriminator.entropy()
-            if penalty is not None:
-                total = total + penalty
+            loss = total(d_loss - self.entropy_weight * self.discriminator.entropy(), penalty)
 
             def stats():  # the mixture's entropy after the step
                 out = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
                        "mixture/d_entropy": self.discriminator.entropy()}
                 return out if penalty is None else {**out, "d_penalty": penalty}
 
-            return total, stats
+            return loss, stats
 
         self.update_discriminator(opt_d, objective, measure_grad)
 
     def clipped_discriminators(self) -> list:
         return list(self.discriminator.members)  # clipping applies to D's weights, not its mixture logits
 
-    def g_step(self, opt_g, real: torch.Tensor, extra_reals=None, measure_grad: bool = False) -> None:
+    def g_step(self, opt_g, real: Batch, extra_reals: list[Batch] = (), measure_grad: bool = False) -> None:
         def objective():
-            real_x, _ = self.unpack(real)
-            y_fake = self.sample_labels(real_x.shape[0])
+            y_fake = self.conditioning.fake_labels(self, real.x.shape[0])
             u, v = self.generator.weights, self.discriminator.weights.detach()
-            fakes = [seen for _, seen, _ in self._fakes(real_x.shape[0], grad=True, y=y_fake)]
-            g_loss = sum(u[i] * v[j] * self.loss.g_loss(self.judge(fake, y_fake, d)[0])
+            fakes = [seen for _, seen, _ in self._fakes(real.x.shape[0], grad=True, y=y_fake)]
+            g_loss = sum(u[i] * v[j] * self.loss.g_loss(self.conditioning.judge(d, fake, y_fake)[0])
                          for i, fake in enumerate(fakes) for j, d in enumerate(self.discriminator.members))
             stats = {"mixture/g_entropy": self.generator.entropy()}
             stats.update({f"mixture/g_weight_{i}": w for i, w in enumerate(u)})

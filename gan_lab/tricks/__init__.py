@@ -1,8 +1,8 @@
 """The improved techniques as parts of the training step (gan_lab/tricks/base.py says how a part works).
 
-``tricks.*`` in the config is the union of every part's settings (conf/tricks/<name>.yaml, one file per
-part). :class:`Tricks` hands each key to the part that owns it, validates them, and keeps the parts that
-are on, in order, for the systems to loop over.
+``tricks.*`` in the config is the union of every part's settings (conf/tricks/<name>.yaml, one file per part).
+:class:`Tricks` hands each key to the part that owns it and keeps the parts that are on, in order, for the
+systems to loop over; gan_lab/settings.py has checked every value against the part's declaration before.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from gan_lab.errors import ConfigError
 from gan_lab.tricks.base import HOOKS, Trick
 
-__all__ = ["HOOKS", "Trick", "Tricks", "part_classes"]
+__all__ = ["HOOKS", "Trick", "Tricks", "part_classes", "annotations"]
 
 
 @cache
@@ -31,16 +30,17 @@ def part_classes() -> tuple[type[Trick], ...]:
     return tuple(sorted(found, key=lambda c: (c.order, c.name)))
 
 
+def annotations() -> dict[str, Any]:
+    """{key: its Annotated type} of every trick setting: the schema of the flat ``tricks`` block."""
+    return {key: kind for cls in part_classes() for key, kind in cls.annotations().items()}
+
+
 class Tricks:
     """Every part, built from the flat ``tricks`` block; ``tricks.<key>`` reads a setting, ``parts`` are
     the ones that are on."""
 
     def __init__(self, **values: Any):
         classes = part_classes()
-        owners = {key: cls for cls in classes for key in cls.settings}
-        for key, value in values.items():
-            if key not in owners:
-                raise ConfigError(f"tricks.{key}", value, "one of the keys " + ", ".join(sorted(owners)))
         self.all = [cls(**{k: values[k] for k in cls.settings if k in values}) for cls in classes]
         self.parts = [part for part in self.all if part.on]
         self._by_hook = {hook: [part for part in self.parts if hook in part.hooks()] for hook in HOOKS}
@@ -62,23 +62,6 @@ class Tricks:
     def with_hook(self, hook: str) -> list[Trick]:
         """The parts that are on and act at ``hook``, in order."""
         return self._by_hook[hook]
-
-    def check_compatible(self, loss, regularizer, discriminator: nn.Module, spec, system: type,
-                         chosen_by: str, batch_size: int, optimizer_d) -> None:
-        """Refuse what makes no sense, naming both options: each part's own refusals, then any trick the
-        system's training step does not run a hook of (``system.honours``) or cannot use (``system.refuses``;
-        ``chosen_by`` names the option that chose that system, e.g. ``model=lapgan``). ``batch_size`` and
-        ``optimizer_d`` (D's optimiser factory) are the run's, for the parts' checks: ``tricks.batch_size``,
-        ``tricks.optimizer_d``."""
-        for part in self.parts:
-            missing = sorted(part.hooks() - set(system.honours))
-            if missing or part.name in system.refuses:
-                raise ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), f"{part.off()} with {chosen_by}",
-                                  system.refuses.get(part.name) or f"{system.step_summary} This trick acts through "
-                                  f"{', '.join(missing)}, which that step does not run.")
-        self.batch_size, self.optimizer_d = batch_size, optimizer_d
-        for part in self.parts:
-            part.check(self, loss, regularizer, discriminator, spec)
 
     def networks(self, generator: nn.Module, discriminator: nn.Module, spec, z_dim: int, seed: int,
                  build) -> tuple[nn.Module, nn.Module]:

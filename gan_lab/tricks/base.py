@@ -1,9 +1,12 @@
 """The part every trick is: its settings under ``tricks.*`` and hooks around Algorithm 1's two updates.
 
-A trick is one file in gan_lab/tricks holding one :class:`Trick` subclass, plus conf/tricks/<name>.yaml with
-the same keys and defaults (the command line is ``tricks.<key>=…``), plus one line in the contract table of
-tests/test_parts.py. Nothing else registers it: :func:`gan_lab.tricks.part_classes` finds it. The systems
-call the hooks of the parts that are on, in ``order``:
+A trick is one file in gan_lab/tricks holding one :class:`Trick` subclass, plus conf/tricks/<name>.yaml with the
+same keys and defaults (the command line is ``tricks.<key>=…``), plus one line in the contract table of
+tests/test_parts.py. Nothing else registers it: :func:`gan_lab.tricks.part_classes` finds it. Its settings are
+its annotated class attributes, ``key: Annotated[type, checks…, "doc"] = default`` (gan_lab/settings.py checks
+them), the first one switching it on (false/0 = off); what it needs of the rest of the run is its ``caps``
+(gan_lab/capabilities.py), which the rulebook (gan_lab/rules.py) reads. The systems call the hooks of the parts
+that are on, in ``order``:
 
 =================  ==============================================================  ====================
 hook               when                                                            e.g.
@@ -22,45 +25,59 @@ hook               when                                                         
 =================  ==============================================================  ====================
 
 A system that does not run a hook (LAPGAN and MIX+GAN have no single G(z) judged by a single D(x), so no
-``networks``, ``g_loss`` or ``critic``) says so in ``GAN.honours``; a trick overriding such a hook is refused
-at build time, naming both options.
+``networks``, ``g_loss`` or ``critic``) says so in its capabilities; the rulebook refuses such a trick there,
+naming both options.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from gan_lab.capabilities import HOOKS, TrickCaps
+
 if TYPE_CHECKING:  # the systems import the tricks, never the other way round at run time
     from gan_lab.data.base import DataSpec
-    from gan_lab.losses.base import GANLoss
-    from gan_lab.regularizers.base import Regularizer
     from gan_lab.systems.gan import GAN
-    from gan_lab.tricks import Tricks
 
-HOOKS = ("networks", "attach", "d_input", "observe_d", "d_term", "after_d_step", "g_loss", "critic", "g_term",
-         "after_g_step", "log_row")
+__all__ = ["HOOKS", "Trick"]
 
 
 class Trick:
-    """One technique. ``settings``: its keys under ``tricks.*`` with their defaults, the first one switching
-    it on (false/0 = off). Values arrive validated by :meth:`validate`; hooks default to doing nothing."""
+    """One technique. Its settings are its own annotated class attributes (``settings``: their defaults, in
+    declaration order); hooks default to doing nothing."""
 
     name: ClassVar[str]  # its conf/tricks/<name>.yaml
-    settings: ClassVar[dict[str, Any]]
+    settings: ClassVar[dict[str, Any]] = {}
     order: ClassVar[int] = 50  # place among the parts (what D sees: augmentation 20 before noise 30)
-    extra_batches: int = 0  # real minibatches per iteration beyond Algorithm 1's k
+    extra_batches: ClassVar[int] = 0  # real minibatches per iteration beyond Algorithm 1's k
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__annotations__", {})
+        cls.settings = {key: cls.__dict__[key] for key, kind in own.items() if not str(kind).startswith("ClassVar")}
+
+    @classmethod
+    def annotations(cls) -> dict[str, Any]:
+        """{setting: its Annotated type} (gan_lab/settings.py checks values against them)."""
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return {key: hints[key] for key in cls.settings}
 
     def __init__(self, **values: Any):
         for key, default in self.settings.items():
             setattr(self, key, values.get(key, default))
-        self.validate()
+        self.canonicalise()
 
-    def validate(self) -> None:
-        """Check (and canonicalise) the settings; raise ConfigError naming the key."""
+    def canonicalise(self) -> None:
+        """Bring checked settings to one form (e.g. a DiffAugment policy to its comma-separated names)."""
+
+    @property
+    def caps(self) -> TrickCaps:
+        return TrickCaps()
 
     @property
     def switch(self) -> str:
@@ -86,16 +103,6 @@ class Trick:
     def hooks(cls) -> set[str]:
         """The hooks this trick overrides."""
         return {h for h in HOOKS if getattr(cls, h) is not getattr(Trick, h)}
-
-    def capture_blocker(self) -> str | None:
-        """Why a step with this trick cannot be captured as a CUDA graph (host logic that varies per step),
-        or None (gan_lab/systems/graphs.py)."""
-        return None
-
-    def check(self, tricks: Tricks, loss: GANLoss, regularizer: Regularizer, discriminator: nn.Module,
-              spec: DataSpec) -> None:
-        """Refuse combinations that make no sense, naming both options (``tricks.batch_size``,
-        ``tricks.optimizer_d``: the run's batch size and D's optimiser factory)."""
 
     # ---------------------------------------------------------------- hooks
     def networks(self, generator: nn.Module, discriminator: nn.Module, spec: DataSpec, z_dim: int, seed: int,

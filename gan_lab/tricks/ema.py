@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from gan_lab.errors import check_range
+from gan_lab.settings import fraction
 from gan_lab.tricks.base import Trick
 
 
@@ -29,11 +30,9 @@ class EMA(nn.Module):
 
 class GeneratorEMA(Trick):
     name = "ema"
-    settings = {"ema": 0.0}  # the decay, e.g. 0.999
+    ema: Annotated[float, fraction(), "the decay of an exponential moving average of G's weights, which draws "
+                                      "every sample (e.g. 0.999)"] = 0.0
     order = 60  # after historical averaging's update of G's average
-
-    def validate(self) -> None:
-        check_range("tricks.ema", self.ema, 0.0, 1.0, high_open=True)
 
     def attach(self, system) -> None:
         system.generator_ema = EMA(system.generator, self.ema)  # GAN.sampler draws from it

@@ -7,24 +7,16 @@ minibatch of D's last update (seen just before, or with train.simultaneous just 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.tricks.base import Trick
 
 
 class FeatureMatching(Trick):
     name = "feature_matching"
-    settings = {"feature_matching": False}
-
-    def validate(self) -> None:
-        if not isinstance(self.feature_matching, bool):
-            raise ConfigError("tricks.feature_matching", self.feature_matching, "true or false")
-
-    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
-        if not hasattr(discriminator, "features"):
-            raise ConfigError("tricks.feature_matching", True, "false with this model",
-                              f"{type(discriminator).__name__} exposes no feature layer.")
+    feature_matching: Annotated[bool, "G minimises ‖E f(x) − E f(G(z))‖² over D's feature layer"] = False
 
     def g_loss(self, system, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

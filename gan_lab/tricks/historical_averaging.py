@@ -3,10 +3,13 @@ every value θ has taken, which damps the oscillations of simultaneous gradient 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
-from gan_lab.errors import check_range
+from gan_lab.capabilities import TrickCaps
+from gan_lab.settings import at_least
 from gan_lab.tricks.base import Trick
 
 
@@ -48,14 +51,12 @@ class HistoricalAverage(nn.Module):
 
 class HistoricalAveraging(Trick):
     name = "historical_averaging"
-    settings = {"historical_averaging": 0.0}  # the weight w, on both players
+    historical_averaging: Annotated[float, at_least(0.0), "the weight w of w·‖θ − θ̄‖² in each player's loss"] = 0.0
     order = 40
 
-    def validate(self) -> None:
-        check_range("tricks.historical_averaging", self.historical_averaging, 0.0)
-
-    def capture_blocker(self) -> str:
-        return "the running mean's weight 1/t changes on the host every step"
+    @property
+    def caps(self) -> TrickCaps:
+        return TrickCaps(capture_blocker="the running mean's weight 1/t changes on the host every step")
 
     def attach(self, system) -> None:  # the averages live on the system, so they land in its checkpoints
         system.d_history = HistoricalAverage(system.discriminator, self.historical_averaging)

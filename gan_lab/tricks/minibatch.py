@@ -3,28 +3,19 @@ close it is to the rest of its minibatch (gan_lab/nets/minibatch.py), so a colla
 
 from __future__ import annotations
 
-from gan_lab.errors import ConfigError, check_int
+from typing import Annotated
+
+from gan_lab.settings import at_least
 from gan_lab.tricks.base import Trick
 
 
 class MinibatchDiscrimination(Trick):
     name = "minibatch_discrimination"
-    settings = {"minibatch_discrimination": False,
-                "minibatch_kernels": 50,  # B of T ∈ R^{A×B×C} (A = D's feature width)
-                "minibatch_kernel_dim": 5}  # C
+    minibatch_discrimination: Annotated[bool, "D's features pass through T ∈ R^{A×B×C}; each sample's closeness "
+                                              "to the rest of its batch joins them before a new head"] = False
+    minibatch_kernels: Annotated[int, at_least(1), "B of T (A is D's feature width)"] = 50
+    minibatch_kernel_dim: Annotated[int, at_least(1), "C of T"] = 5
     order = 10
-
-    def validate(self) -> None:
-        if not isinstance(self.minibatch_discrimination, bool):
-            raise ConfigError("tricks.minibatch_discrimination", self.minibatch_discrimination, "true or false")
-        check_int("tricks.minibatch_kernels", self.minibatch_kernels, 1)
-        check_int("tricks.minibatch_kernel_dim", self.minibatch_kernel_dim, 1)
-
-    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
-        if regularizer.needs_input_gradients:
-            raise ConfigError("tricks.minibatch_discrimination", True, f"false with regularizer={regularizer.name}",
-                              "Minibatch features make D's output depend on the whole batch, so a "
-                              "per-sample gradient penalty is meaningless.")
 
     def networks(self, generator, discriminator, spec, z_dim, seed, build):
         from gan_lab.nets.minibatch import MinibatchDiscriminator

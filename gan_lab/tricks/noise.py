@@ -9,32 +9,31 @@ perfectly; σ anneals linearly to 0 (``linear``) over the first ``instance_noise
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import torch
 
-from gan_lab.errors import ConfigError, check_choice, check_range
+from gan_lab.capabilities import TrickCaps
+from gan_lab.settings import at_least, fraction
 from gan_lab.tricks.base import Trick
 
 
 class InstanceNoise(Trick):
     name = "instance_noise"
-    settings = {"instance_noise": 0.0,  # σ at iteration 0
-                "instance_noise_schedule": "linear",
-                "instance_noise_until": 1.0}  # linear: the share of the run over which σ falls to 0
+    instance_noise: Annotated[float, at_least(0.0), "σ of N(0, σ²) on every D input, real and fake, at iteration "
+                                                  "0"] = 0.0
+    instance_noise_schedule: Annotated[Literal["linear", "constant"], "linear: σ anneals to 0; constant: it "
+                                                                      "stays"] = "linear"
+    instance_noise_until: Annotated[float, fraction(low_open=True, high_open=False),
+                                    "linear: the share of the run over which σ falls to 0"] = 1.0
     order = 30  # after augmentation: the noise is on what D finally sees
 
-    def validate(self) -> None:
-        check_range("tricks.instance_noise", self.instance_noise, 0.0)
-        check_choice("tricks.instance_noise_schedule", self.instance_noise_schedule, ("linear", "constant"))
-        check_range("tricks.instance_noise_until", self.instance_noise_until, 0.0, 1.0, low_open=True)
-        if self.instance_noise_schedule == "constant" and self.instance_noise_until != 1.0:
-            raise ConfigError("tricks.instance_noise_until", self.instance_noise_until,
-                              "1.0 with tricks.instance_noise_schedule=constant (σ never falls)")
-
-    def capture_blocker(self) -> str | None:
+    @property
+    def caps(self) -> TrickCaps:
         if self.instance_noise_schedule == "constant":
-            return None
-        return "σ anneals on the host every iteration (instance_noise_schedule=constant can be captured)"
+            return TrickCaps()
+        return TrickCaps(capture_blocker="σ anneals on the host every iteration (instance_noise_schedule=constant "
+                                         "can be captured)")
 
     def sigma_at(self, iteration: int, iterations: int) -> float:
         if self.instance_noise_schedule == "constant":

@@ -15,33 +15,23 @@ sample. ``train.batch_size`` counts samples and must be a multiple of m (PacGAN'
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import torch
 
-from gan_lab.errors import ConfigError, check_int
+from gan_lab.settings import at_least
 from gan_lab.tricks.base import Trick
 
 
 class Pack(Trick):
     name = "pack"
-    settings = {"pack": 1}  # m: samples per pack; 1 = off
+    pack: Annotated[int, at_least(1), "m: D judges m samples at once, all real or all fake, concatenated; 1 = "
+                                      "off"] = 1
     order = 90  # last of what D sees
-
-    def validate(self) -> None:
-        check_int("tricks.pack", self.pack, 1)
 
     @property
     def on(self) -> bool:
         return self.pack > 1
-
-    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
-        if tricks.batch_size % self.pack:
-            raise ConfigError("tricks.pack", self.pack, f"a divisor of train.batch_size={tricks.batch_size}",
-                              "D judges packs of m samples, so every minibatch must split into whole packs.")
-        if tricks.minibatch_discrimination:
-            raise ConfigError("tricks.pack", self.pack, "1 with tricks.minibatch_discrimination=true",
-                              "Both change what D judges beyond one sample; PacGAN is the alternative to "
-                              "minibatch discrimination, not an addition to it.")
 
     def networks(self, generator, discriminator, spec, z_dim, seed, build):
         packed = dataclasses.replace(spec, shape=(spec.shape[0] * self.pack, *spec.shape[1:]))

@@ -10,12 +10,14 @@ The real D and its optimiser state are never touched.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from gan_lab.errors import ConfigError, check_int
+from gan_lab.capabilities import TrickCaps
+from gan_lab.settings import at_least
 from gan_lab.tricks.base import Trick
 
 Params = dict[str, torch.Tensor]
@@ -53,12 +55,18 @@ _UPDATES = {torch.optim.Adam: _adam, torch.optim.RMSprop: _rmsprop, torch.optim.
 _MODELLED = {torch.optim.Adam: ("lr", "betas", "eps"), torch.optim.RMSprop: ("lr", "alpha", "eps"),
              torch.optim.SGD: ("lr", "momentum", "dampening")}
 _HOW_IT_RUNS = ("params", "foreach", "fused", "capturable", "differentiable")  # the same step, computed otherwise
+MODELLED = tuple(_UPDATES)  # the optimisers the unrolled copy can step with
 
 
 def unmodelled(optimizer: torch.optim.Optimizer) -> dict:
     """``{setting: value}`` of ``optimizer``'s settings that the unrolled copy does not model and that are on."""
     reads = _MODELLED[type(optimizer)] + _HOW_IT_RUNS
     return {k: v for k, v in optimizer.param_groups[0].items() if k not in reads and v}
+
+
+def models(optimizer: torch.optim.Optimizer) -> str:
+    """What the unrolled copy of ``optimizer`` models, in words."""
+    return ", ".join(_MODELLED[type(optimizer)])
 
 
 def functional_optimizer(optimizer: torch.optim.Optimizer, named: dict[str, nn.Parameter]):
@@ -121,39 +129,18 @@ class Unroll(Trick):
     """G's loss against D advanced ``unroll_steps`` = K optimiser steps on K extra real minibatches."""
 
     name = "unroll"
-    settings = {"unroll_steps": 0,  # K
-                "unroll_second_order": True}  # backprop through the K steps (false: first-order shortcut)
+    unroll_steps: Annotated[int, at_least(0), "K: G's loss is taken against a functional copy of D advanced K steps "
+                                              "of D's own optimiser on fresh minibatches"] = 0
+    unroll_second_order: Annotated[bool, "backpropagate through the K steps (false: the first-order "
+                                         "shortcut)"] = True
 
-    def validate(self) -> None:
-        check_int("tricks.unroll_steps", self.unroll_steps, 0)
-        if not isinstance(self.unroll_second_order, bool):
-            raise ConfigError("tricks.unroll_second_order", self.unroll_second_order, "true or false")
+    def canonicalise(self) -> None:
         self.extra_batches = self.unroll_steps
 
-    def check(self, tricks, loss, regularizer, discriminator, spec) -> None:
-        if tricks.feature_matching:
-            raise ConfigError("tricks.feature_matching", True, f"false with {self.option()}",
-                              "Feature matching replaces the adversarial G loss that unrolling differentiates.")
-        if regularizer.needs_input_gradients:
-            raise ConfigError("tricks.unroll_steps", self.unroll_steps, f"0 with regularizer={regularizer.name}",
-                              "The unrolled copy of D models its optimiser step, not a gradient penalty "
-                              "(through K penalty steps G's gradient would need third derivatives).")
-        optimizer = tricks.optimizer_d([torch.zeros(1, requires_grad=True)])  # its settings, defaults filled in
-        kind = type(optimizer)
-        if kind not in _UPDATES:
-            raise ConfigError("optimizer.d._target_", kind.__name__, f"torch.optim.Adam, RMSprop or SGD with "
-                              f"{self.option()}",
-                              "The unrolled copy of D steps with a differentiable copy of D's optimiser, written "
-                              "for those three.")
-        if unmodelled(optimizer):
-            key, value = next(iter(unmodelled(optimizer).items()))
-            raise ConfigError(f"optimizer.d.{key}", value, f"{'false' if isinstance(value, bool) else 0} with "
-                              f"{self.option()}",
-                              f"The unrolled copy of D steps with a differentiable {kind.__name__} that models "
-                              f"{', '.join(_MODELLED[kind])} only: it would ignore {key}.")
-
-    def capture_blocker(self) -> str:
-        return "the unrolled copy of D is rebuilt from the optimiser's state on the host each step"
+    @property
+    def caps(self) -> TrickCaps:
+        return TrickCaps(capture_blocker="the unrolled copy of D is rebuilt from the optimiser's state on the host "
+                                         "each step")
 
     def critic(self, system, reals: list[torch.Tensor]):
         opt_d = system.optimizers()[0].optimizer

@@ -4,19 +4,18 @@ depend on the rest of its minibatch."""
 
 from __future__ import annotations
 
-from gan_lab.errors import ConfigError, check_int
+from typing import Annotated
+
+from gan_lab.settings import at_least
 from gan_lab.tricks.base import Trick
 
 
 class VirtualBatchNorm(Trick):
     name = "virtual_batchnorm"
-    settings = {"virtual_batchnorm": False, "virtual_batchnorm_size": 64}
+    virtual_batchnorm: Annotated[bool, "G's batch norms normalise each example with a reference batch fixed at "
+                                       "the start plus itself (MLP: add model.g_norm=batch)"] = False
+    virtual_batchnorm_size: Annotated[int, at_least(1), "the reference batch's size"] = 64
     order = 10
-
-    def validate(self) -> None:
-        if not isinstance(self.virtual_batchnorm, bool):
-            raise ConfigError("tricks.virtual_batchnorm", self.virtual_batchnorm, "true or false")
-        check_int("tricks.virtual_batchnorm_size", self.virtual_batchnorm_size, 1)
 
     def networks(self, generator, discriminator, spec, z_dim, seed, build):
         from gan_lab.nets.vbn import VirtualBatchNormGenerator
