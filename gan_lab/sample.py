@@ -2,7 +2,7 @@
 
 Writes ``samples.npy`` and a picture (grid or scatter) of n samples from the run's generator (the
 EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (lerp) and spherical
-(slerp), as grids (seed 004: latent walks).
+(slerp), as grids (latent walks: LAMBDA lecture notes, docs/references.md).
 
 A class-conditional run (``model.conditional``) draws every class in turn (``classes=all``, the default), the
 listed ones (``classes=1,3,7``) or one (``class=7``); ``samples_labels.npy`` holds each sample's class, the

@@ -16,7 +16,8 @@ from gan_lab.viz import _figure_to_array, save_png
 
 
 class OptimalDiscriminatorPlot(L.Callback):
-    """1-D: learned σ(V(x)) against D*(x) = p/(p+q) (Goodfellow 2014, Prop. 1; seed 000), with p, q.
+    """1-D: learned σ(V(x)) against D*(x) = p/(p+q) (Goodfellow 2014, Prop. 1; ECE544 lecture notes,
+    docs/references.md), with p, q.
 
     Needs a data source with ``log_prob`` (gauss1d) and a generator with ``log_prob`` (affine1d).
     The error is measured where p + q > ``mass`` (elsewhere D* is 0/0 and D is unconstrained).
@@ -83,7 +84,8 @@ class GeneratorParameterPlot(L.Callback):
 class DensityFitPlot(L.Callback):
     """1-D: the data density p against the generator's q (an affine G: q = N(loc, scale²)).
 
-    The JS_π picture of seed 001: which single Gaussian minimises a divergence to a bimodal p.
+    The JS_π picture of the Zhang lecture notes (docs/references.md): which single Gaussian minimises a
+    divergence to a bimodal p.
     """
 
     def __init__(self, lo: float = -5.0, hi: float = 5.0):

@@ -121,7 +121,8 @@ class Gauss1D(GaussianMixture):
 
 
 class Bimodal1D(GaussianMixture):
-    """Two equal 1-D Gaussians at ±``separation``/2 with standard deviation ``std`` (seed 001's P)."""
+    """Two equal 1-D Gaussians at ±``separation``/2 with standard deviation ``std`` (the P of the JS_π
+    picture in the Zhang lecture notes, docs/references.md)."""
 
     def __init__(self, separation: float = 4.0, std: float = 0.5, seed: int = 0):
         check_range("dataset.separation", separation, 0, low_open=True)
@@ -135,7 +136,8 @@ class Bimodal1D(GaussianMixture):
 
 
 class ParallelLines(ToySource):
-    """Real data (0, Z) with Z ~ U[0, 1] (seed 002): the example where JS is flat and W = |θ|."""
+    """Real data (0, Z) with Z ~ U[0, 1] (EE807 lecture notes, docs/references.md): the example where JS is
+    flat and W = |θ|."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed

@@ -1,4 +1,5 @@
-"""f-GAN: variational divergence minimisation (Nowozin 2016; seed 004; docs/science.md, "f-GAN").
+"""f-GAN: variational divergence minimisation (Nowozin 2016; LAMBDA lecture notes, docs/references.md;
+docs/science.md, "f-GAN").
 
     D_f(P‖Q) = ∫ q f(p/q) dx  ≥  sup_T  E_P[T(x)] − E_Q[f*(T(x))],      T = g_f(v),  v = V(x)
 
@@ -11,11 +12,12 @@ raw logit v onto the domain of f*. The bound is tight at T*(x) = f'(p(x)/q(x)).
 
 Conventions of the lab (docs/science.md, "f-GAN"):
 
-* ``pearson`` is χ² = ∫ (p − q)²/q  (f(u) = (u − 1)²; the seed's table swaps p and q).
+* ``pearson`` is χ² = ∫ (p − q)²/q  (f(u) = (u − 1)²; the LAMBDA lecture notes' table swaps p and q).
 * ``js`` uses f(u) = u log u − (u+1) log((u+1)/2) and so estimates **2·JSD** (range [0, 2 log 2]).
 * ``gan`` is the original GAN: it estimates 2·JSD − log 4, and its d_loss is exactly
   softplus(−v_r) + softplus(v_f), the minimax/ns D loss.
-* ``js_pi`` is JS_π(P‖Q) = π·KL(P‖M) + (1−π)·KL(Q‖M), M = πP + (1−π)Q (seed 001); at π = ½
+* ``js_pi`` is JS_π(P‖Q) = π·KL(P‖M) + (1−π)·KL(Q‖M), M = πP + (1−π)Q (Zhang lecture notes,
+  docs/references.md); at π = ½
   it is JSD, half of ``js``.
 * ``hellinger`` is the squared Hellinger distance ∫ (√p − √q)² (no ½), in [0, 2].
 
@@ -72,7 +74,8 @@ def _xlogx(x: torch.Tensor) -> torch.Tensor:
 
 
 def _js_pi(pi: float) -> FDivergence:
-    """JS_π (seed 001). Derivation of f* from f(u) = πu log u − (πu+1−π) log(πu+1−π):
+    """JS_π (Zhang lecture notes, docs/references.md).
+    Derivation of f* from f(u) = πu log u − (πu+1−π) log(πu+1−π):
     f'(u) = π log(u / (πu+1−π)) ∈ (−∞, −π log π). Put s = exp(t/π) = u/(πu+1−π), so
     u = (1−π)s/(1−πs) and w := πu+1−π = (1−π)/(1−πs). Then
     f*(t) = u f'(u) − f(u) = −πu log w + w log w = (1−π) log w
@@ -156,7 +159,7 @@ DIVERGENCES: dict[str, FDivergence] = {
         optimal_t=lambda p, q: torch.log(p / (p + q)),        # T* = log(p/(p+q))
         domain=0.0,
     ),
-    # JS_π (seed 001), see _js_pi for the derivation
+    # JS_π (Zhang lecture notes, docs/references.md), see _js_pi for the derivation
     "js_pi": _js_pi(0.5),
 }
 

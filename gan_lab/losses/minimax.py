@@ -1,4 +1,5 @@
-"""The original minimax game (Goodfellow 2014; seeds 000, 002): G minimises log(1 − D(G(z)))."""
+"""The original minimax game (Goodfellow 2014; ECE544 and EE807 lecture notes, docs/references.md): G minimises
+log(1 − D(G(z)))."""
 
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-"""Non-saturating GAN (Goodfellow 2014; seed 000 eq. 11): G minimises −log D(G(z))."""
+"""Non-saturating GAN (Goodfellow 2014; ECE544 lecture notes eq. 11, docs/references.md): G minimises −log D(G(z))."""
 
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
-"""Wasserstein GAN (Arjovsky 2017; seeds 000, 002). Needs a Lipschitz critic: regularizer=clip|gp|sn."""
+"""Wasserstein GAN (Arjovsky 2017; ECE544 and EE807 lecture notes, docs/references.md). Needs a Lipschitz critic:
+regularizer=clip|gp|sn."""
 
 import torch
 

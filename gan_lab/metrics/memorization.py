@@ -1,4 +1,4 @@
-"""Memorization checks (seeds 000 and 004; Arora & Zhang 2017).
+"""Memorization checks (ECE544 and LAMBDA lecture notes, docs/references.md; Arora & Zhang 2017).
 
 - Nearest training neighbour: each generated sample next to the closest training example (L2 in
   the given space). A generator that copies its data shows pairs that are the same picture.

@@ -1,4 +1,5 @@
-"""DCGAN (Radford 2016; seed 003), sized by arithmetic for any square side b·2ⁿ (b ≥ 4, n ≥ 1).
+"""DCGAN (Radford 2016; DATS6202 lecture notes, docs/references.md), sized by arithmetic for any square side
+b·2ⁿ (b ≥ 4, n ≥ 1).
 
 G: project z to b×b, then n stride-2 transposed convs (BN + ReLU, tanh out). D mirrors it with
 stride-2 convs (LeakyReLU 0.2, no norm on the input layer) and a b×b conv head. No pooling, no

@@ -1,4 +1,5 @@
-"""LAPGAN (Denton 2015; seed 004): one generator and one discriminator per level of a Laplacian pyramid.
+"""LAPGAN (Denton 2015; LAMBDA lecture notes, docs/references.md): one generator and one discriminator per
+level of a Laplacian pyramid.
 
 Pyramid of an image x (N, C, S, S) with K levels above the base:
 

@@ -1,4 +1,5 @@
-"""Minibatch discrimination (Salimans 2016; seed 002), as a layer and as a wrapper around any D."""
+"""Minibatch discrimination (Salimans 2016; EE807 lecture notes, docs/references.md), as a layer and as a
+wrapper around any D."""
 
 from __future__ import annotations
 

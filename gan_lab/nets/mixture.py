@@ -1,4 +1,5 @@
-"""MIX+GAN mixtures (Arora et al. 2017; seed 001): T networks with softmax weights over learned logits."""
+"""MIX+GAN mixtures (Arora et al. 2017; Zhang lecture notes, docs/references.md): T networks with softmax
+weights over learned logits."""
 
 from __future__ import annotations
 

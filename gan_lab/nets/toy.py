@@ -16,7 +16,8 @@ from gan_lab.nets.mlp import MLPDiscriminator
 
 
 class ParallelLineGenerator(nn.Module):
-    """G(z) = (θ, Φ(z₀)): the line x = θ with a uniform second coordinate (seed 002; Arjovsky 2017 ex. 1).
+    """G(z) = (θ, Φ(z₀)): the line x = θ with a uniform second coordinate (Arjovsky 2017 ex. 1; EE807 lecture
+    notes, docs/references.md).
 
     Φ is the standard normal CDF, so a Gaussian z gives Z ~ U[0, 1] exactly.
     """

@@ -1,4 +1,4 @@
-"""Virtual batch normalisation (Salimans 2016; seed 002).
+"""Virtual batch normalisation (Salimans 2016; EE807 lecture notes, docs/references.md).
 
 Every batch-norm layer of G normalises an example with the statistics of a reference batch fixed
 at the start plus that example alone (weight 1/(R+1)), so an output never depends on the other

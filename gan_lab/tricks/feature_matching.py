@@ -1,4 +1,5 @@
-"""Feature matching (Salimans et al. 2016; seed 003): G minimises ‖E f(x) − E f(G(z))‖² on D's feature layer.
+"""Feature matching (Salimans et al. 2016; DATS6202 lecture notes, docs/references.md): G minimises
+‖E f(x) − E f(G(z))‖² on D's feature layer.
 
 f is D's last hidden layer (``discriminator.features``); the real mean is a constant target, taken on the
 minibatch of D's last update (seen just before, or with train.simultaneous just after), through the same

@@ -1,5 +1,6 @@
-"""Historical averaging (Salimans et al. 2016; seed 003): each player's loss gains w·‖θ − θ̄‖², θ̄ the mean of
-every value θ has taken, which damps the oscillations of simultaneous gradient play."""
+"""Historical averaging (Salimans et al. 2016; DATS6202 lecture notes, docs/references.md): each player's loss
+gains w·‖θ − θ̄‖², θ̄ the mean of every value θ has taken, which damps the oscillations of simultaneous gradient
+play."""
 
 from __future__ import annotations
 

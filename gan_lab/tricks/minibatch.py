@@ -1,5 +1,6 @@
-"""Minibatch discrimination (Salimans et al. 2016; seed 003): D sees, beside each example's features, how
-close it is to the rest of its minibatch (gan_lab/nets/minibatch.py), so a collapsed G is easy to spot."""
+"""Minibatch discrimination (Salimans et al. 2016; DATS6202 lecture notes, docs/references.md): D sees, beside
+each example's features, how close it is to the rest of its minibatch (gan_lab/nets/minibatch.py), so a collapsed
+G is easy to spot."""
 
 from __future__ import annotations
 

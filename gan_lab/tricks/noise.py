@@ -1,4 +1,5 @@
-"""Instance noise (Sønderby 2017; Arjovsky & Bottou 2017; seed 004): N(0, σ²) on every D input.
+"""Instance noise (Sønderby 2017; Arjovsky & Bottou 2017; LAMBDA lecture notes,
+docs/references.md): N(0, σ²) on every D input.
 
 Real and fake alike, so the two distributions' supports overlap and D cannot separate them
 perfectly; σ anneals linearly to 0 (``linear``) over the first ``instance_noise_until`` of the run

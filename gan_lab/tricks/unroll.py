@@ -1,4 +1,5 @@
-"""Unrolled GAN (Metz 2017; seed 004): G's loss is taken against D advanced K optimiser steps.
+"""Unrolled GAN (Metz 2017; LAMBDA lecture notes, docs/references.md): G's loss is taken against D advanced
+K optimiser steps.
 
 The copy is functional: D's parameters as a dict of tensors, updated by a differentiable copy of
 D's own optimiser (its hyper-parameters and current moments), so with ``second_order`` the G

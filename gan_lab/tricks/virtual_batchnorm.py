@@ -1,6 +1,6 @@
-"""Virtual batch normalisation (Salimans et al. 2016; seed 003): G's batch norms normalise with the
-statistics of a reference batch fixed at the start (gan_lab/nets/vbn.py), so one sample's output does not
-depend on the rest of its minibatch."""
+"""Virtual batch normalisation (Salimans et al. 2016; DATS6202 lecture notes, docs/references.md): G's batch
+norms normalise with the statistics of a reference batch fixed at the start (gan_lab/nets/vbn.py), so one
+sample's output does not depend on the rest of its minibatch."""
 
 from __future__ import annotations
 
