@@ -14,6 +14,7 @@ from gan_lab import rules
 from gan_lab.drs import LowAcceptance
 from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
+from gan_lab.metrics import registry
 from gan_lab.report import write_report
 from gan_lab.runs import load_run, run_command
 
@@ -54,7 +55,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
 
 def _print(summary: dict) -> str:
     for key in sorted(summary["metrics"]):
-        if key.startswith(("val/", "toy/", "memorization/", "drs/", "jbt/", "jbt_drs/")):
+        if registry.is_measurement(key):
             print(f"{key:45s} {summary['metrics'][key]}")
     return f"evaluated in {summary['evaluation']['seconds']} s"
 

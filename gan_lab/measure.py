@@ -162,6 +162,13 @@ def shared_features(suites: list, local: torch.Tensor, ranks: Ranks) -> list[tup
     return out
 
 
+def suite_metrics(suite, feats: torch.Tensor, logits: torch.Tensor) -> dict[str, float]:
+    """FID, KID, IS and class coverage of samples whose features and logits on ``suite`` are given, each under its
+    ``val/`` key (the registry's families val/fid_*, val/kid_*, …): the end-of-run and the in-training evaluation
+    name them alike."""
+    return {f"val/{k}": v for k, v in suite.from_features(feats, logits).items()}
+
+
 def feature_metrics(suites: list, features: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict, dict]:
     """FID, KID, IS, class coverage and precision/recall/density/coverage on every feature extractor
     that applies (:func:`gan_lab.metrics.features.image_metric_suites`: the data set's domain classifier,
@@ -170,7 +177,7 @@ def feature_metrics(suites: list, features: list[tuple[torch.Tensor, torch.Tenso
     out, protocols = {}, {}
     for image_metrics, (feats, logits) in zip(suites, features):
         n = feats.shape[0]
-        out.update({f"val/{k}": v for k, v in image_metrics.from_features(feats, logits).items()})
+        out.update(suite_metrics(image_metrics, feats, logits))
         real_features = image_metrics.real_stats()["features"]
         reals = prdc_reals(real_features, max(n, 2))
         prdc = precision_recall_density_coverage(reals, feats, k=5)

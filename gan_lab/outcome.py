@@ -28,6 +28,7 @@ from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
 from gan_lab.launch import Callbacks
 from gan_lab.measure import default_samples, draw, evaluate_system
+from gan_lab.metrics.registry import curve_groups
 from gan_lab.report import write_report
 from gan_lab.resume import latest_good
 from gan_lab.run_folder import write_summary
@@ -38,9 +39,7 @@ from gan_lab.watchdog import PeerFailed, RankFailure
 
 log = logging.getLogger("gan_lab")
 
-CURVES = {"losses": ["train/d_loss", "train/g_loss", "train/d_penalty", "train/d_aux", "train/g_aux"],
-          "discriminator outputs": ["train/d_real", "train/d_fake", "train/wasserstein_estimate"],
-          "gradient norms": ["train/grad_norm_d", "train/grad_norm_g"]}
+CURVES = curve_groups()  # losses.png's panels: the registry's curve groups, as the run page draws them
 SIGTERM_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 
 

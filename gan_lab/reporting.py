@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-# Short names shown in the progress bar, in this order.
-PROGRESS_BAR = {"train/d_loss": "d_loss", "train/g_loss": "g_loss", "train/d_real": "D(x)",
-                "train/d_fake": "D(G(z))", "train/wasserstein_estimate": "W"}
+from gan_lab.metrics.registry import progress_bar
+
+# Short names shown in the progress bar, in this order (the registry's ``bar`` names).
+PROGRESS_BAR = progress_bar()
 
 
 def report(module, metrics: dict[str, float]) -> None:

@@ -169,8 +169,8 @@ def test_curve_panels_group_known_series_and_give_the_rest_their_own():
 
 def test_preferred_metrics_come_first():
     runs = [{"metrics": {"train/d_loss": 1.0, "toy/reverse_kl": float("inf"), "toy/modes_captured": 2,
-                         "fid_5k": 30.0, "train/g_loss": 0.5, "toy/w1": 0.1}}]
-    assert chosen_metrics(runs) == ["fid_5k", "toy/modes_captured", "toy/w1", "train/d_loss"]
+                         "val/fid_5k_x": 30.0, "train/g_loss": 0.5, "toy/w1": 0.1}}]
+    assert chosen_metrics(runs) == ["val/fid_5k_x", "toy/modes_captured", "toy/w1", "train/d_loss"]
 
 
 def test_cli_exits_2_on_a_folder_that_is_neither_run_nor_sweep(tmp_path):

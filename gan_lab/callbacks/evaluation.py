@@ -19,7 +19,7 @@ import torch
 
 from gan_lab import watchdog
 from gan_lab.distributed import Ranks
-from gan_lab.measure import class_accuracy_of, conditions_suite, draw, shared_features
+from gan_lab.measure import class_accuracy_of, conditions_suite, draw, shared_features, suite_metrics
 from gan_lab.metrics.toy import toy_metrics
 from gan_lab.reporting import report
 
@@ -58,8 +58,8 @@ class PeriodicEvaluation(L.Callback):
             features = shared_features(suites, local, ranks)
             with ranks.alone():
                 if ranks.is_main:
-                    metrics = {f"val/{k}": v for suite, (feats, logits) in zip(suites, features)
-                               for k, v in suite.from_features(feats, logits).items()}
+                    metrics = {k: v for suite, (feats, logits) in zip(suites, features)
+                               for k, v in suite_metrics(suite, feats, logits).items()}
                     if labels is not None and suites and conditions_suite(suites[0], self.source.num_classes):
                         key, acc, _ = class_accuracy_of(suites[0], features[0][1], labels)
                         metrics[key] = acc

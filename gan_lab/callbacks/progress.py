@@ -10,10 +10,8 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 
+from gan_lab.metrics import registry
 from gan_lab.reporting import shown
-
-# What a progress line quotes as the run's latest measurement, in this order of preference.
-MEASUREMENTS = ("val/fid_", "toy/modes_captured", "toy/w1", "val/")
 
 
 class IterationProgressBar(RichProgressBar):
@@ -44,14 +42,13 @@ def _duration(seconds: float) -> str:
 
 
 def latest_measurement(history: list[dict[str, float]]) -> tuple[str, float] | None:
-    """The newest measurement to quote in a progress line: an FID, else the toy mode count, else W1, else any
-    val/* number (the newest row that has one)."""
+    """The newest measurement to quote in a progress line: of the newest row that has one, the first headline
+    metric in the registry's order (an FID, else the toy mode count, else W1), else its first measurement."""
     for row in reversed(history):
-        measured = [k for k in row if k.startswith(("val/", "toy/")) and isinstance(row[k], (int, float))]
-        for prefix in MEASUREMENTS:
-            for key in measured:
-                if key.startswith(prefix):
-                    return key, row[key]
+        measured = [k for k in row if registry.is_measurement(k) and isinstance(row[k], (int, float))]
+        if measured:
+            key = (registry.headline(measured) or measured)[0]
+            return key, row[key]
     return None
 
 
@@ -77,7 +74,7 @@ class ProgressLines(L.Callback):
             return
         rows = module.history[self._seen_rows:]
         self._seen_rows = len(module.history)
-        evaluated = any(k.startswith(("val/", "toy/")) for row in rows for k in row)
+        evaluated = any(registry.is_measurement(k) for row in rows for k in row)
         if module.iteration % self.every == 0 or evaluated:
             self._print(self.line(trainer, module))
 

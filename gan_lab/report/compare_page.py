@@ -12,9 +12,11 @@ from pathlib import Path
 
 import yaml
 
+from gan_lab.metrics import registry
+from gan_lab.metrics.registry import is_band
 from gan_lab.report.folders import _load, _num, _read_history, is_sweep, load_run, sweep_jobs
 from gan_lab.report.markup import _fmt, _gallery, _note, _num_cell, _page, _png, _section, _sortable, esc
-from gan_lab.report.run_page import CURVE_GROUPS, curves_figure, is_band
+from gan_lab.report.run_page import curves_figure
 from gan_lab.report.sweep_page import chosen_metrics
 
 MAX_PANELS = 10  # overlaid series, one panel each
@@ -69,8 +71,9 @@ def overlaid_series(histories: list[list[dict]]) -> list[str]:
     for history in histories:
         for row in history:
             present += [k for k in row if k not in present and math.isfinite(_num(row[k]))]
-    order = [*CURVE_GROUPS["losses"], *(k for k in present if k.startswith("val/")),
-             *(n for names in CURVE_GROUPS.values() for n in names), *(k for k in present if k.startswith("train/"))]
+    groups = registry.curve_groups()
+    order = [*groups[registry.LOSSES], *(k for k in present if k.startswith("val/")),
+             *(n for names in groups.values() for n in names), *(k for k in present if k.startswith("train/"))]
     return [k for k in dict.fromkeys(order) if k in present and not is_band(k)][:MAX_PANELS]
 
 

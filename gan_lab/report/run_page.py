@@ -13,30 +13,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from gan_lab.filters import TITLES
+from gan_lab.metrics import registry
+from gan_lab.metrics.registry import band_of, is_band
 from gan_lab.report.folders import _load, _num, _read_history, load_run
 from gan_lab.report.markup import _fig_png, _fmt, _gallery, _img, _note, _page, _png, _section, _table, esc
 from gan_lab.viz import series
 
-CURVE_GROUPS = {
-    "losses": ("train/d_loss", "train/g_loss", "train/d_penalty"),
-    "D outputs": ("train/d_real", "train/d_fake", "train/wasserstein_estimate", "train/divergence_estimate"),
-    "gradient norms": ("train/grad_norm_d", "train/grad_norm_g"),
-}
-MAX_EXTRA_PANELS = 12  # train/* and val/* series outside CURVE_GROUPS, one panel each
+MAX_EXTRA_PANELS = 12  # train/* and val/* series outside the registry's curve groups, one panel each
 MAX_FRAMES = 40  # sample pictures over time; evenly thinned beyond this, first and last kept
-
-
-def band_of(name: str) -> str | None:
-    """The series holding ``name``'s standard deviation (KID's over subsets, IS's over splits), drawn as a band
-    around it rather than as a curve of its own; None for a series without one."""
-    m = re.match(r"(val/(?:kid|is))_(?!std_)(.+)", name)
-    return f"{m.group(1)}_std_{m.group(2)}" if m else None
-
-
-def is_band(name: str) -> bool:
-    return re.match(r"val/(?:kid|is)_std_", name) is not None
-
-
 SMOOTH_FROM = 20  # a training series of more points is drawn smoothed, the raw series faint behind
 
 
@@ -104,12 +88,6 @@ def _metrics_table(run: dict) -> str:
     return "".join(parts)
 
 
-# Headline metrics of the first screen, in this order (globs on the final metrics' names).
-HEADLINE = ("val/fid_*", "val/kid_*", "val/is_*", "val/class_accuracy_*", "val/intra_fid_*", "val/cas_*",
-            "val/stacked_modes_*", "toy/modes_captured", "toy/high_quality_fraction", "toy/reverse_kl", "toy/w1",
-            "val/precision_*", "val/recall_*")
-
-
 _SAMPLE_TAG = re.compile(r"^(.+?)_(\d+)(k?)_(.+)$")  # val/fid_5k_mnist5k_classifier: metric, n, extractor
 
 
@@ -132,15 +110,11 @@ def _largest_n(names: list[str]) -> list[str]:
 def headline(metrics: dict) -> list[tuple[str, str]]:
     """(name, value with its uncertainty) for the first screen: KID and IS as mean ± std (their std series)."""
     out = []
-    names = _largest_n([n for n in metrics if isinstance(metrics[n], (int, float))])
-    for pattern in HEADLINE:
-        for name in names:
-            if fnmatch.fnmatchcase(name, pattern) and not is_band(name) and name not in dict(out):
-                value, band = metrics[name], band_of(name)
-                text = _fmt(value)
-                if band is not None and isinstance(metrics.get(band), (int, float)):
-                    text += f" ± {_fmt(metrics[band])}"
-                out.append((name, text))
+    for name in registry.headline(_largest_n([n for n in metrics if isinstance(metrics[n], (int, float))])):
+        text, band = _fmt(metrics[name]), band_of(name)
+        if band is not None and isinstance(metrics.get(band), (int, float)):
+            text += f" ± {_fmt(metrics[band])}"
+        out.append((name, text))
     return out
 
 
@@ -174,11 +148,12 @@ def _series(history: list[dict], name: str) -> tuple[list[float], list[float]]:
 
 
 def curve_panels(history: list[dict]) -> list[tuple[str, list[str]]]:
-    """One panel per group of CURVE_GROUPS present, then one per remaining train/* or val/* series."""
+    """One panel per curve group of the registry present, then one per remaining train/* or val/* series."""
     keys = [k for k in dict.fromkeys(k for row in history for k in row)
             if any(math.isfinite(y) for y in _series(history, k)[1])]
-    panels = [(title, [n for n in names if n in keys]) for title, names in CURVE_GROUPS.items()]
-    grouped = {n for names in CURVE_GROUPS.values() for n in names}
+    groups = registry.curve_groups()
+    panels = [(title, [n for n in names if n in keys]) for title, names in groups.items()]
+    grouped = {n for names in groups.values() for n in names}
     rest = [k for k in keys if k.startswith(("train/", "val/")) and k not in grouped and not is_band(k)]
     return [(t, names) for t, names in panels if names] + [(k, [k]) for k in rest[:MAX_EXTRA_PANELS]]
 
@@ -232,7 +207,7 @@ def _filters(run: dict) -> str:
     if not shown:
         return ""
     measured = [p for p in shown if summary[p].get("measured")]
-    own = [k for k in metrics if k.startswith(("toy/", "val/")) and any(f"{p}/{k}" in metrics for p in measured)]
+    own = [k for k in metrics if registry.is_measurement(k) and any(f"{p}/{k}" in metrics for p in measured)]
     rows = [(k, _fmt(metrics[k]), *(_fmt(metrics.get(f"{p}/{k}", "")) for p in measured)) for k in own]
     rows.append(("acceptance rate", "1", *(_fmt(metrics.get(f"{p}/acceptance_rate", "")) for p in measured)))
     why = "".join(_note(f"{TITLES[p]} did not measure: {summary[p].get('reason', '')}")

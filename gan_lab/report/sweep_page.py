@@ -5,7 +5,6 @@ after each job's own page.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import statistics
@@ -15,6 +14,7 @@ from urllib.parse import quote
 import yaml
 from matplotlib.figure import Figure
 
+from gan_lab.metrics import registry
 from gan_lab.report.folders import _load, _num, load_run, sweep_jobs
 from gan_lab.report.markup import (
     _fig_png,
@@ -31,21 +31,15 @@ from gan_lab.report.markup import (
 )
 from gan_lab.report.run_page import _largest_n, write_run_report
 
-# The sweep plots show the first present of these (in this order), up to MAX_METRIC_PLOTS of them.
-PREFERRED = ("val/fid_*", "fid_*", "val/class_accuracy_*", "toy/modes_captured", "toy/reverse_kl",
-             "val/stacked_modes_*", "val/stacked_reverse_kl_*", "toy/w1", "train/wasserstein_estimate", "train/d_loss",
-             "train/g_loss")
 MAX_METRIC_PLOTS = 4
 
 
 def chosen_metrics(runs: list[dict]) -> list[str]:
-    """The first present (finite in some job) of PREFERRED, up to MAX_METRIC_PLOTS of them."""
+    """The metrics present (finite in some job) whose registry family heads the sweep page, in the registry's
+    order, up to MAX_METRIC_PLOTS of them."""
     names = _largest_n(list(dict.fromkeys(k for r in runs for k, v in r["metrics"].items()
                                           if math.isfinite(_num(v)))))
-    chosen: list[str] = []
-    for pattern in PREFERRED:
-        chosen += [n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
-    return chosen[:MAX_METRIC_PLOTS]
+    return registry.headline(names, registry.Report.SWEEP)[:MAX_METRIC_PLOTS]
 
 
 def _as_float(text: str) -> float | None:

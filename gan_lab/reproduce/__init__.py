@@ -18,7 +18,6 @@ metrics.json and writes, into the sweep folder:
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import statistics
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from gan_lab.metrics import registry
+from gan_lab.metrics.registry import Direction
 from gan_lab.reproduce.spec import Row, Table
 
 PRESET_PREFIX = "repro_"
@@ -172,15 +173,25 @@ def collect(table: Table, rows: tuple[Row, ...], sweep_dir: Path) -> tuple[list[
             # with "*" names a metric whose full name carries the sample count and extractor.
             values = [float(v) for v in (_metric(m, key, n) for m, n in by_row[row.name]) if v is not None]
             column = columns.get(key)
+            target = (bar_side(key), row.target[key]) if key in row.target else None
             cells.append(Cell(row.name, row.label, key, column.label if column else key, values, row.paper.get(key),
-                              row.target.get(key), row.tolerance.get(key), column.digits if column else 3))
+                              target, row.tolerance.get(key), column.digits if column else 3))
     return cells, statuses
+
+
+def bar_side(key: str) -> str:
+    """How a best row's value meets its bar on ``key``: ">=" where higher is better, "<=" where lower is
+    (the registry's direction; a metric without one cannot have a bar)."""
+    side = {Direction.HIGHER: ">=", Direction.LOWER: "<="}.get(registry.direction(key))
+    if side is None:
+        raise ValueError(f"{key}: a target needs a metric with a better side, not {registry.direction(key).value!r}")
+    return side
 
 
 def _metric(metrics: dict, key: str, samples: int | None = None) -> float | None:
     """``metrics[key]``, or a metric matching ``key`` as a glob: the one measured on ``samples`` samples (the final
     evaluation's count: a run also keeps its last in-training measurement, on fewer), else the first by name."""
-    names = [key] if "*" not in key else sorted(fnmatch.filter(metrics, key))
+    names = [key] if "*" not in key else sorted(name for name in metrics if registry.matches(key, name))
     if samples is not None:
         from gan_lab.metrics.features import n_tag
 

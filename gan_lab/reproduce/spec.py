@@ -21,7 +21,7 @@ class Row:
     overrides: tuple[str, ...] = ()
     paper: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     best: bool = False
-    target: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (">=" | "<=", value)
+    target: dict[str, float] = field(default_factory=dict)  # key -> the bar; its side is the registry's direction
     tolerance: dict[str, float] = field(default_factory=dict)  # closed forms: |mean − value| ≤ tolerance also agrees
 
 

@@ -13,6 +13,7 @@ et al. 2017, Table 1, akashgit/VEEGAN ``tab.png``); the classics' values are clo
 
 from __future__ import annotations
 
+from gan_lab.metrics.registry import SAMPLERS
 from gan_lab.reproduce import classics
 from gan_lab.reproduce.spec import Column, Row, Table
 
@@ -24,8 +25,9 @@ TOY_COLUMNS = (Column("toy/modes_captured", "modes", 1), Column("toy/high_qualit
 
 
 # What the lab's best rows must clear: every published row's best figure on that data.
-_TARGETS = {"ring": {"toy/modes_captured": (">=", 8.0), "toy/high_quality_pct": (">=", 98.0)},
-            "grid": {"toy/modes_captured": (">=", 24.8), "toy/high_quality_pct": (">=", 95.0)}}
+# Which side of the bar meets it is the metric's direction (gan_lab/metrics/registry.py).
+_TARGETS = {"ring": {"toy/modes_captured": 8.0, "toy/high_quality_pct": 98.0},
+            "grid": {"toy/modes_captured": 24.8, "toy/high_quality_pct": 95.0}}
 
 
 # The lab's best configuration per data set (conf/experiment/toy_best*.yaml) and how each row names it.
@@ -38,7 +40,8 @@ def _best_row(data: str) -> Row:
     # Judged on G's own samples and on those of its post-hoc samplers (the same runs; gan_lab/filters.py), on
     # each table's data (PacGAN's: a training set of 100,000 points). Its length is stated again as an override:
     # unrolled_toy's base fixes every other row at 25,000.
-    targets = {f"{prefix}{k}": v for prefix in ("", "drs/", "jbt/", "jbt_drs/") for k, v in _TARGETS[data].items()}
+    prefixes = ("", *(f"{sampler}/" for sampler in SAMPLERS))
+    targets = {f"{prefix}{k}": v for prefix in prefixes for k, v in _TARGETS[data].items()}
     experiment, label = _BEST[data]
     return Row(f"{data}_best", f"{data}: lab best ({label}; drs/, jbt/, jbt_drs/: its samples through DRS, "
                "Jacobian-based truncation, and JBT then DRS)",
@@ -98,7 +101,7 @@ def _stacked_rows() -> tuple[Row, ...]:
                     {modes: (48.7, None), kl: (4.32, None)}))
     rows.append(Row("best", "lab best (PacDCGAN4 + EMA 0.999)", ("tricks.pack=4", "train.batch_size=256",
                                                                   "tricks.ema=0.999"),
-                    best=True, target={modes: (">=", 1000.0), kl: ("<=", 0.05)}))
+                    best=True, target={modes: 1000.0, kl: 0.05}))
     return tuple(rows)
 
 
