@@ -5,6 +5,8 @@ data, the loss, the regularizer, the tricks, the networks — and the system tha
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -78,13 +80,42 @@ def check_settings(cfg: DictConfig) -> settings.Settings:
                                    supplied=set(settings.signature_hints(GAN)))
     settings.check_target_node("loss", cfg.loss, get_class(cfg.loss._target_))
     settings.check_target_node("dataset", cfg.dataset, get_method(cfg.dataset._target_))
-    regularizer = cfg.regularizer
+    regularizer = cfg.get("regularizer") or {}
     nodes = [("regularizer", regularizer)] if "_target_" in regularizer else \
         [(f"regularizer.{k}", v) for k, v in regularizer.items() if hasattr(v, "keys") and "_target_" in v]
+    if not nodes:
+        raise ConfigError("regularizer", settings._plain(cfg.get("regularizer")), "one of none, clip, gp, r1, r2, sn, "
+                          "lecam, cr, or a list of them such as [sn,gp]")
     for path, node in nodes:
         settings.check_target_node(path, node, get_class(node._target_))
+    unused_shared_keys(regularizer)
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if not hasattr(node, "keys") or "_target_" not in node:
+            raise ConfigError(f"callbacks.{name}", settings._plain(node), "a node with _target_ naming a Lightning "
+                              f"callback class, e.g. +callbacks.{name}._target_=my_pkg.MyCallback")
+        module, _, attribute = str(node._target_).rpartition(".")
+        try:
+            getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError, ValueError) as err:
+            raise ConfigError(f"callbacks.{name}._target_", node._target_, "an importable class",
+                              f"{type(err).__name__}: {err}") from None
     check_optimizers(cfg.optimizer)
     return typed
+
+
+def unused_shared_keys(node: DictConfig) -> None:
+    """Refuse a key beside the chosen regularizers that none of them reads (``+regularizer.weight=-1`` under
+    ``regularizer=none`` would be recorded and ignored)."""
+    if "_target_" in node:
+        return
+    parts = {k: v for k, v in node.items() if hasattr(v, "keys") and "_target_" in v}
+    read = {str(part._get_node(k)._value())[4:-1] for part in parts.values() for k in part
+            if OmegaConf.is_interpolation(part, k)}  # "${..weight}" -> "weight"
+    for key in node:
+        if key not in parts and key not in read:
+            names = ",".join(get_class(p._target_).name for p in parts.values())
+            raise ConfigError(f"regularizer.{key}", settings._plain(node[key]),
+                              "a setting of the chosen regularizers", f"regularizer={names} does not read {key}")
 
 
 # the words of torch.optim's own refusals ("Invalid learning rate: -1") and the key each names
@@ -147,6 +178,16 @@ def system_class(cfg: DictConfig) -> tuple[type[GAN], str]:
     return GAN, "Algorithm 1"
 
 
+def model_fits(nets: DictConfig, d_norm: str):
+    """The model's own check of the data's shape (``fits(spec, **settings)`` beside its builder), or None."""
+    builder = get_method(nets._target_)
+    fits = getattr(sys.modules[builder.__module__], "fits", None)
+    if fits is None:
+        return None
+    kwargs = {k: v for k, v in OmegaConf.to_container(nets, resolve=True).items() if not k.startswith("_")}
+    return partial(fits, **{**kwargs, "d_norm": d_norm})
+
+
 def model_name(cfg: DictConfig) -> str:
     return cfg.model._target_.split(".")[-2]
 
@@ -170,13 +211,13 @@ def build_components(cfg: DictConfig, typed: settings.Settings | None = None) ->
     source = build(cfg.dataset)
     mode = cfg.model.get("conditional", "none")
     d_norm = cfg.model.get("d_norm", "auto")
+    nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in MODEL_KEYS])
+    resolved = regularizer.caps.preferred_d_norm if d_norm == "auto" else d_norm
     setup = rules.Setup(typed, system.caps, chosen_by, model_name(cfg), "system" in cfg.model, loss, regularizer,
                         tricks, source, build(cfg.optimizer.d)([torch.nn.Parameter(torch.zeros(1))]), mode, d_norm,
-                        processes(cfg.trainer))
+                        processes(cfg.trainer), model_fits(nets, resolved))
     rules.check(setup, "parts")
-    if d_norm == "auto":
-        d_norm = regularizer.caps.preferred_d_norm
-    nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in MODEL_KEYS])
+    d_norm = resolved
     factory = partial(build(nets, _partial_=True), d_norm=d_norm)
     strategy = conditioning()
     if mode == "none":

@@ -48,6 +48,7 @@ class Setup:
     conditional: str = "none"
     d_norm: str = "auto"
     processes: int = 1
+    model_fits: Callable[[Any], ConfigError | None] | None = None  # the model's own shape check (its ``fits``)
     generator: nn.Module | None = None  # the networks phase
     discriminator: nn.Module | None = None
 
@@ -118,6 +119,11 @@ def _simultaneous_scale(s: Setup):
         return ConfigError("train.simultaneous", True, f"false with trainer.precision={precision}",
                            "fp16's loss scale can change at D's step while G's scaled gradient waits; use "
                            "trainer.precision=bf16-mixed, which needs no loss scale.")
+
+
+@rule("a network that does not fit the data's shape", ("dataset=ring",), "model")
+def _net_fits(s: Setup):
+    return s.model_fits(s.spec) if s.model_fits is not None else None
 
 
 # ---------------------------------------------------------------- the objective
@@ -410,6 +416,15 @@ def _feature_layer(s: Setup):
     if s.trick("feature_matching") and not hasattr(s.discriminator, "features"):
         return ConfigError("tricks.feature_matching", True, "false with this model",
                            f"{type(s.discriminator).__name__} exposes no feature layer.")
+
+
+@rule("projection conditioning with a G without batch norms",
+      ("model=mlp", "dataset=digits", "model.conditional=projection"), "model.conditional", "networks")
+def _projection_norms(s: Setup):
+    if s.conditional == "projection" and getattr(s.generator, "norms", None) == 0:
+        return ConfigError("model.conditional", "projection", "concat or acgan with this generator (or "
+                                                              "model.g_norm=batch)",
+                           "projection conditions G's batch norms on the class; this G has none.")
 
 
 # ---------------------------------------------------------------- what keeps the step from CUDA graphs

@@ -150,6 +150,8 @@ def describe(annotation) -> str:
             words.append(getattr(kind, "__name__", str(kind)))
         words += [c.allowed for c in checks if isinstance(c, Validator)]
     words = list(dict.fromkeys(words))
+    if all(typing.get_origin(kind) is Literal for kind, _ in _alternatives(annotation)):
+        return "one of " + ", ".join(words)
     return ", ".join(words) if len(words) > 2 else " or ".join(words)
 
 
@@ -323,6 +325,7 @@ def section_of(path: str, schema: type, node) -> Any:
     hints = typing.get_type_hints(schema, include_extras=True)
     values = {}
     for key in node:
+        _mandatory(node, key, path)
         if key in OPEN_KEYS.get(path, ()):
             continue
         if key not in known:
@@ -335,6 +338,13 @@ def section_of(path: str, schema: type, node) -> Any:
         check_value(source_key(node, key, f"{path}.{key}"), _plain(value), hints[key])
         values[key] = _plain(value)
     return schema(**values)
+
+
+def _mandatory(node, key: str, path: str) -> None:
+    """A key the config leaves ``???`` (a value with no default, e.g. ``dataset.path`` of ``dataset=folder``)."""
+    if isinstance(node, DictConfig) and OmegaConf.is_missing(node, key):
+        raise ConfigError(f"{path}.{key}", "???", "a value: it has no default",
+                          f"set it on the command line, e.g. {path}.{key}=…")
 
 
 def source_key(node, key: str, path: str) -> str:
@@ -380,6 +390,8 @@ def check_sections(cfg: DictConfig) -> Settings:
 def signature_hints(target) -> dict[str, Any]:
     """{parameter: annotation} of what a ``_target_`` names (a class's ``__init__``, a function)."""
     fn = target.__init__ if inspect.isclass(target) else target
+    if fn is object.__init__:
+        return {}
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
     except (NameError, TypeError):
@@ -395,11 +407,13 @@ def check_target_node(path: str, node: DictConfig, target, skip: set[str] = froz
     annotation. ``skip``: keys another mechanism reads (``model.conditional``); ``supplied``: parameters the lab
     passes itself (``spec``), which the config may not set."""
     hints = signature_hints(target)
-    takes_more = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(
-        target.__init__ if inspect.isclass(target) else target).parameters.values())
+    fn = target.__init__ if inspect.isclass(target) else target
+    takes_more = fn is not object.__init__ and any(p.kind == p.VAR_KEYWORD
+                                                  for p in inspect.signature(fn).parameters.values())
     for key in node:
         if key.startswith("_") or key in skip:
             continue
+        _mandatory(node, key, path)
         if key in supplied or (key not in hints and not takes_more):
             allowed = [k for k in hints if k not in supplied and k not in skip]
             raise ConfigError(f"{path}.{key}", _plain(node[key]),

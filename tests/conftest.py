@@ -44,6 +44,16 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def refused(*overrides: str):
+    """The ConfigError that composing ``overrides`` into a run's parts raises (the settings, then the rulebook)."""
+    from gan_lab.compose import build_components
+    from gan_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        build_components(compose_cfg(*overrides))
+    return info.value
+
+
 @pytest.fixture
 def tiny():
     """Compose with debug=tiny plus overrides."""

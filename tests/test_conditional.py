@@ -22,7 +22,8 @@ from gan_lab.nets.conditional import ConditionalBatchNorm, ConditionalDiscrimina
 from gan_lab.nets.mlp import MLPDiscriminator
 from gan_lab.regularizers.gp import GradientPenalty
 from gan_lab.regularizers.r1 import R1
-from gan_lab.train import build_components, build_system, train
+from gan_lab.compose import build_components, build_system
+from gan_lab.train import train
 from tests.conftest import compose_cfg, run_cli
 
 ARCHITECTURES = {

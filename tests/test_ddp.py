@@ -175,7 +175,7 @@ def test_a_failing_rank_ends_the_run_with_its_own_status(tmp_path, fault, rank, 
 def _toy_system():
     import torch
 
-    from gan_lab.train import build_components, build_system
+    from gan_lab.compose import build_components, build_system
     from tests.conftest import compose_cfg
 
     torch.manual_seed(0)
@@ -275,7 +275,7 @@ def test_simultaneous_updates_keep_the_ranks_in_sync(tmp_path):
 ])
 def test_bad_multi_process_settings_are_refused_naming_the_key(override, key):
     from gan_lab.errors import ConfigError
-    from gan_lab.train import build_components
+    from gan_lab.compose import build_components
     from tests.conftest import compose_cfg
 
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed"):

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.train import build_components, train
+from gan_lab.compose import build_components
+from gan_lab.train import train
 from tests.conftest import compose_cfg, interrupted_then_resumed
 
 BASE = ["debug=tiny", "logger=none", "dataset=digits", "model.width=8", "train.iterations=6", "train.log_every=2"]

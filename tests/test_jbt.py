@@ -11,7 +11,8 @@ import torch
 
 from gan_lab.errors import ConfigError
 from gan_lab.evaluate import evaluate
-from gan_lab.jbt import JBTSettings, jacobian_norms, truncate
+from gan_lab.jbt import jacobian_norms, truncate
+from gan_lab.settings import JBT as JBTSettings
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 
@@ -152,7 +153,7 @@ def test_packing_does_not_stop_jbt(tmp_path):
 def test_a_progressive_g_is_truncated_at_its_final_resolution():
     # ProgressiveGAN's samples are G(z) alone (upsampled to the last phase's size): JBT takes them, images and all
     from gan_lab import jbt
-    from gan_lab.train import build_components, build_system
+    from gan_lab.compose import build_components, build_system
 
     cfg = compose_cfg("model=progressive", "dataset=digits", "model.width=8", "tricks.ema=0.9")
     system = build_system(cfg, build_components(cfg))

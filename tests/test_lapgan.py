@@ -17,7 +17,8 @@ from gan_lab.nets import lapgan
 from gan_lab.nets.lapgan import down, gaussian_pyramid, laplacian_pyramid, reconstruct, up
 from gan_lab.regularizers import GradientPenalty, NoRegularizer, WeightClip
 from gan_lab.systems.lapgan import LAPGAN
-from gan_lab.train import build_components, train
+from gan_lab.compose import build_components
+from gan_lab.train import train
 from tests.conftest import compose_cfg
 
 TINY = {"z_dim": 12, "level_z_dim": 3, "width": 4, "hidden": 16}
@@ -237,7 +238,7 @@ def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
     ("tricks.minibatch_discrimination=true", "tricks.minibatch_discrimination"),
     ("tricks.instance_noise=0.1", "tricks.instance_noise")])
 def test_refuses_single_d_tricks(override, key):
-    from gan_lab.train import build_system
+    from gan_lab.compose import build_system
 
     cfg = compose_cfg("model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16", override)
     with pytest.raises(ConfigError) as info:

@@ -78,7 +78,7 @@ def test_slurm_launcher_is_sized_from_the_trainer():
 
 
 def test_wandb_runs_are_grouped_per_sweep_and_named_by_overrides(tmp_path):
-    from gan_lab.train import wandb_identity
+    from gan_lab.launch import wandb_identity
 
     node = compose_cfg("logger=wandb").logger.wandb
     job = {"multirun": True, "sweep_dir": "outputs/multirun/2026-11-22/18-45-20", "overrides": "loss=hinge,train.k=5"}

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.train import build, build_components, build_system, train
+from gan_lab.compose import build, build_components, build_system
+from gan_lab.train import train
 from gan_lab.tricks import Tricks, part_classes
 from tests.conftest import CONF, compose_cfg, group_options
 

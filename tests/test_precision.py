@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.train import build_components, build_system, train
+from gan_lab.compose import build_components, build_system
+from gan_lab.train import train
 from tests.conftest import compose_cfg, group_options
 
 IMAGES = ["dataset=digits", "model.width=8", "logger=none", "train.iterations=3"]

@@ -338,7 +338,7 @@ def test_resolve_d_norm_batch_allowed_without_penalty(reg):
 
 
 def _reg(*overrides):
-    from gan_lab.train import build_components
+    from gan_lab.compose import build_components
     from tests.conftest import compose_cfg
 
     return build_components(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "loss=wasserstein",

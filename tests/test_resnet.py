@@ -17,7 +17,8 @@ from gan_lab.nets.minibatch import MinibatchDiscriminator
 from gan_lab.nets.vbn import VirtualBatchNorm, VirtualBatchNormGenerator
 from gan_lab.regularizers import GradientPenalty, SpectralNorm
 from gan_lab.regularizers.base import input_gradients
-from gan_lab.train import build_components, train
+from gan_lab.compose import build_components
+from gan_lab.train import train
 from tests.conftest import compose_cfg
 
 SMALL = {"z_dim": 16, "g_width": 16, "g_max_width": 32, "d_width": 16, "d_max_width": 32}

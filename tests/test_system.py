@@ -8,7 +8,10 @@ import json
 import pytest
 import torch
 
-from gan_lab.train import build_components, build_system, train
+from gan_lab.systems.conditioning import Batch
+from gan_lab.systems.schedule import Simultaneous
+from gan_lab.compose import build_components, build_system
+from gan_lab.train import train
 from tests.conftest import compose_cfg
 
 
@@ -37,7 +40,7 @@ def _player(optimizer: torch.optim.Optimizer) -> str:
 def test_d_step_changes_only_d(loss):
     system, opt_d, _ = _system(f"loss={loss}")
     g0, d0 = _snapshot(system.generator), _snapshot(system.discriminator)
-    system.d_step(opt_d, torch.randn(32, 2))
+    system.d_step(opt_d, Batch(torch.randn(32, 2)))
     assert _changed(g0, system.generator) == set()
     weights = {k for k in d0 if k.endswith("weight")}
     assert weights <= _changed(d0, system.discriminator)  # every D weight matrix moved
@@ -49,7 +52,7 @@ def test_d_step_changes_only_d(loss):
 def test_g_step_changes_only_g(loss):
     system, _, opt_g = _system(f"loss={loss}")
     g0, d0 = _snapshot(system.generator), _snapshot(system.discriminator)
-    system.g_step(opt_g, torch.randn(32, 2))
+    system.g_step(opt_g, Batch(torch.randn(32, 2)))
     assert _changed(d0, system.discriminator) == set()
     assert {k for k in g0 if k.endswith("weight")} <= _changed(g0, system.generator)
     assert all(p.grad is None for p in system.discriminator.parameters())
@@ -63,7 +66,7 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
     the test can tell them apart)."""
     torch.manual_seed(0)
     base, *_ = _system(f"loss={loss}")
-    real = torch.randn(32, 2)
+    real = Batch(torch.randn(32, 2))
 
     def fresh():
         system = copy.deepcopy(base)  # (with _system's manual_backward)
@@ -79,9 +82,9 @@ def test_simultaneous_update_takes_both_gradients_at_the_same_state(loss):
                 if order == "simultaneous_stray":  # a D update leaving a gradient on G: G's held one must win
                     system.generator(torch.randn(4, system.z_dim)).sum().backward()
 
-            system.pending_d_updates = d_updates
-            system.g_step(opt_g, real)
-            assert system.pending_d_updates is None and system.d_updates == 1
+            system.schedule = Simultaneous()
+            system.schedule.iterate(d_updates, lambda: system.g_step(opt_g, real))
+            assert system.schedule.pending is None and system.d_updates == 1
         elif order == "g_then_d":  # G's step first; D's step against the moved G
             system.g_step(opt_g, real)
             system.d_step(opt_d, real)
@@ -188,7 +191,7 @@ def test_each_d_step_sees_a_fresh_real_minibatch(tiny, tmp_path):
     original = GAN.d_step
 
     def recording(self, opt_d, real, measure_grad=False):
-        seen.append(real.clone())
+        seen.append(real.x.clone())
         return original(self, opt_d, real, measure_grad)
 
     with pytest.MonkeyPatch.context() as mp:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.train import build_components, train
+from gan_lab.compose import build_components
+from gan_lab.train import train
 from tests.conftest import compose_cfg, run_cli
 
 

@@ -13,7 +13,8 @@ from gan_lab.errors import ConfigError
 from gan_lab.losses import NonSaturating, Wasserstein
 from gan_lab.nets.minibatch import MinibatchDiscrimination
 from gan_lab.nets.vbn import VirtualBatchNormGenerator
-from gan_lab.train import build_components, train
+from gan_lab.compose import build_components
+from gan_lab.train import train
 from gan_lab.tricks.ema import EMA
 from gan_lab.tricks.historical_averaging import HistoricalAverage
 from gan_lab.tricks.noise import InstanceNoise
@@ -277,7 +278,7 @@ def test_unrolling_accepts_what_its_copy_models():
 
 def test_diffaug_augments_every_d_input_and_trains(tiny, tmp_path):
     """DiffAugment sits in d_input, which every D evaluation of every system goes through."""
-    from gan_lab.train import build_system
+    from gan_lab.compose import build_system
 
     cfg = tiny("logger=none", *MODELS["dcgan"], "tricks.diffaug=[cutout]", "train.iterations=3")
     system = build_system(cfg, build_components(cfg))
@@ -292,7 +293,7 @@ def test_diffaug_augments_every_d_input_and_trains(tiny, tmp_path):
 def test_unrolling_draws_k_plus_k_minibatches(tiny, tmp_path):
     cfg = tiny("logger=none", *MODELS["mlp"], "tricks.unroll_steps=3", "train.k=2", "train.iterations=2")
     c = build_components(cfg)
-    from gan_lab.train import build_system
+    from gan_lab.compose import build_system
 
     assert build_system(cfg, c).batches_per_iteration == 5
 
@@ -385,7 +386,7 @@ def test_ada_run_logs_p_and_resumes_it(tiny, tmp_path):
 
 # ------------------------------------------------------------------------------------------ packing
 def test_packing_concatenates_consecutive_samples_and_builds_d_for_the_packed_shape(tiny):
-    from gan_lab.train import build_system
+    from gan_lab.compose import build_system
     from gan_lab.tricks.pack import Pack
 
     pack = Pack(pack=3)
