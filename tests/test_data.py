@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
+from gan_lab.compose import check_settings
 from gan_lab.data.module import IterationBatchSampler
 from gan_lab.data.toy import Gauss1D, Grid, ParallelLines, Ring
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.toy import mode_metrics
+from tests.conftest import compose_cfg
 
 # --------------------------------------------------------------------------------------------
 # Toy laws
@@ -144,10 +146,12 @@ def test_holdout_is_a_fixed_disjoint_split(digits):
     kept = [i for i, r in enumerate(digits.data.flatten(1).tolist()) if tuple(r) in rows(held.data)]
     assert torch.equal(torch.bincount(held.labels, minlength=10), torch.bincount(digits.labels[kept], minlength=10))
     assert digits.heldout is None
+    with pytest.raises(ConfigError, match=r"dataset.holdout=1797 .*\[0, 1795\]"):
+        check_settings(compose_cfg("dataset=digits", "dataset.holdout=1797"))
     with pytest.raises(ConfigError, match="dataset.holdout"):
-        load_digits(holdout=1797)
-    with pytest.raises(ConfigError, match="dataset.holdout"):
-        load_digits(holdout=-1)
+        check_settings(compose_cfg("dataset=digits", "dataset.holdout=-1"))
+    with pytest.raises(ConfigError, match=r"dataset.holdout=4999 .*\[0, 4998\]"):
+        check_settings(compose_cfg("dataset=mnist5k", "dataset.holdout=4999"))
 
 
 def test_tensor_source_fetches_by_position(digits):

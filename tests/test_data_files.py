@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_lab.compose import check_settings
 from gan_lab.data import download as dl
 from gan_lab.data import files
 from gan_lab.data.base import TensorSource
@@ -150,9 +151,9 @@ def test_mnist_splits_and_fashion_mnist(tmp_path):
 
 def test_bad_split_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"dataset.split='validation'.*train, test, all"):
-        files.mnist(tmp_path, split="validation")
+        check_settings(compose_cfg("dataset=mnist", f"paths.data_dir={tmp_path}", "dataset.split=validation"))
     with pytest.raises(ConfigError, match=r"dataset.split='val'.*train, valid, test, all"):
-        files.celeba(tmp_path, split="val")
+        check_settings(compose_cfg("dataset=celeba", f"paths.data_dir={tmp_path}", "dataset.split=val"))
 
 
 def test_missing_mnist_names_every_expected_file(tmp_path):
@@ -451,12 +452,9 @@ def test_folder_errors_name_the_path(tmp_path):
     with pytest.raises(ConfigError) as err:
         files.folder(tmp_path / "empty")
     assert str(tmp_path / "empty") in message(err) and ".png" in message(err) and ".webp" in message(err)
-    with pytest.raises(ConfigError, match="dataset.channels=2"):
-        files.folder(tmp_path, channels=2)
-    with pytest.raises(ConfigError, match="dataset.in_memory='yes'"):
-        files.folder(tmp_path, in_memory="yes")
-    with pytest.raises(ConfigError, match="dataset.size=0"):
-        files.folder(tmp_path, size=0)
+    for setting in ("dataset.channels=2", "dataset.in_memory='yes'", "dataset.size=0"):
+        with pytest.raises(ConfigError, match=setting):
+            check_settings(compose_cfg("dataset=folder", f"dataset.path={tmp_path}", setting.replace("'", "")))
 
 
 def test_unreadable_image_is_an_error_naming_it(tmp_path):

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from gan_lab.errors import ConfigError
 from gan_lab.augment import (
     _brightness,
     _contrast,
@@ -16,6 +15,7 @@ from gan_lab.augment import (
     diff_augment,
     parse_policy,
 )
+from gan_lab.errors import ConfigError
 
 FULL = "color,translation,cutout"
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from gan_lab.compose import check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.losses import Hinge, NonSaturating, Wasserstein
@@ -65,15 +66,22 @@ def test_default_levels(side, levels):
 @pytest.mark.parametrize(("shape", "kwargs", "key"), [
     ((2,), {}, "model"), ((1, 28, 32), {}, "model"), ((1, 7, 7), {}, "model"), ((1, 6, 6), {}, "model"),
     ((1, 28, 28), {"levels": 3}, "model.levels"), ((1, 8, 8), {"levels": 2}, "model.levels"),
-    ((1, 32, 32), {"levels": 0}, "model.levels"), ((1, 32, 32), {"z_dim": 9}, "model.z_dim"),
-    ((1, 8, 8), {"g_norm": "layer"}, "model.g_norm"), ((1, 8, 8), {"d_norm": "group"}, "model.d_norm")])
-def test_build_refuses_what_it_cannot_fit(shape, kwargs, key):
+    ((1, 32, 32), {"z_dim": 9}, "model.z_dim")])
+def test_fits_refuses_what_it_cannot_fit(shape, kwargs, key):
     spec = DataSpec("x", shape, "points" if len(shape) == 1 else "image")
-    with pytest.raises(ConfigError) as info:
-        lapgan.build(spec, **{**TINY, **kwargs})
-    assert info.value.key == key
+    refusal = lapgan.fits(spec, **{**TINY, **kwargs})
+    assert isinstance(refusal, ConfigError) and refusal.key == key
     if key == "model":
-        assert info.value.value == "lapgan"
+        assert refusal.value == "lapgan"
+    assert lapgan.fits(image_spec((1, 32, 32)), **TINY) is None
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("model.levels=0", "model.levels"), ("model.g_norm=layer", "model.g_norm"), ("model.d_norm=group", "model.d_norm")])
+def test_config_refuses_bad_settings(override, key):
+    with pytest.raises(ConfigError) as info:
+        check_settings(compose_cfg("model=lapgan", "dataset=digits", override))
+    assert info.value.key == key
 
 
 # ---------------------------------------------------------------- the networks
@@ -209,8 +217,8 @@ def test_generate_and_generate_chain():
 def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
     """D_k judges T(c + h) − T(c) given T(c), one draw for the pair and for the real and the fake residual: under a
     translation the residual moves with its condition (before, the residual moved and the condition stayed)."""
-    from gan_lab.tricks import Tricks
     from gan_lab.augment import _translate
+    from gan_lab.tricks import Tricks
 
     system, opt_d, _ = make_system(tricks=Tricks(diffaug="translation"))
     judged = []

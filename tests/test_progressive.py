@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from gan_lab.compose import check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.nets import progressive
 from gan_lab.nets.progressive import MinibatchStdDev, downsample_to, phase_at
+from tests.conftest import compose_cfg
 
 Z = 8
 TINY = {"z_dim": Z, "width": 4, "max_width": 8}
@@ -39,15 +42,19 @@ def test_plan_grows_from_the_base_side(side, resolutions):
     ((1, 36, 36), "b·2ⁿ")])
 def test_plan_refuses_data_it_cannot_fit(shape, words):
     spec = DataSpec("x", shape, "points" if len(shape) == 1 else "image")
-    with pytest.raises(ConfigError, match=words) as info:
-        progressive.build(spec, **TINY)
-    assert (info.value.key, info.value.value) == ("model", "progressive")
+    refusal = progressive.fits(spec, **TINY, d_norm="none")
+    assert isinstance(refusal, ConfigError) and re.search(words, str(refusal))
+    assert (refusal.key, refusal.value) == ("model", "progressive")
 
 
 def test_build_refuses_batch_norm_and_starts_at_phase_0():
-    with pytest.raises(ConfigError, match="no batch norm") as info:
-        progressive.build(image_spec((1, 8, 8)), d_norm="batch", **TINY)
-    assert info.value.key == "model.d_norm"
+    # d_norm as the lab passes it, resolved: auto with the default regularizer becomes batch
+    refusal = progressive.fits(image_spec((1, 8, 8)), d_norm="batch", **TINY)
+    assert isinstance(refusal, ConfigError) and "no batch norm" in str(refusal)
+    assert refusal.key == "model.d_norm"
+    assert progressive.fits(image_spec((1, 8, 8)), d_norm="layer", **TINY) is None
+    with pytest.raises(ConfigError, match="model.d_norm='batch'"):
+        check_settings(compose_cfg("model=progressive", "dataset=digits", "model.d_norm=batch"))
     g, d = progressive.build(image_spec((1, 8, 8)), d_norm="layer", **TINY)
     assert (g.phase, g.alpha, d.phase, d.alpha) == (0, 1.0, 0, 1.0)
     assert g.resolution == d.resolution == 4
@@ -88,10 +95,10 @@ def test_phase_at_edge_settings():
     assert phase_at(100, 100, 3, fade_fraction=0.0) == (1, 1.0)  # no fade: switch at once
     assert phase_at(150, 100, 3, fade_fraction=1.0) == (1, 0.5)
     assert phase_at(500, 100, 1) == (0, 1.0)
-    with pytest.raises(ConfigError):
-        phase_at(0, 0, 3)
-    with pytest.raises(ConfigError):
-        phase_at(0, 10, 3, fade_fraction=1.5)
+    with pytest.raises(ConfigError, match="model.system.phase_iterations=0"):
+        check_settings(compose_cfg("model=progressive", "model.system.phase_iterations=0"))
+    with pytest.raises(ConfigError, match="model.system.fade_fraction=1.5"):
+        check_settings(compose_cfg("model=progressive", "model.system.fade_fraction=1.5"))
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from gan_lab.compose import check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.nets import resnet
@@ -87,16 +89,22 @@ def test_stl10_plan_is_an_override_of_the_same_rule():
     ((2,), "points", "model=mlp"), ((1, 28, 32), "image", "square"), ((1, 15, 15), "image", "b·2ⁿ"),
     ((1, 6, 6), "image", "b·2ⁿ"), ((3, 36, 36), "image", "4 ≤ b ≤ 7")])
 def test_resnet_refuses_data_it_cannot_fit(shape, kind, words):
-    with pytest.raises(ConfigError, match=words) as info:
-        resnet.build(DataSpec("x", shape, kind), **SMALL)
-    assert info.value.key == "model" and info.value.value == "resnet"
+    refusal = resnet.fits(DataSpec("x", shape, kind), **SMALL)
+    assert isinstance(refusal, ConfigError) and re.search(words, str(refusal))
+    assert refusal.key == "model" and refusal.value == "resnet"
+
+
+def test_resnet_refuses_poolings_that_do_not_divide_the_side():
+    refusal = resnet.fits(_spec(28, 1), **SMALL, d_down=3)  # 28 px: 28/2³ is not whole
+    assert isinstance(refusal, ConfigError) and refusal.key == "model.d_down" and "divides the side 28" in str(refusal)
+    assert resnet.fits(_spec(28, 1), **SMALL, d_down=2) is None and resnet.fits(_spec(28, 1), **SMALL) is None
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("d_down", 3), ("d_down", 0), ("d_plain", -1), ("g_width", 0), ("d_norm", "instance"), ("z_dim", 1.5)])
+    ("d_down", 0), ("d_plain", -1), ("g_width", 0), ("d_norm", "instance"), ("z_dim", 1.5)])
 def test_resnet_refuses_bad_settings(key, value):
     with pytest.raises(ConfigError) as info:
-        resnet.build(_spec(28, 1), **{**SMALL, key: value})  # 28 px: 28/2³ is not whole
+        check_settings(compose_cfg("model=resnet", "dataset=mnist5k", f"model.{key}={value}"))
     assert info.value.key == f"model.{key}"
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gan_lab.compose import check_settings
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.data.images import mnist5k
 from gan_lab.data.stacked import mode_of, stacked_mnist
@@ -63,11 +64,10 @@ def test_stacked_mnist_is_fixed_by_its_seed(stacked):
     assert (other.labels != stacked.labels).float().mean() > 0.9
 
 
-@pytest.mark.parametrize(("key", "kwargs"), [("dataset.size", {"size": 1}), ("dataset.holdout", {"holdout": -1}),
-                                             ("dataset.seed", {"seed": True})])
-def test_bad_settings_are_refused_by_name(key, kwargs):
+@pytest.mark.parametrize(("key", "value"), [("dataset.size", 1), ("dataset.holdout", -1), ("dataset.seed", "true")])
+def test_bad_settings_are_refused_by_name(key, value):
     with pytest.raises(ConfigError, match=key):
-        stacked_mnist(**kwargs)
+        check_settings(compose_cfg("dataset=stacked_mnist", f"{key}={value}"))
 
 
 # ---- the mode metric -------------------------------------------------------------------------

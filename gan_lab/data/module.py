@@ -131,7 +131,8 @@ class GANDataModule(L.LightningDataModule):
                 self._device_data = self.source.data.to(batch.device)  # once per run and rank
                 if self.labelled:
                     self._device_labels = self.source.labels.to(batch.device)
-            batch = (self._device_data[batch], self._device_labels[batch]) if self.labelled else self._device_data[batch]
+            batch = ((self._device_data[batch], self._device_labels[batch]) if self.labelled
+                     else self._device_data[batch])
         if not self.channels_last:
             return batch
         x, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)

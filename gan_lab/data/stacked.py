@@ -12,11 +12,13 @@ Memory: the images are held as float32, 9.4 kB each (50,000 = 470 MB, PacGAN's 1
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.data.images import mnist5k
-from gan_lab.errors import check_int
+from gan_lab.settings import at_least
 
 CLASSES = 10  # digit classes per channel
 CHANNELS = 3  # R, G, B: CLASSES ** CHANNELS = 1,000 modes
@@ -47,16 +49,17 @@ def stack(digits: torch.Tensor, n: int, generator: torch.Generator) -> tuple[tor
     return digits[:, 0][picks], picks
 
 
-def stacked_mnist(size: int = 50_000, holdout: int = 500, seed: int = 0) -> StackedSource:
+def stacked_mnist(size: Annotated[int, at_least(2), "training images (float32: 9.4 kB each)"] = 50_000,
+                  holdout: Annotated[int, at_least(0), "held-out images, stacked from mnist5k's 500 held-out "
+                                                      "digits (0: none)"] = 500,
+                  seed: Annotated[int, at_least(0), "the draw of the data set (fixed, whatever the run's seed)"] = 0
+                  ) -> StackedSource:
     """``size`` Stacked MNIST images (3×28×28 in [-1, 1], labels their mode) and ``holdout`` held-out ones.
 
     ``seed`` fixes the draw (a fixed data set, whatever the run's seed): the training images come from the
     stream seeded 2·seed, the held-out ones from 2·seed + 1, so neither count moves the other's images.
     ``holdout=0``: no held-out images (the Parzen log-likelihood is then skipped).
     """
-    check_int("dataset.size", size, 2)
-    check_int("dataset.holdout", holdout, 0)
-    check_int("dataset.seed", seed, 0)
     digits = mnist5k()  # 4,500 training digits with labels, 500 held out
     images, picks = stack(digits.data, size, torch.Generator().manual_seed(2 * seed))
     heldout = None

@@ -7,12 +7,18 @@ stream, so the same (seed, iteration) gives the same points (exact resume, ident
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 import torch
 
 from gan_lab.data.base import DataSpec, Source
-from gan_lab.errors import check_int, check_range
+from gan_lab.settings import above, at_least
+
+Seed = Annotated[int, at_least(0), "seeds the draws (the run's seed)"]
+Std = Annotated[float, above(0.0), "standard deviation of each Gaussian"]
+Samples = Annotated[Annotated[int, at_least(2)] | None, "null: a law sampled afresh; N: a training set of N points "
+                                                        "drawn once (PacGAN: 100000)"]
 
 
 def _position_rng(seed: int, positions: list[int]) -> np.random.Generator:
@@ -53,7 +59,6 @@ class GaussianMixture(ToySource):
         self.seed = seed
         self.spec = DataSpec(name, (centers.shape[1],), "points")
         if samples is not None:
-            check_int("dataset.samples", samples, 2)
             self.data = self.draw(samples, np.random.default_rng([seed, 2**40]))  # apart from every batch seed
             self.size = samples
 
@@ -85,11 +90,9 @@ class GaussianMixture(ToySource):
 class Ring(GaussianMixture):
     """``modes`` Gaussians at equally spaced angles on a circle (PacGAN: 8 modes, r=1, std 0.01)."""
 
-    def __init__(self, modes: int = 8, radius: float = 1.0, std: float = 0.01, seed: int = 0,
-                 samples: int | None = None):
-        check_int("dataset.modes", modes, 1)
-        check_range("dataset.radius", radius, 0, low_open=True)
-        check_range("dataset.std", std, 0, low_open=True)
+    def __init__(self, modes: Annotated[int, at_least(1), "Gaussians on the circle"] = 8,
+                 radius: Annotated[float, above(0.0), "the circle's radius"] = 1.0, std: Std = 0.01, seed: Seed = 0,
+                 samples: Samples = None):
         angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
         centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
         super().__init__("ring", centers, std, seed, samples)
@@ -98,11 +101,9 @@ class Ring(GaussianMixture):
 class Grid(GaussianMixture):
     """A size×size grid of Gaussians (PacGAN: 5×5 at {-4,-2,0,2,4}², std 0.05)."""
 
-    def __init__(self, size: int = 5, spacing: float = 2.0, std: float = 0.05, seed: int = 0,
-                 samples: int | None = None):
-        check_int("dataset.size", size, 1)
-        check_range("dataset.spacing", spacing, 0, low_open=True)
-        check_range("dataset.std", std, 0, low_open=True)
+    def __init__(self, size: Annotated[int, at_least(1), "Gaussians per side of the grid"] = 5,
+                 spacing: Annotated[float, above(0.0), "distance between neighbouring modes"] = 2.0, std: Std = 0.05,
+                 seed: Seed = 0, samples: Samples = None):
         axis = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) * spacing
         centers = torch.cartesian_prod(axis, axis)
         super().__init__("grid", centers, std, seed, samples)
@@ -111,8 +112,8 @@ class Grid(GaussianMixture):
 class Gauss1D(GaussianMixture):
     """A single 1-D Gaussian N(mean, std²)."""
 
-    def __init__(self, mean: float = 0.0, std: float = 1.0, seed: int = 0):
-        check_range("dataset.std", std, 0, low_open=True)
+    def __init__(self, mean: Annotated[float, "the Gaussian's mean"] = 0.0,
+                 std: Annotated[float, above(0.0), "the Gaussian's standard deviation"] = 1.0, seed: Seed = 0):
         super().__init__("gauss1d", torch.tensor([[float(mean)]]), std, seed)
         self.mean = float(mean)
 
@@ -124,9 +125,8 @@ class Bimodal1D(GaussianMixture):
     """Two equal 1-D Gaussians at ±``separation``/2 with standard deviation ``std`` (the P of the JS_π
     picture in the Zhang lecture notes, docs/references.md)."""
 
-    def __init__(self, separation: float = 4.0, std: float = 0.5, seed: int = 0):
-        check_range("dataset.separation", separation, 0, low_open=True)
-        check_range("dataset.std", std, 0, low_open=True)
+    def __init__(self, separation: Annotated[float, above(0.0), "distance between the two modes"] = 4.0,
+                 std: Std = 0.5, seed: Seed = 0):
         half = float(separation) / 2
         super().__init__("bimodal1d", torch.tensor([[-half], [half]]), std, seed)
 
@@ -139,7 +139,7 @@ class ParallelLines(ToySource):
     """Real data (0, Z) with Z ~ U[0, 1] (EE807 lecture notes, docs/references.md): the example where JS is
     flat and W = |θ|."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: Seed = 0):
         self.seed = seed
         self.spec = DataSpec("lines", (2,), "points")
 

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError
 
 MODES = ("none", "concat", "projection", "acgan")
 PRIORS = ("uniform", "data")
@@ -81,8 +80,9 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.net, self.n_classes, self.mode = net, n_classes, mode
         self.slot = _Slot()
-        if mode == "projection":
-            self.norms = _conditional_norms(net, n_classes, self.slot)
+        # the batch norms made class-conditional (projection; 0 otherwise): the rulebook refuses projection
+        # with a G that has none
+        self.norms = _conditional_norms(net, n_classes, self.slot) if mode == "projection" else 0
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.mode == "projection":
@@ -136,15 +136,12 @@ def widened(spec: DataSpec, n_classes: int) -> DataSpec:
 
 def build_conditional(factory: Callable[..., tuple[nn.Module, nn.Module]], spec: DataSpec, z_dim: int,
                       n_classes: int, mode: str) -> tuple[nn.Module, nn.Module]:
-    """(G(z, y), D(x, y)) from the lab's ``factory(spec=, z_dim=)`` of an unconditional pair."""
+    """(G(z, y), D(x, y)) from the lab's ``factory(spec=, z_dim=)`` of an unconditional pair. Whether the pair
+    suits ``mode`` (projection: ``G.norms`` > 0) is the rulebook's to judge (gan_lab/rules.py)."""
     if mode == "projection":
         g, d = factory(spec=spec, z_dim=z_dim)
     else:  # G reads z and onehot(y)
         g = factory(spec=spec, z_dim=z_dim + n_classes)[0]
         d = factory(spec=widened(spec, n_classes), z_dim=z_dim)[1] if mode == "concat" else factory(spec=spec,
                                                                                                    z_dim=z_dim)[1]
-    g = ConditionalGenerator(g, n_classes, mode)
-    if mode == "projection" and not g.norms:
-        raise ConfigError("model.conditional", mode, "concat or acgan with this generator (or model.g_norm=batch)",
-                          "projection conditions G's batch norms on the class; this G has none.")
-    return g, ConditionalDiscriminator(d, n_classes, mode, spec)
+    return ConditionalGenerator(g, n_classes, mode), ConditionalDiscriminator(d, n_classes, mode, spec)

@@ -8,21 +8,29 @@ hidden fully connected layers. 28 px: 7→14→28; 32 px: 4→8→16→32; 64 px
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_int
-from gan_lab.nets.layers import dcgan_init, halve, norm_layer, square_side
+from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import DNorm, Width, ZDim, dcgan_init, halve, norm_layer, not_square
 
 
 def plan(spec: DataSpec) -> tuple[int, int]:
-    """(base side b, number of 2× stages n) for the data's image side."""
-    side, n = halve(square_side(spec, "dcgan", "DCGAN"))
-    if n == 0:
-        raise ConfigError("model", "dcgan", "images whose side is b·2ⁿ with b ≥ 4, n ≥ 1 "
-                          "(8, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
-    return side, n
+    """(base side b, number of 2× stages n) for the data's image side (data :func:`fits` accepts)."""
+    return halve(spec.shape[1])
+
+
+def fits(spec: DataSpec, **_) -> ConfigError | None:
+    """The refusal of data DCGAN cannot be sized for (not square images, or a side that is not b·2ⁿ with b ≥ 4,
+    n ≥ 1), or None."""
+    refusal = not_square(spec, "dcgan", "DCGAN")
+    if refusal is None and plan(spec)[1] == 0:
+        refusal = ConfigError("model", "dcgan", "images whose side is b·2ⁿ with b ≥ 4, n ≥ 1 (8, 28, 32, 48, 64, …)",
+                              f"dataset={spec.name} has side {spec.shape[1]}")
+    return refusal
 
 
 def _widths(width: int, max_width: int, n: int) -> list[int]:
@@ -71,11 +79,11 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.body(x)).flatten()  # (N,)
 
 
-def build(spec: DataSpec, z_dim: int = 100, width: int = 64, max_width: int = 512,
-          d_norm: str = "batch") -> tuple[nn.Module, nn.Module]:
-    check_int("model.z_dim", z_dim, 1)
-    check_int("model.width", width, 1)
-    check_int("model.max_width", max_width, 1)
+def build(spec: DataSpec, z_dim: ZDim = 100,
+          width: Annotated[Width, "channels at the finest resolution; doubles per coarser stage"] = 64,
+          max_width: Annotated[Width, "cap on the channels of the coarsest stage"] = 512,
+          d_norm: DNorm = "batch") -> tuple[nn.Module, nn.Module]:
+    """(G, D) for data :func:`fits` accepts (``d_norm`` resolved: batch, layer or none)."""
     g = DCGANGenerator(z_dim, spec, width, max_width)
     d = DCGANDiscriminator(spec, width, max_width, d_norm)
     dcgan_init(g)

@@ -24,13 +24,16 @@ every level's condition in the range its G_k and D_k were trained on (real image
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_choice, check_int
-from gan_lab.nets.layers import NORMS, dcgan_init, norm_layer, square_side
+from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import Width, dcgan_init, norm_layer, not_square
+from gan_lab.settings import Int1
 
 MAX_LEVELS = 3
 MIN_SIDE = 4  # the coarsest image's side is at least this
@@ -88,20 +91,34 @@ def default_levels(side: int) -> int:
 
 
 def plan(spec: DataSpec, levels: int | None) -> tuple[int, int]:
-    """(image side S, number of levels K) for the data, or a ConfigError."""
-    side = square_side(spec, "lapgan", "LAPGAN")
+    """(image side S, number of levels K) for data :func:`fits` accepts (``levels`` None: the default)."""
+    side = spec.shape[1]
+    return side, default_levels(side) if levels is None else levels
+
+
+def fits(spec: DataSpec, levels: int | None = None, z_dim: int = 100, level_z_dim: int = 16,
+         **_) -> ConfigError | None:
+    """The refusal of data LAPGAN cannot build a pyramid of (not square images, a side that does not halve to
+    ≥ 4 px, ``levels`` halvings that do not leave an integer side ≥ 4) or of a ``z_dim`` that leaves the
+    coarsest level no noise (``z_dim`` ≤ levels·level_z_dim), or None."""
+    refusal = not_square(spec, "lapgan", "LAPGAN")
+    if refusal is not None:
+        return refusal
+    side = spec.shape[1]
     if levels is None:
         levels = default_levels(side)
         if levels == 0:
-            raise ConfigError("model", "lapgan", f"images whose side halves at least once to ≥ {MIN_SIDE} px "
-                              "(8, 16, 28, 32, 64, …)", f"dataset={spec.name} has side {side}")
-        return side, levels
-    check_int("model.levels", levels, 1)
-    if side % 2**levels or side // 2**levels < MIN_SIDE:
-        raise ConfigError("model.levels", levels, f"a number of 2× halvings of side {side} that leaves an "
-                          f"integer side ≥ {MIN_SIDE} (null picks {default_levels(side) or 'none'})",
-                          f"dataset={spec.name} has side {side}")
-    return side, levels
+            return ConfigError("model", "lapgan", f"images whose side halves at least once to ≥ {MIN_SIDE} px "
+                               "(8, 16, 28, 32, 64, …)", f"dataset={spec.name} has side {side}")
+    elif side % 2**levels or side // 2**levels < MIN_SIDE:
+        return ConfigError("model.levels", levels, f"a number of 2× halvings of side {side} that leaves an "
+                           f"integer side ≥ {MIN_SIDE} (null picks {default_levels(side) or 'none'})",
+                           f"dataset={spec.name} has side {side}")
+    if z_dim - levels * level_z_dim < 1:
+        return ConfigError("model.z_dim", z_dim, f"more than levels·level_z_dim = {levels}·{level_z_dim}",
+                           "z is split into per-level chunks: the finer levels take level_z_dim dims each "
+                           "and the coarsest level the rest.")
+    return None
 
 
 # ---------------------------------------------------------------- level networks
@@ -114,7 +131,7 @@ class CoarseGenerator(nn.Module):
         out = shape[0] * shape[1] * shape[2]
         layers: list[nn.Module] = []
         for a, b in ((z_dim, hidden), (hidden, hidden)):
-            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False, key="model.g_norm"), nn.ReLU(True)]
+            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False), nn.ReLU(True)]
         layers += [nn.Linear(hidden, out), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -131,8 +148,7 @@ class ResidualGenerator(nn.Module):
         self.noise = nn.Linear(z_dim, side * side)  # z_k -> one noise map the size of the image
         layers: list[nn.Module] = []
         for a in (channels + 1, width):
-            layers += [nn.Conv2d(a, width, 3, 1, 1), norm_layer(norm, width, spatial=True, key="model.g_norm"),
-                       nn.ReLU(True)]
+            layers += [nn.Conv2d(a, width, 3, 1, 1), norm_layer(norm, width, spatial=True), nn.ReLU(True)]
         layers += [nn.Conv2d(width, channels, 3, 1, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -235,12 +251,6 @@ class LaplacianDiscriminator(nn.Module):
         """[D_0, …, D_K]."""
         return [*self.residual, self.coarse]
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        # Reached only by tricks that expect a single-input D with one feature layer.
-        raise ConfigError("tricks.minibatch_discrimination", True, "false with model=lapgan",
-                          "LAPGAN's discriminator is one net per pyramid level, each judging a residual "
-                          "given its condition; it has no single feature layer to extend.")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Joint logits (N,) of full images x: the sum of every level's logits on x's own pyramid.
 
@@ -254,25 +264,26 @@ class LaplacianDiscriminator(nn.Module):
         return logits
 
 
-def build(spec: DataSpec, z_dim: int = 100, width: int = 64, hidden: int = 512, levels: int | None = None,
-          level_z_dim: int = 16, g_norm: str = "batch", d_norm: str = "none") -> tuple[nn.Module, nn.Module]:
-    """(LaplacianGenerator, LaplacianDiscriminator) sized from the data.
+def build(spec: DataSpec, z_dim: Annotated[Width, "total noise: level_z_dim per finer level, the rest to the "
+                                               "coarsest level"] = 100,
+          width: Annotated[Width, "channels of the conv residual nets G_k, D_k (D doubles them per stride-2 "
+                                  "conv)"] = 64,
+          hidden: Annotated[Width, "units of the coarsest level's fully connected G_K and D_K"] = 512,
+          levels: Annotated[Int1 | None, "K halvings above the base; null: as many as keep the coarsest side ≥ 4 "
+                                         "(at most 3)"] = None,
+          level_z_dim: Annotated[Width, "noise dims of each finer level (a linear map to one noise channel)"] = 16,
+          g_norm: Annotated[Literal["batch", "none"], "batch | none in the generators' hidden layers"] = "batch",
+          d_norm: Annotated[Literal["none", "layer", "batch", "auto"], "none | layer | batch in the level "
+                                                                      "discriminators (auto: the regularizer's "
+                                                                      "preference)"] = "none"
+          ) -> tuple[nn.Module, nn.Module]:
+    """(LaplacianGenerator, LaplacianDiscriminator) sized from data :func:`fits` accepts (``d_norm`` resolved).
 
     ``z_dim``: total noise dims (the coarsest level gets z_dim − levels·level_z_dim of them);
     ``width``: channels of the conv level nets; ``hidden``: units of the coarsest level's FC nets;
     ``levels``: K (null: as many 2× halvings as keep the coarsest side an integer ≥ 4, at most 3).
     """
     _, levels = plan(spec, levels)
-    check_int("model.z_dim", z_dim, 1)
-    check_int("model.width", width, 1)
-    check_int("model.hidden", hidden, 1)
-    check_int("model.level_z_dim", level_z_dim, 1)
-    check_choice("model.g_norm", g_norm, ("batch", "none"))
-    check_choice("model.d_norm", d_norm, NORMS)
-    if z_dim - levels * level_z_dim < 1:
-        raise ConfigError("model.z_dim", z_dim, f"more than levels·level_z_dim = {levels}·{level_z_dim}",
-                          "z is split into per-level chunks: the finer levels take level_z_dim dims each "
-                          "and the coarsest level the rest.")
     g = LaplacianGenerator(spec, levels, z_dim, level_z_dim, width, hidden, g_norm)
     d = LaplacianDiscriminator(spec, levels, width, hidden, d_norm)
     dcgan_init(g)

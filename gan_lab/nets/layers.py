@@ -1,22 +1,52 @@
-"""Small building blocks shared by the architectures."""
+"""Small building blocks shared by the architectures, and the setting types their builders share."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_choice
+from gan_lab.errors import ConfigError
+from gan_lab.settings import Validator, at_least
 
 NORMS = ("batch", "layer", "none")
 
+# ---------------------------------------------------------------- setting types of the builders' signatures
 
-def square_side(spec: DataSpec, model: str, what: str) -> int:
-    """The side H of the data's square images (C, H, H), else a ConfigError naming ``model``."""
+ZDim = Annotated[int, at_least(1), "dimensions of G's latent z"]
+Width = Annotated[int, at_least(1)]
+DNorm = Annotated[Literal["batch", "layer", "none", "auto"],
+                  "D's normalisation: batch | layer | none | auto (the regularizer's preference: batch; layer with "
+                  "gp, none with r1/sn)"]
+
+
+def widths_ok(value) -> bool:
+    """A non-empty list of layer widths, each an integer ≥ 1."""
+    return len(value) > 0 and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in value)
+
+
+Widths = Annotated[Sequence[int], Validator(widths_ok, "a non-empty list of positive layer widths")]
+
+
+# ---------------------------------------------------------------- the data's shape
+
+
+def square_side(spec: DataSpec) -> int | None:
+    """The side H of the data's square images (C, H, H), or None when the data are not square images."""
     if not spec.is_image or len(spec.shape) != 3 or spec.shape[1] != spec.shape[2]:
-        raise ConfigError("model", model, "a model that fits the data's shape",
-                          f"{what} needs square images (C, H, H); dataset={spec.name} has shape "
-                          f"{spec.shape}. Use model=mlp for point data.")
+        return None
     return spec.shape[1]
+
+
+def not_square(spec: DataSpec, model: str, what: str) -> ConfigError | None:
+    """The refusal of ``model`` (``what`` in words) for data that are not square images (C, H, H), or None."""
+    if square_side(spec) is not None:
+        return None
+    return ConfigError("model", model, "a model that fits the data's shape",
+                       f"{what} needs square images (C, H, H); dataset={spec.name} has shape "
+                       f"{spec.shape}. Use model=mlp for point data.")
 
 
 def halve(side: int, min_base: int = 4) -> tuple[int, int]:
@@ -27,16 +57,18 @@ def halve(side: int, min_base: int = 4) -> tuple[int, int]:
     return side, n
 
 
-def norm_layer(kind: str, channels: int, spatial: bool, key: str = "model.d_norm") -> nn.Module:
-    """Normalisation for ``channels`` features. "layer" on feature maps normalises over (C, H, W)
-    per sample (GroupNorm with one group), which keeps a critic's output per-sample as WGAN-GP needs.
+def norm_layer(kind: str, channels: int, spatial: bool) -> nn.Module:
+    """Normalisation for ``channels`` features (``kind``: batch | layer | none, the setting already checked).
+    "layer" on feature maps normalises over (C, H, W) per sample (GroupNorm with one group), which keeps a
+    critic's output per-sample as WGAN-GP needs.
     """
-    check_choice(key, kind, NORMS)
     if kind == "batch":
         return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels) if spatial else nn.LayerNorm(channels)
-    return nn.Identity()
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm_layer: unknown normalisation {kind!r} (one of {', '.join(NORMS)})")
 
 
 def dcgan_init(module: nn.Module) -> None:

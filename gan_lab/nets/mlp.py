@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_int
-from gan_lab.nets.layers import norm_layer
+from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import DNorm, Widths, ZDim, norm_layer
+from gan_lab.settings import Validator
 
 # model.init other than torch's defaults: the weights' law; biases start at 0 (batch norm keeps scale 1, shift 0).
 _INIT_WEIGHTS = {
@@ -43,7 +45,7 @@ class MLPGenerator(nn.Module):
         dims = [z_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims, dims[1:]):
-            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False, key="model.g_norm"),
+            layers += [nn.Linear(a, b), norm_layer(norm, b, spatial=False),
                        nn.Tanh() if activation == "tanh" else nn.ReLU()]
         numel = 1
         for s in self.shape:
@@ -88,31 +90,36 @@ class MLPDiscriminator(nn.Module):
         return self.head(self.features(x)).squeeze(1)
 
 
-def _widths(key: str, hidden) -> list[int]:
-    hidden = list(hidden)
-    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError(key, hidden, "a non-empty list of positive layer widths")
-    return hidden
+def maxout_ok(value: int) -> bool:
+    """0 (LeakyReLU units) or at least 2 pieces per maxout unit."""
+    return value == 0 or value >= 2
 
 
-def build(spec: DataSpec, z_dim: int = 64, hidden: Sequence[int] = (256, 256, 256),
-          d_norm: str = "none", g_norm: str = "none", d_hidden: Sequence[int] | None = None,
-          d_maxout: int = 0, init: str = "torch", activation: str = "default") -> tuple[nn.Module, nn.Module]:
+def fits(spec: DataSpec, **_) -> ConfigError | None:
+    """The MLP flattens any shape, points or images: it refuses none."""
+    return None
+
+
+def build(spec: DataSpec, z_dim: ZDim = 64,
+          hidden: Annotated[Widths, "widths of the hidden layers of both G and D"] = (256, 256, 256),
+          d_norm: DNorm = "none",
+          g_norm: Annotated[Literal["batch", "layer", "none"], "G's normalisation: batch | layer | none (batch "
+                                                               "gives tricks.virtual_batchnorm layers to "
+                                                               "virtualise)"] = "none",
+          d_hidden: Annotated[Widths | None, "D's widths when they differ from G's (null: hidden)"] = None,
+          d_maxout: Annotated[int, Validator(maxout_ok, "0 (LeakyReLU units) or at least 2 pieces per unit"),
+                              ">= 2: D's hidden units are maxout units of that many pieces (0: LeakyReLU 0.2)"] = 0,
+          init: Annotated[Literal[INITS], "torch (PyTorch's defaults) | normal (weights N(0, 0.02), biases 0) | "
+                                          "orthogonal (gain 1.4, biases 0)"] = "torch",
+          activation: Annotated[Literal[ACTIVATIONS], "default (ReLU in G, LeakyReLU 0.2 in D) | tanh (both)"]
+          = "default") -> tuple[nn.Module, nn.Module]:
     """``hidden``: G's widths (and D's unless ``d_hidden``); ``d_maxout`` ≥ 2: D's hidden units are maxout
     units of that many pieces; ``init``: torch's defaults, ``normal`` — weights N(0, 0.02), biases 0
     (PacGAN's toy networks) — or ``orthogonal`` — (semi-)orthogonal weights of gain 1.4, biases 0 (the Unrolled
     GAN reference notebook: tf.orthogonal_initializer(gain=1.4), slim's zero biases); ``activation``:
     ``default`` or ``tanh`` in every hidden layer of both."""
-    check_int("model.z_dim", z_dim, 1)
-    check_int("model.d_maxout", d_maxout, 0)
-    if d_maxout == 1:
-        raise ConfigError("model.d_maxout", d_maxout, "0 (LeakyReLU units) or at least 2 pieces per unit")
-    if init not in INITS:
-        raise ConfigError("model.init", init, " | ".join(INITS))
-    if activation not in ACTIVATIONS:
-        raise ConfigError("model.activation", activation, " | ".join(ACTIVATIONS))
-    hidden = _widths("model.hidden", hidden)
-    d_widths = hidden if d_hidden is None else _widths("model.d_hidden", d_hidden)
+    hidden = list(hidden)
+    d_widths = hidden if d_hidden is None else list(d_hidden)
     generator = MLPGenerator(z_dim, spec.shape, hidden, spec.is_image, g_norm, activation)
     discriminator = MLPDiscriminator(spec.shape, d_widths, d_norm, d_maxout, activation)
     if init in _INIT_WEIGHTS:

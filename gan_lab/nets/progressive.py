@@ -17,22 +17,37 @@ already come at that resolution.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_int, check_range
-from gan_lab.nets.layers import halve, norm_layer, square_side
+from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import Width, ZDim, halve, norm_layer, not_square
 
 
 def plan(spec: DataSpec) -> list[int]:
-    """Resolutions of the phases, coarsest first: 4 -> [4], 28 -> [7, 14, 28], 32 -> [4, 8, 16, 32]."""
-    base, n = halve(square_side(spec, "progressive", "progressive growing"))
-    if not 4 <= base <= 7:
-        raise ConfigError("model", "progressive", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 0 "
-                          "(4, 8, 16, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
+    """Resolutions of the phases, coarsest first: 4 -> [4], 28 -> [7, 14, 28], 32 -> [4, 8, 16, 32] (data
+    :func:`fits` accepts)."""
+    base, n = halve(spec.shape[1])
     return [base * 2**i for i in range(n + 1)]
+
+
+def fits(spec: DataSpec, d_norm: str = "none", **_) -> ConfigError | None:
+    """The refusal of a D with batch norm (``d_norm`` resolved: auto has become the regularizer's preference)
+    or of data progressive growing cannot be sized for (not square images, or a side that is not b·2ⁿ with
+    4 ≤ b ≤ 7, n ≥ 0), or None."""
+    if d_norm == "batch":
+        return ConfigError("model.d_norm", d_norm, "none or layer with model=progressive",
+                           "Progressive growing uses no batch norm (minibatch stddev already looks across the batch). "
+                           "Set model.d_norm=none: d_norm=auto resolves to batch with the default regularizer.")
+    refusal = not_square(spec, "progressive", "progressive growing")
+    if refusal is None and not 4 <= halve(spec.shape[1])[0] <= 7:
+        refusal = ConfigError("model", "progressive", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 0 "
+                              "(4, 8, 16, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
+    return refusal
 
 
 def _widths(width: int, max_width: int, n: int) -> list[int]:
@@ -45,12 +60,9 @@ def phase_at(iteration: int, phase_iterations: int, n_phases: int,
     """(phase, alpha) at G iteration ``iteration`` (0-based).
 
     Each phase lasts ``phase_iterations``; the last one lasts forever. In a phase > 0, alpha rises
-    linearly 0→1 over its first ``fade_fraction`` and then stays 1. Phase 0 has alpha 1.
+    linearly 0→1 over its first ``fade_fraction`` and then stays 1. Phase 0 has alpha 1. The settings are
+    ``model.system``'s (gan_lab/systems/progressive.py), checked with the config.
     """
-    check_int("iteration", iteration, 0)
-    check_int("phase_iterations", phase_iterations, 1)
-    check_int("n_phases", n_phases, 1)
-    check_range("fade_fraction", fade_fraction, 0.0, 1.0)
     phase = min(iteration // phase_iterations, n_phases - 1)
     fade = fade_fraction * phase_iterations
     if phase == 0 or fade == 0:
@@ -114,7 +126,7 @@ class MinibatchStdDev(nn.Module):
 
     def __init__(self, group_size: int = 4, eps: float = 1e-8):
         super().__init__()
-        self.group_size = check_int("model.mbstd_group", group_size, 1)
+        self.group_size = group_size
         self.eps = eps
 
     def group(self, n: int) -> int:
@@ -257,18 +269,15 @@ class ProgressiveDiscriminator(_Phased):
         return self.head(self.features(x)).squeeze(1)  # (N,)
 
 
-def build(spec: DataSpec, z_dim: int = 128, width: int = 32, max_width: int = 256,
-          d_norm: str = "none", mbstd_group: int = 4) -> tuple[nn.Module, nn.Module]:
-    """(G, D), both at phase 0 with alpha 1. D carries no batch norm (the paper uses none)."""
-    check_int("model.z_dim", z_dim, 1)
-    check_int("model.width", width, 1)
-    check_int("model.max_width", max_width, 1)
-    check_int("model.mbstd_group", mbstd_group, 1)
-    if d_norm == "batch":
-        raise ConfigError("model.d_norm", d_norm, "none or layer with model=progressive",
-                          "Progressive growing uses no batch norm (minibatch stddev already looks "
-                          "across the batch). Set model.d_norm=none: d_norm=auto resolves to batch "
-                          "with the default regularizer.")
+def build(spec: DataSpec, z_dim: ZDim = 128,
+          width: Annotated[Width, "channels at the finest resolution; doubles per coarser stage"] = 32,
+          max_width: Annotated[Width, "cap on the channels of the coarsest stage"] = 256,
+          d_norm: Annotated[Literal["none", "layer", "auto"], "D's normalisation: none | layer (the paper uses no "
+                                                              "batch norm) | auto (the regularizer's preference)"]
+          = "none",
+          mbstd_group: Annotated[Width, "minibatch-stddev group size"] = 4) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for data :func:`fits` accepts, both at phase 0 with alpha 1. D carries no batch norm (the paper
+    uses none)."""
     d_norm = "none" if d_norm == "auto" else d_norm
     g = ProgressiveGenerator(z_dim, spec, width, max_width)
     d = ProgressiveDiscriminator(spec, width, max_width, mbstd_group, d_norm)

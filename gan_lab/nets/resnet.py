@@ -3,7 +3,7 @@ sized by arithmetic for any square side b·2ⁿ (4 ≤ b ≤ 7, n ≥ 1).
 
 Sizing rule (``plan``): b is the side halved while it stays even and ≥ 8; n is the number of halvings
 (28 → 7·2², 32 → 4·2³, 48 → 6·2³, 64 → 4·2⁴, 8 → 4·2¹). n = 0 (sides 4…7, odd sides) or b > 7
-(36 → 9·2², 100 → 25·2²) is a ConfigError naming ``model``.
+(36 → 9·2², 100 → 25·2²) is refused by :func:`fits`, naming ``model``.
 
 G: z → Linear → (c₀, b, b) → n up blocks → BN → ReLU → conv3×3 to C channels → tanh.
   Up block: BN → ReLU → nearest 2× → conv3×3 → BN → ReLU → conv3×3; shortcut nearest 2× → conv1×1.
@@ -43,23 +43,45 @@ R1) is safe.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.data.base import DataSpec
-from gan_lab.errors import ConfigError, check_choice, check_int
-from gan_lab.nets.layers import NORMS, halve, norm_layer, square_side
+from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import DNorm, Width, ZDim, halve, norm_layer, not_square
+from gan_lab.settings import Int0, Int1
 
 
 def plan(spec: DataSpec) -> tuple[int, int]:
-    """(base side b, number of 2× up blocks n) for the data's image side."""
-    side, n = halve(square_side(spec, "resnet", "the SN-GAN ResNet"))
-    if n == 0 or side > 7:
-        raise ConfigError("model", "resnet", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 1 "
-                          "(8, 28, 32, 48, 64, …)", f"dataset={spec.name} has side {spec.shape[1]}")
-    return side, n
+    """(base side b, number of 2× up blocks n) for the data's image side (data :func:`fits` accepts)."""
+    return halve(spec.shape[1])
+
+
+def default_d_down(n: int) -> int:
+    """D's pooling blocks when ``d_down`` is null: max(n − 1, 1), D's maps ending at 2b×2b."""
+    return max(n - 1, 1)
+
+
+def fits(spec: DataSpec, d_down: int | None = None, **_) -> ConfigError | None:
+    """The refusal of data the ResNet cannot be sized for (not square images, a side that is not b·2ⁿ with
+    4 ≤ b ≤ 7, n ≥ 1, or ``d_down`` 2× poolings that do not divide the side), or None."""
+    refusal = not_square(spec, "resnet", "the SN-GAN ResNet")
+    if refusal is not None:
+        return refusal
+    side = spec.shape[1]
+    base, n = plan(spec)
+    if n == 0 or base > 7:
+        return ConfigError("model", "resnet", "images whose side is b·2ⁿ with 4 ≤ b ≤ 7, n ≥ 1 (8, 28, 32, 48, 64, …)",
+                           f"dataset={spec.name} has side {side}")
+    d_down = default_d_down(n) if d_down is None else d_down
+    if side % 2**d_down:
+        return ConfigError("model.d_down", d_down, f"a number of 2× poolings that divides the side {side}",
+                           f"dataset={spec.name}: {side} px cannot be halved {d_down} times evenly "
+                           f"(null picks max(n − 1, 1) = {default_d_down(n)}).")
+    return None
 
 
 def g_widths(g_width: int, g_max_width: int, n: int) -> list[int]:
@@ -166,27 +188,25 @@ class ResNetDiscriminator(nn.Module):
         return self.head(self.features(x)).flatten()  # (N,)
 
 
-def build(spec: DataSpec, z_dim: int = 128, g_width: int = 256, g_max_width: int = 256,
-          d_width: int = 128, d_max_width: int = 128, d_down: int | None = None, d_plain: int = 2,
-          d_norm: str = "none") -> tuple[nn.Module, nn.Module]:
-    """SN-GAN's CIFAR-10 ResNet by default; see the module docstring for the sizing rule.
+def build(spec: DataSpec, z_dim: ZDim = 128,
+          g_width: Annotated[Width, "G channels at full resolution; doubles per coarser stage up to "
+                                    "g_max_width"] = 256,
+          g_max_width: Annotated[Width, "cap on G's channels"] = 256,
+          d_width: Annotated[Width, "D channels of its first block; doubles per block up to d_max_width"] = 128,
+          d_max_width: Annotated[Width, "cap on D's channels"] = 128,
+          d_down: Annotated[Int1 | None, "D's 2× average-pooling blocks; null: max(n − 1, 1) (CIFAR: "
+                                         "32 → 16 → 8)"] = None,
+          d_plain: Annotated[Int0, "D blocks after them, without pooling"] = 2,
+          d_norm: DNorm = "none") -> tuple[nn.Module, nn.Module]:
+    """SN-GAN's CIFAR-10 ResNet by default, for data :func:`fits` accepts; see the module docstring for the
+    sizing rule.
 
     ``d_down``: D's pooling blocks (None: max(n − 1, 1)); ``d_plain``: D's blocks after them.
     ``d_norm=auto`` (only when called directly; the lab resolves it) means none, as in the paper.
     """
-    for key, value in (("z_dim", z_dim), ("g_width", g_width), ("g_max_width", g_max_width),
-                       ("d_width", d_width), ("d_max_width", d_max_width)):
-        check_int(f"model.{key}", value, 1)
-    check_int("model.d_plain", d_plain, 0)
-    d_norm = "none" if d_norm == "auto" else check_choice("model.d_norm", d_norm, NORMS)
+    d_norm = "none" if d_norm == "auto" else d_norm
     _, n = plan(spec)
     if d_down is None:
-        d_down = max(n - 1, 1)
-    check_int("model.d_down", d_down, 1)
-    side = spec.shape[1]
-    if side % 2**d_down:
-        raise ConfigError("model.d_down", d_down, f"a number of 2× poolings that divides the side {side}",
-                          f"dataset={spec.name}: {side} px cannot be halved {d_down} times evenly "
-                          f"(null picks max(n − 1, 1) = {max(n - 1, 1)}).")
+        d_down = default_d_down(n)
     return (ResNetGenerator(z_dim, spec, g_width, g_max_width),
             ResNetDiscriminator(spec, d_width, d_max_width, d_down, d_plain, d_norm))

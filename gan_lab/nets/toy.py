@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 from torch import nn
 
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
+from gan_lab.nets.layers import DNorm, Widths, ZDim
 from gan_lab.nets.mlp import MLPDiscriminator
 
 
@@ -53,19 +54,36 @@ class AffineGenerator(nn.Module):
         return {"loc": self.loc.detach(), "scale": self.scale.detach()}
 
 
-def _require(spec: DataSpec, shape: tuple[int, ...], model: str) -> None:
+def _shape_refusal(spec: DataSpec, shape: tuple[int, ...], model: str) -> ConfigError | None:
     if spec.shape != shape:
-        raise ConfigError("model", model, f"data of shape {shape}",
-                          f"dataset={spec.name} has shape {spec.shape}.")
+        return ConfigError("model", model, f"data of shape {shape}", f"dataset={spec.name} has shape {spec.shape}.")
+    return None
 
 
-def parallel_lines(spec: DataSpec, theta: float = 1.0, hidden: Sequence[int] = (64, 64), z_dim: int = 1,
-                   d_norm: str = "none") -> tuple[nn.Module, nn.Module]:
-    _require(spec, (2,), "parallel_lines")
+def fits_parallel_lines(spec: DataSpec, **_) -> ConfigError | None:
+    """The refusal of data that are not 2-D points (dataset=lines), or None."""
+    return _shape_refusal(spec, (2,), "parallel_lines")
+
+
+def fits_affine1d(spec: DataSpec, **_) -> ConfigError | None:
+    """The refusal of data that are not 1-D points (dataset=gauss1d), or None."""
+    return _shape_refusal(spec, (1,), "affine1d")
+
+
+# this module holds two builders: each one's fits, by the builder's name (gan_lab.nets.fits_of reads it)
+FITS = {"parallel_lines": fits_parallel_lines, "affine1d": fits_affine1d}
+
+DHidden = Annotated[Widths, "D's hidden widths"]
+
+
+def parallel_lines(spec: DataSpec, theta: Annotated[float, "where the generated line starts"] = 1.0,
+                   hidden: DHidden = (64, 64), z_dim: ZDim = 1, d_norm: DNorm = "none") -> tuple[nn.Module, nn.Module]:
+    """G(z) = (θ, Φ(z₀)) against an MLP critic, for 2-D points (:func:`fits_parallel_lines`)."""
     return ParallelLineGenerator(theta), MLPDiscriminator(spec.shape, list(hidden), d_norm)
 
 
-def affine1d(spec: DataSpec, loc: float = 2.0, scale: float = 0.5, hidden: Sequence[int] = (64, 64),
-             z_dim: int = 1, d_norm: str = "none") -> tuple[nn.Module, nn.Module]:
-    _require(spec, (1,), "affine1d")
+def affine1d(spec: DataSpec, loc: Annotated[float, "b of G(z) = b + a·z"] = 2.0,
+             scale: Annotated[float, "a of G(z) = b + a·z"] = 0.5, hidden: DHidden = (64, 64), z_dim: ZDim = 1,
+             d_norm: DNorm = "none") -> tuple[nn.Module, nn.Module]:
+    """G(z) = b + a·z against an MLP D, for 1-D points (:func:`fits_affine1d`)."""
     return AffineGenerator(loc, scale), MLPDiscriminator(spec.shape, list(hidden), d_norm)

@@ -4,19 +4,17 @@ rebuild numpy arrays: a pickle that asks for any other global is refused, never 
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
 from gan_lab.data import download as dl
 from gan_lab.data.base import DataSpec, TensorSource
-from gan_lab.data.files.common import _bad_file, _missing, resolve_dir
+from gan_lab.data.files.common import DataDir, Download, _bad_file, _missing, resolve_dir
 from gan_lab.data.images import _to_signed_unit
-from gan_lab.errors import check_choice
 
 
 class _Refused(pickle.UnpicklingError):
@@ -92,14 +90,15 @@ def _cifar_batch(path: Path, root: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def cifar10(data_dir: str | os.PathLike = "data", split: str = "train", download: bool = False) -> TensorSource:
+def cifar10(data_dir: DataDir = "data",
+            split: Annotated[Literal["train", "test", "all"], "train (data_batch_1..5) | test (test_batch) | all"]
+            = "train", download: Download = False) -> TensorSource:
     """CIFAR-10 (50,000 train / 10,000 test), 3×32×32 RGB, from ``<data_dir>/cifar-10-batches-py/``.
 
     ``split``: train (data_batch_1..5) | test (test_batch) | all; with split=train the test images, when
     present, are the source's ``heldout`` set. ``download``: fetch and unpack torchvision's archive when
     files are missing. The pickles are read by :class:`SafeUnpickler`.
     """
-    check_choice("dataset.split", split, ("train", "test", "all"))
     root = resolve_dir(data_dir)
     folder = root / dl.CIFAR10_FOLDER
     names = {"train": CIFAR10_TRAIN, "test": CIFAR10_TEST, "all": CIFAR10_TRAIN + CIFAR10_TEST}[split]

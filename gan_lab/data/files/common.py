@@ -10,10 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Literal
 
 from gan_lab.errors import ConfigError
 
 DATA_DIR_KEY = "paths.data_dir"
+
+# the settings the readers share
+DataDir = Annotated[str | os.PathLike, "the folder holding the sets in torchvision's layout (paths.data_dir: "
+                                       "$GAN_LAB_DATA_DIR, default ./data)"]
+Download = Annotated[bool, "fetch missing files (torchvision's mirror, MD5-checked); needs a network"]
+InMemory = Annotated[bool | Literal["auto"], "true | false (decode each minibatch from disk) | auto (in memory "
+                                             "when <= 2 GiB as float32)"]
 
 
 def resolve_dir(path: str | os.PathLike) -> Path:

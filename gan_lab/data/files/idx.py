@@ -9,18 +9,19 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 
 from gan_lab.data import download as dl
 from gan_lab.data.base import DataSpec, TensorSource
-from gan_lab.data.files.common import _bad_file, _missing, resolve_dir
+from gan_lab.data.files.common import DataDir, Download, _bad_file, _missing, resolve_dir
 from gan_lab.data.images import _to_signed_unit
-from gan_lab.errors import check_choice
 
 _IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+Split = Annotated[Literal["train", "test", "all"], "train | test | all (both, train first)"]
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 
@@ -77,7 +78,6 @@ def _idx_split(raw_dir: Path, split: str, root: Path, what: str) -> tuple[np.nda
 
 def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir: str | os.PathLike,
              split: str, download: bool) -> TensorSource:
-    check_choice("dataset.split", split, ("train", "test", "all"))
     root = resolve_dir(data_dir)
     raw_dir = root / folder / "raw"
     splits = ("train", "test") if split == "all" else (split,)
@@ -105,7 +105,7 @@ def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir
     return TensorSource(data, spec, labels, heldout=heldout, heldout_labels=heldout_labels)
 
 
-def mnist(data_dir: str | os.PathLike = "data", split: str = "train", download: bool = False) -> TensorSource:
+def mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False) -> TensorSource:
     """MNIST (60,000 train / 10,000 test digits), 1×28×28, from ``<data_dir>/MNIST/raw/`` (IDX, optionally .gz).
 
     ``split``: train | test | all (both, train first). With split=train the test images, when present, are
@@ -114,7 +114,7 @@ def mnist(data_dir: str | os.PathLike = "data", split: str = "train", download: 
     return _idx_set("mnist", "MNIST", dl.MNIST_MIRROR, dl.MNIST_MD5, data_dir, split, download)
 
 
-def fashion_mnist(data_dir: str | os.PathLike = "data", split: str = "train", download: bool = False) -> TensorSource:
+def fashion_mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False) -> TensorSource:
     """Fashion-MNIST (60,000 / 10,000 clothing images), 1×28×28, from ``<data_dir>/FashionMNIST/raw/``.
 
     Same IDX layout, splits and ``download`` as :func:`mnist`.

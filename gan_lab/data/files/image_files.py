@@ -9,16 +9,17 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
 from gan_lab.data.base import DataSpec, Source, TensorSource
-from gan_lab.data.files.common import DATA_DIR_KEY, _bad_file, _missing, resolve_dir
+from gan_lab.data.files.common import DATA_DIR_KEY, DataDir, InMemory, _bad_file, _missing, resolve_dir
 from gan_lab.data.images import _to_signed_unit
-from gan_lab.errors import ConfigError, check_choice, check_int
+from gan_lab.errors import ConfigError
+from gan_lab.settings import at_least
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 IN_MEMORY_LIMIT = 2 * 1024**3  # in_memory="auto": hold the set as float32 when it fits in this many bytes
@@ -118,13 +119,9 @@ class ImageFilesSource(Source):
         return TensorSource(data, self.spec, self.labels)
 
 
-def _check_image_settings(size: Any, crop: Any, in_memory: Any) -> None:
-    check_int("dataset.size", size, 1)
-    if crop is not None:
-        check_int("dataset.crop", crop, 1)
-    if not (isinstance(in_memory, bool) or in_memory == "auto"):
-        raise ConfigError("dataset.in_memory", in_memory, "true, false or auto",
-                          "auto holds the set in memory when it takes at most 2 GiB as float32")
+Size = Annotated[int, at_least(1), "output side: channels × size × size"]
+Crop = Annotated[Annotated[int, at_least(1)] | None, "side of the centre square taken before resizing (bicubic); "
+                                                     "null: the shorter side"]
 
 
 def _finish(source: ImageFilesSource, in_memory: bool | str) -> Source:
@@ -138,8 +135,12 @@ CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 
-def celeba(data_dir: str | os.PathLike = "data", split: str = "train", size: int = 64, crop: int = 140,
-           in_memory: bool | str = "auto", download: bool = False) -> Source:
+def celeba(data_dir: DataDir = "data",
+           split: Annotated[Literal[(*CELEBA_SPLITS, "all")], "train | valid | test | all (all works without the "
+                                                              "partition file)"] = "train",
+           size: Size = 64, crop: Crop = 140, in_memory: InMemory = "auto",
+           download: Annotated[bool, "CelebA is on Google Drive behind a confirmation page: true only explains "
+                                     "where to get it"] = False) -> Source:
     """CelebA aligned faces (178×218 JPEGs), centre-cropped to ``crop``² and resized (bicubic) to 3×size×size.
 
     Files: ``<data_dir>/celeba/img_align_celeba/*.jpg`` and ``<data_dir>/celeba/list_eval_partition.txt``
@@ -148,8 +149,6 @@ def celeba(data_dir: str | os.PathLike = "data", split: str = "train", size: int
     true, false (stream from disk) or auto (in memory when it fits in 2 GiB). No labels. CelebA sits
     behind Google Drive's confirmation page, so ``download=true`` cannot fetch it: fetch it by hand.
     """
-    check_choice("dataset.split", split, (*CELEBA_SPLITS, "all"))
-    _check_image_settings(size, crop, in_memory)
     root = resolve_dir(data_dir)
     base = root / "celeba"
     img_dir, partition = base / "img_align_celeba", base / "list_eval_partition.txt"
@@ -203,8 +202,10 @@ def _find_images(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def folder(path: str | os.PathLike, size: int = 64, crop: int | None = None, channels: int = 3,
-           in_memory: bool | str = "auto") -> Source:
+def folder(path: Annotated[str | os.PathLike, "the folder, e.g. dataset.path=~/pictures/faces (relative to the "
+                                              "current directory)"],
+           size: Size = 64, crop: Crop = None,
+           channels: Annotated[Literal[1, 3], "3 (RGB) | 1 (grayscale)"] = 3, in_memory: InMemory = "auto") -> Source:
     """Every image under ``path`` (png, jpg, jpeg, bmp, webp, gif, any case; recursive), as channels×size×size.
 
     When every image lies inside a first-level subfolder, those folders (sorted by name) are the class
@@ -213,9 +214,6 @@ def folder(path: str | os.PathLike, size: int = 64, crop: int | None = None, cha
     ``channels``: 1 (grayscale) or 3 (RGB). ``in_memory``: true | false (stream) | auto (≤ 2 GiB).
     An unreadable image is an error naming it, never silently skipped.
     """
-    _check_image_settings(size, crop, in_memory)
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise ConfigError("dataset.channels", channels, "1 (grayscale) or 3 (RGB)")
     root = resolve_dir(path)
     if not root.is_dir():
         state = "is not a folder" if root.exists() else "does not exist"
