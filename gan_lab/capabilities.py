@@ -22,8 +22,8 @@ class SystemCaps:
     summary: str = ""  # why it runs fewer hooks or judges otherwise, for refusals
     refused_tricks: tuple[tuple[str, str], ...] = ()  # (trick name, why) the step runs but cannot use
     one_critic: bool = True  # one D judging each sample once per update (stateful regularizers need it)
-    single_sample_critic: bool = True  # D's logit of one sample is a function of that sample (DRS)
-    latent_only: bool = True  # G's sample is a function of z alone (JBT)
+    many_critics: str = ""  # why no single D judges single samples ("" = one does; DRS needs it)
+    not_z_alone: str = ""  # why G's sample is not a function of z alone ("" = it is; JBT needs it)
     real_logits_in_g: bool = True  # its G step gives g_loss D's outputs on real data when the loss asks
     capturable: bool = True  # train.cuda_graphs may capture its updates
     labels: bool = True  # model.conditional: its steps pass the labels

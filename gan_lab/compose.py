@@ -6,7 +6,6 @@ data, the loss, the regularizer, the tricks, the networks — and the system tha
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from gan_lab.data import Source
 from gan_lab.distributed import processes
 from gan_lab.errors import ConfigError
 from gan_lab.losses.base import GANLoss
+from gan_lab.nets import fits_of
 from gan_lab.nets.conditional import build_conditional
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
@@ -104,15 +104,14 @@ def check_settings(cfg: DictConfig) -> settings.Settings:
 
 
 def unused_shared_keys(node: DictConfig) -> None:
-    """Refuse a key beside the chosen regularizers that none of them reads (``+regularizer.weight=-1`` under
+    """Refuse a key beside the chosen regularizers that none of them takes (``+regularizer.weight=-1`` under
     ``regularizer=none`` would be recorded and ignored)."""
     if "_target_" in node:
         return
     parts = {k: v for k, v in node.items() if hasattr(v, "keys") and "_target_" in v}
-    read = {str(part._get_node(k)._value())[4:-1] for part in parts.values() for k in part
-            if OmegaConf.is_interpolation(part, k)}  # "${..weight}" -> "weight"
+    taken = {name for part in parts.values() for name in settings.signature_hints(get_class(part._target_))}
     for key in node:
-        if key not in parts and key not in read:
+        if key not in parts and key not in taken:
             names = ",".join(get_class(p._target_).name for p in parts.values())
             raise ConfigError(f"regularizer.{key}", settings._plain(node[key]),
                               "a setting of the chosen regularizers", f"regularizer={names} does not read {key}")
@@ -179,13 +178,9 @@ def system_class(cfg: DictConfig) -> tuple[type[GAN], str]:
 
 
 def model_fits(nets: DictConfig, d_norm: str):
-    """The model's own check of the data's shape (``fits(spec, **settings)`` beside its builder), or None."""
-    builder = get_method(nets._target_)
-    fits = getattr(sys.modules[builder.__module__], "fits", None)
-    if fits is None:
-        return None
+    """The model's own check of the data's shape (``fits(spec, **settings)`` beside its builder)."""
     kwargs = {k: v for k, v in OmegaConf.to_container(nets, resolve=True).items() if not k.startswith("_")}
-    return partial(fits, **{**kwargs, "d_norm": d_norm})
+    return partial(fits_of(nets._target_), **{**kwargs, "d_norm": d_norm})
 
 
 def model_name(cfg: DictConfig) -> str:

@@ -239,9 +239,9 @@ def _hooks_honoured(s: Setup):
       ("tricks.instance_noise=0.1", "tricks.instance_noise_schedule=constant", "tricks.instance_noise_until=0.5"),
       "tricks.instance_noise_until")
 def _noise_until(s: Setup):
-    noise = s.trick("instance_noise")
-    if noise and noise.instance_noise_schedule == "constant" and noise.instance_noise_until != 1.0:
-        return ConfigError("tricks.instance_noise_until", noise.instance_noise_until,
+    until = s.tricks.instance_noise_until
+    if s.tricks.instance_noise_schedule == "constant" and until != 1.0:
+        return ConfigError("tricks.instance_noise_until", until,
                            "1.0 with tricks.instance_noise_schedule=constant (σ never falls)")
 
 
@@ -345,8 +345,8 @@ def _real_logits_in_g(s: Setup):
 
 def _drs(s: Setup) -> str | None:
     """Why DRS cannot judge this run's samples one by one: it needs one D judging one sample."""
-    if not s.system.single_sample_critic:
-        return f"{s.system_option} has no single D judging single samples"
+    if s.system.many_critics:
+        return s.system.many_critics
     if s.conditional != "none":
         return "a class-conditional D judges (sample, label) pairs"
     if s.tricks.pack > 1:
@@ -359,8 +359,8 @@ def _drs(s: Setup) -> str | None:
 def _jbt(s: Setup) -> str | None:
     """Why JBT cannot truncate this run's samples: it needs one G of a latent z alone, in fp32."""
     precision = str(s.settings.trainer.precision)
-    if not s.system.latent_only:
-        return f"{s.system_option}'s samples are not a function of z alone"
+    if s.system.not_z_alone:
+        return s.system.not_z_alone
     if s.conditional != "none":
         return "a class-conditional G draws (sample, label) pairs"
     if precision in HALF_TRUE:

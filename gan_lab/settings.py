@@ -141,7 +141,7 @@ def describe(annotation) -> str:
         elif typing.get_origin(kind) is Literal:
             words += [str(c).lower() if isinstance(c, bool) else str(c) for c in typing.get_args(kind)]
         elif kind is bool:
-            words.append("true or false")
+            words += ["true", "false"]
         elif kind in (int, float):
             words.append(_number_words(kind, [c for c in checks if isinstance(c, Range)]))
         elif typing.get_origin(kind) in (list, tuple, collections.abc.Sequence):
@@ -152,7 +152,7 @@ def describe(annotation) -> str:
     words = list(dict.fromkeys(words))
     if all(typing.get_origin(kind) is Literal for kind, _ in _alternatives(annotation)):
         return "one of " + ", ".join(words)
-    return ", ".join(words) if len(words) > 2 else " or ".join(words)
+    return " or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _number_words(kind, ranges: list[Range]) -> str:

@@ -15,14 +15,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gan_lab.compose import build_components, build_system
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.conditional import class_accuracy, frechet_distance, intra_fid
 from gan_lab.nets.conditional import ConditionalBatchNorm, ConditionalDiscriminator, _Slot
 from gan_lab.nets.mlp import MLPDiscriminator
+from gan_lab.regularizers.base import Judged
 from gan_lab.regularizers.gp import GradientPenalty
 from gan_lab.regularizers.r1 import R1
-from gan_lab.compose import build_components, build_system
 from gan_lab.train import train
 from tests.conftest import compose_cfg, run_cli
 
@@ -154,14 +155,17 @@ def test_penalties_differentiate_with_respect_to_the_images_with_labels_held():
         (g,) = torch.autograd.grad(d(x, y).sum(), x)
         return g.pow(2).sum(1)
 
-    r1 = R1(weight=2.0).penalty(d, real, fake, 0, labels=(y_real, y_fake))
+    same = lambda x: x  # noqa: E731
+    judged = Judged(real, fake, None, None, (real, same), (fake, same), 0, lambda x: d(x, y_real),
+                    lambda x: d(x, y_fake))
+    r1 = R1(weight=2.0).penalty(judged)
     assert r1.item() == pytest.approx((0.5 * 2.0 * grad_sq(real, y_real).mean()).item(), rel=1e-6)
     r2 = R1(weight=2.0)
     r2.on_fake = True
-    assert r2.penalty(d, real, fake, 0, labels=(y_real, y_fake)).item() == pytest.approx(
+    assert r2.penalty(judged).item() == pytest.approx(
         grad_sq(fake, y_fake).mean().item(), rel=1e-6)
     torch.manual_seed(1)
-    gp = GradientPenalty(weight=10.0).penalty(d, real, fake, 0, labels=(y_real, y_fake))
+    gp = GradientPenalty(weight=10.0).penalty(judged)
     torch.manual_seed(1)
     eps = torch.rand(5, 1)
     x_hat = eps * real + (1 - eps) * fake  # judged with the real batch's labels

@@ -111,10 +111,10 @@ def test_wgan_clip_preset_has_the_paper_settings():
 
 
 def test_r3gan_preset_is_rpgan_plus_r1_and_r2_at_one_gamma():
+    from gan_lab.compose import build
     from gan_lab.regularizers.composite import build_regularizer
     from gan_lab.regularizers.r1 import R1
     from gan_lab.regularizers.r2 import R2
-    from gan_lab.compose import build
 
     cfg = compose_cfg("experiment=r3gan")
     loss = build(cfg.loss)

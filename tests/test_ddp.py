@@ -274,8 +274,8 @@ def test_simultaneous_updates_keep_the_ranks_in_sync(tmp_path):
     ("trainer.timeout_minutes=-1", "trainer.timeout_minutes"),
 ])
 def test_bad_multi_process_settings_are_refused_naming_the_key(override, key):
-    from gan_lab.errors import ConfigError
     from gan_lab.compose import build_components
+    from gan_lab.errors import ConfigError
     from tests.conftest import compose_cfg
 
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed"):

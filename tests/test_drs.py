@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from gan_lab import drs
+from gan_lab.compose import build_components, build_system
 from gan_lab.drs import LowAcceptance, acceptance, calibrate, rejection_sample
-from gan_lab.settings import DRS as DRSSettings
 from gan_lab.errors import ConfigError
 from gan_lab.evaluate import evaluate
-from gan_lab.compose import build_components, build_system
+from gan_lab.settings import DRS as DRSSettings
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 

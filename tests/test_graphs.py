@@ -1,4 +1,4 @@
-"""The capture-ready step (train.cuda_graphs, gan_lab/systems/graphs.py) on any device, without a GPU.
+"""The capture-ready step (train.cuda_graphs, gan_lab/systems/runner.py) on any device, without a GPU.
 
 ``train.cuda_graphs=stand_in`` runs exactly what a CUDA graph would replay — static inputs, statistics added
 in place into device buffers, the host's side effects applied after each "replay" — but calls the function
@@ -14,8 +14,8 @@ import logging
 import pytest
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.compose import build_components
+from gan_lab.errors import ConfigError
 from gan_lab.train import train
 from tests.conftest import compose_cfg, interrupted_then_resumed
 
@@ -52,7 +52,7 @@ def _assert_same_run(a, b) -> None:
 
 @pytest.mark.parametrize("case", sorted(CAPTURABLE))
 def test_the_capture_ready_step_trains_to_the_eager_weights(case, tmp_path, monkeypatch):
-    from gan_lab.systems.graphs import StepGraphs
+    from gan_lab.systems.runner import Runner
 
     args = [*BASE, *CAPTURABLE[case]]
     if case == "mlp_ring":
@@ -60,7 +60,7 @@ def test_the_capture_ready_step_trains_to_the_eager_weights(case, tmp_path, monk
         args.remove("model.width=8")
     train(compose_cfg(*args), tmp_path / "eager")
     replays = []
-    original = StepGraphs._capture
+    original = Runner._capture
 
     def spy(self, system, fn, x):
         graph = original(self, system, fn, x)
@@ -68,7 +68,7 @@ def test_the_capture_ready_step_trains_to_the_eager_weights(case, tmp_path, monk
         graph.replay = lambda: (replays.append(1), replay())
         return graph
 
-    monkeypatch.setattr(StepGraphs, "_capture", spy)
+    monkeypatch.setattr(Runner, "_capture", spy)
     train(compose_cfg(*args, "train.cuda_graphs=stand_in"), tmp_path / "graphs")
     k = 2 if "train.k=2" in args else 1
     # 6 iterations, logging at 2, 4, 6: each of the 4 update variants runs eagerly once, then replays
@@ -126,7 +126,7 @@ class Listener:
 
         class _Listener(L.Callback):
             def on_before_optimizer_step(self, trainer, module, optimizer):
-                Listener.seen.append(module._lean)
+                Listener.seen.append(module.runner.lean)
 
         return _Listener()
 

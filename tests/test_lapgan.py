@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from gan_lab.compose import check_settings
+from gan_lab.systems.conditioning import Batch
+from gan_lab.compose import build_components, check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.losses import Hinge, NonSaturating, Wasserstein
@@ -18,7 +19,6 @@ from gan_lab.nets import lapgan
 from gan_lab.nets.lapgan import down, gaussian_pyramid, laplacian_pyramid, reconstruct, up
 from gan_lab.regularizers import GradientPenalty, NoRegularizer, WeightClip
 from gan_lab.systems.lapgan import LAPGAN
-from gan_lab.compose import build_components
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 
@@ -144,32 +144,32 @@ def test_d_step_changes_every_level_of_d_and_nothing_of_g(loss):
     system, opt_d, _ = make_system(loss=loss())
     assert system.levels == 2
     g0, d0 = params(system.generator), params(system.discriminator)
-    system.d_step(opt_d, dyadic_images(8, (3, 16, 16)), measure_grad=True)
+    system.d_step(opt_d, Batch(dyadic_images(8, (3, 16, 16))), measure_grad=True)
     assert params(system.generator).keys() == g0.keys()
     assert all(torch.equal(p, g0[n]) for n, p in system.generator.named_parameters())
     assert all(p.grad is None for p in system.generator.parameters())
     for prefix in level_prefixes(2):
         changed, unchanged = moved(d0, system.discriminator, prefix)
         assert changed and not unchanged, prefix
-    logged = set(system._sums)
+    logged = set(system.statistics.sums())
     assert {"d_loss", "d_real", "d_fake", "grad_norm_d"} <= logged
     assert {f"level{k}/{s}" for k in range(3) for s in ("d_loss", "grad_norm_d")} <= logged
-    level_sum = sum(system._sums[f"level{k}/d_loss"] for k in range(3))
-    assert_close(system._sums["d_loss"], level_sum)
+    level_sum = sum(system.statistics.sums()[f"level{k}/d_loss"] for k in range(3))
+    assert_close(system.statistics.sums()["d_loss"], level_sum)
 
 
 @pytest.mark.parametrize("loss", [NonSaturating, Wasserstein])
 def test_g_step_changes_every_level_of_g_and_nothing_of_d(loss):
     system, _, opt_g = make_system(loss=loss())
     g0, d0 = params(system.generator), params(system.discriminator)
-    system.g_step(opt_g, dyadic_images(8, (3, 16, 16)), measure_grad=True)
+    system.g_step(opt_g, Batch(dyadic_images(8, (3, 16, 16))), measure_grad=True)
     assert all(torch.equal(p, d0[n]) for n, p in system.discriminator.named_parameters())
     assert all(p.grad is None for p in system.discriminator.parameters())
     assert all(p.requires_grad for p in system.discriminator.parameters())  # unfrozen again
     for prefix in ["refiners.0.", "refiners.1.", "coarse."]:
         changed, unchanged = moved(g0, system.generator, prefix)
         assert changed and not unchanged, prefix
-    assert {f"level{k}/g_loss" for k in range(3)} | {"g_loss", "grad_norm_g"} <= set(system._sums)
+    assert {f"level{k}/g_loss" for k in range(3)} | {"g_loss", "grad_norm_g"} <= set(system.statistics.sums())
 
 
 def test_levels_train_on_real_conditions_only():
@@ -188,16 +188,16 @@ def test_levels_train_on_real_conditions_only():
 
 def test_gradient_penalty_is_taken_per_level():
     system, opt_d, _ = make_system(loss=Wasserstein(), regularizer=GradientPenalty(10.0))
-    system.d_step(opt_d, dyadic_images(8, (3, 16, 16)))
-    per_level = [system._sums[f"level{k}/d_penalty"] for k in range(3)]
+    system.d_step(opt_d, Batch(dyadic_images(8, (3, 16, 16))))
+    per_level = [system.statistics.sums()[f"level{k}/d_penalty"] for k in range(3)]
     assert all(p > 0 for p in per_level)
-    assert_close(system._sums["d_penalty"], sum(per_level))
+    assert_close(system.statistics.sums()["d_penalty"], sum(per_level))
 
 
 def test_weight_clipping_reaches_every_level():
     system, opt_d, _ = make_system(loss=Wasserstein(), regularizer=WeightClip(0.03), lr=0.05)
     for _ in range(2):
-        system.d_step(opt_d, dyadic_images(8, (3, 16, 16)))
+        system.d_step(opt_d, Batch(dyadic_images(8, (3, 16, 16))))
     for net in system.discriminator.level_networks():
         values = torch.cat([p.detach().flatten() for p in net.parameters()])
         assert values.abs().max() == pytest.approx(0.03)
@@ -224,7 +224,7 @@ def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
     judged = []
     system.judge = lambda k, x, condition: judged.append((k, x, condition)) or LAPGAN.judge(system, k, x, condition)
     real = dyadic_images(8, (3, 16, 16))  # every level, residual and shift of them exact in fp32
-    system.d_step(opt_d, real)
+    system.d_step(opt_d, Batch(real))
     (k, seen_h, seen_c), (_, _, fake_c) = judged[:2]
     assert k == 0 and fake_c is seen_c  # the fake residual is judged with the same augmented condition
     residuals, conditions, _ = laplacian_pyramid(real, system.levels)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gan_lab.systems.conditioning import Batch
+from gan_lab.compose import build_components, build_system
 from gan_lab.errors import ConfigError
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
-from gan_lab.compose import build_components, build_system
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 
@@ -50,8 +51,8 @@ def test_d_loss_is_the_weighted_sum_over_all_pairs():
                 expected += float(u[i] * v[j] * phi)
     torch.manual_seed(7)  # the step draws the same z
     before = [p.detach().clone() for p in system.discriminator.parameters()]
-    system.d_step(opt_d, real)
-    d_loss = float(system._sums["d_loss"])
+    system.d_step(opt_d, Batch(real))
+    d_loss = float(system.statistics.sums()["d_loss"])
     assert d_loss == pytest.approx(expected, rel=1e-5)
     after = list(system.discriminator.parameters())
     assert all(not torch.equal(b, a) for b, a in zip(before, after))  # members and logits all moved
@@ -61,7 +62,7 @@ def test_g_step_moves_every_generator_and_its_weights_only():
     system, _, opt_g = _system()
     g0 = [p.detach().clone() for p in system.generator.parameters()]
     d0 = [p.detach().clone() for p in system.discriminator.parameters()]
-    system.g_step(opt_g, torch.randn(16, 2))
+    system.g_step(opt_g, Batch(torch.randn(16, 2)))
     assert all(not torch.equal(b, a) for b, a in zip(g0, system.generator.parameters()))
     assert all(torch.equal(b, a) for b, a in zip(d0, system.discriminator.parameters()))
 
@@ -87,7 +88,7 @@ def test_entropy_term_pulls_weights_toward_uniform():
         system.generator.logits.copy_(torch.tensor([2.0, 0.0, -2.0]))
     h0 = float(system.generator.entropy().detach())
     for _ in range(5):
-        system.g_step(opt_g, torch.randn(16, 2))
+        system.g_step(opt_g, Batch(torch.randn(16, 2)))
     assert float(system.generator.entropy()) > h0
 
 

@@ -14,8 +14,9 @@ import math
 import pytest
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.compose import build, build_components, build_system
+from gan_lab.errors import ConfigError
+from gan_lab.regularizers.base import Judged
 from gan_lab.train import train
 from gan_lab.tricks import Tricks, part_classes
 from tests.conftest import CONF, compose_cfg, group_options
@@ -114,7 +115,7 @@ def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name):
     with torch.no_grad():  # as D's step makes them
         fake = system.generator(system.sample_z(8))
     real = torch.rand_like(fake) * 2 - 1
-    penalty = reg.penalty(d, real, fake, 0, d(real), d(fake))
+    penalty = reg.penalty(Judged.of(d, real, fake, 0, d(real), d(fake)))
     if penalty is None:
         return
     value = penalty.item()

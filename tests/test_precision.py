@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.compose import build_components, build_system
+from gan_lab.errors import ConfigError
+from gan_lab.regularizers.base import Judged
 from gan_lab.train import train
 from tests.conftest import compose_cfg, group_options
 
@@ -38,10 +39,10 @@ def test_penalty_under_bf16_autocast_is_computed_in_fp32():
     g = torch.Generator().manual_seed(0)
     real, fake = torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, torch.rand(16, 1, 8, 8, generator=g) * 2 - 1
     torch.manual_seed(1)
-    exact = system.regularizer.penalty(system.discriminator, real, fake, 0)
+    exact = system.regularizer.penalty(Judged.of(system.discriminator, real, fake, 0))
     torch.manual_seed(1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = system.regularizer.penalty(system.discriminator, real, fake, 0)
+        mixed = system.regularizer.penalty(Judged.of(system.discriminator, real, fake, 0))
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, exact, rtol=1e-5, atol=1e-6)
 

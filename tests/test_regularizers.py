@@ -11,10 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+from gan_lab.compose import build_components
 from gan_lab.errors import ConfigError
 from gan_lab.nets.mlp import MLPDiscriminator
 from gan_lab.regularizers import R1, GradientPenalty, NoRegularizer, SpectralNorm, WeightClip
-from gan_lab.train import resolve_d_norm
+from gan_lab.regularizers.base import Judged
+from gan_lab.systems.conditioning import Batch
+from tests.conftest import compose_cfg, refused
 
 
 class LinearD(nn.Module):
@@ -60,7 +63,7 @@ def _batch(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gp_on_linear_critic_is_exact(w, lam, seed):
     real, fake = _batch(8, len(w), seed)
-    penalty = GradientPenalty(weight=lam).penalty(LinearD(w), real, fake, d_step=0)
+    penalty = GradientPenalty(weight=lam).penalty(Judged.of(LinearD(w), real, fake, d_step=0))
     assert penalty.dim() == 0
     expected = lam * (_norm(w) - 1.0) ** 2
     assert penalty.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
@@ -73,7 +76,7 @@ def test_gp_gradient_wrt_weights_matches_analytic(w, lam):
     # input_gradients runs D in float32 by design (fp16 double backward overflows), so D is fp32.
     d = LinearD(w)
     real, fake = _batch(6, len(w), 3)
-    penalty = GradientPenalty(weight=lam).penalty(d, real, fake, d_step=0)
+    penalty = GradientPenalty(weight=lam).penalty(Judged.of(d, real, fake, d_step=0))
     assert penalty.requires_grad
     penalty.backward()
     n = _norm(w)
@@ -88,7 +91,7 @@ def test_gp_on_quadratic_critic(shape, lam):
     """real = fake = x ⇒ x̂ = x, ∇D(x̂) = 2x, penalty = λ·mean((‖2x‖ − 1)²)."""
     g = torch.Generator().manual_seed(7)
     x = torch.randn(*shape, generator=g, dtype=torch.float64) * 0.8
-    penalty = GradientPenalty(weight=lam).penalty(SquareD(), x, x.clone(), d_step=0)
+    penalty = GradientPenalty(weight=lam).penalty(Judged.of(SquareD(), x, x.clone(), d_step=0))
     flat = x.reshape(shape[0], -1).tolist()
     expected = lam * sum((2.0 * _norm(row) - 1.0) ** 2 for row in flat) / len(flat)
     assert penalty.item() == pytest.approx(expected, rel=1e-5)
@@ -106,14 +109,13 @@ def test_gp_interpolates_between_real_and_fake():
         def forward(self, x):
             return d(x)
 
-    penalty = GradientPenalty(weight=1.0).penalty(Half(), real, fake, d_step=0).item()
+    penalty = GradientPenalty(weight=1.0).penalty(Judged.of(Half(), real, fake, d_step=0)).item()
     assert penalty == pytest.approx(1.0 / 3.0, abs=0.02)
 
 
 @pytest.mark.parametrize("weight", [-1.0, -1e-3, float("nan")])
 def test_gp_negative_weight_refused(weight):
-    with pytest.raises(ConfigError, match="regularizer.weight"):
-        GradientPenalty(weight=weight)
+    assert refused("regularizer=gp", f"regularizer.weight={weight}").key == "regularizer.weight"
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def test_gp_negative_weight_refused(weight):
 @pytest.mark.parametrize("gamma", [10.0, 0.1])
 def test_r1_on_linear_critic(w, gamma):
     real, fake = _batch(5, len(w), 11)
-    penalty = R1(weight=gamma).penalty(LinearD(w), real, fake, d_step=0)
+    penalty = R1(weight=gamma).penalty(Judged.of(LinearD(w), real, fake, d_step=0))
     assert penalty.item() == pytest.approx(gamma / 2 * _norm(w) ** 2, rel=1e-5)
 
 
@@ -132,7 +134,7 @@ def test_r1_uses_real_samples_only():
     """D = Σx²: R1 = γ/2·mean ‖2x_real‖², whatever the fakes are."""
     real = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     fake = torch.full((2, 2), 100.0)
-    penalty = R1(weight=2.0).penalty(SquareD(), real, fake, d_step=0)
+    penalty = R1(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0))
     assert penalty.item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
 
 
@@ -142,9 +144,9 @@ def test_r2_uses_fake_samples_only():
 
     real = torch.full((2, 2), 100.0)
     fake = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    assert R2(weight=2.0).penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
-    assert R1(weight=2.0).penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(4 * 100.0**2 * 2)
-    assert R2.needs_input_gradients and R2.forbids_batch_norm
+    assert R2(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0)).item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
+    assert R1(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0)).item() == pytest.approx(4 * 100.0**2 * 2)
+    assert R2.caps.input_gradients and R2.caps.forbids_batch_norm
 
 
 @pytest.mark.parametrize("on_fake", [False, True], ids=["r1", "r2"])
@@ -165,17 +167,17 @@ def test_r1_r2_under_diffaugment_differentiate_through_the_same_draw(on_fake):
     reg = (R2 if on_fake else R1)(weight=2.0)
     system = GAN(generator, LinearD(w.tolist()), NonSaturating(), reg, torch.optim.SGD, torch.optim.SGD, z_dim=4,
                  tricks=Tricks(diffaug="cutout"))
-    system._lean = True  # raw backward/step: no trainer needed
+    system.runner.mode = "lean"  # raw backward/step: no trainer needed
     judged = []
     penalty = reg.penalty
-    reg.penalty = lambda d, r, f, *args, **kw: judged.append(f if on_fake else r) or penalty(d, r, f, *args, **kw)
+    reg.penalty = lambda j: judged.append(j.fake if on_fake else j.real) or penalty(j)
     opt = SimpleNamespace(zero_grad=lambda set_to_none: None, optimizer=SimpleNamespace(step=lambda: None))
     real = torch.rand(16, 1, 8, 8) + 0.5  # no zero pixel: the cutout mask is where D's input is 0
-    system.d_step(opt, real)
+    system.d_step(opt, Batch(real))
     mask = (judged[0] != 0).flatten(1).float()  # (N, 64)
     assert 0 < mask.mean() < 1
     expected = 1.0 * ((mask * w) ** 2).sum(1).mean()
-    torch.testing.assert_close(system._sums["d_penalty"], expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(system.statistics.sums()["d_penalty"], expected, rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("every", [1, 2, 4, 16])
@@ -184,7 +186,7 @@ def test_r1_lazy(every):
     reg, d = R1(weight=gamma, every=every), LinearD(w)
     real, fake = _batch(4, 2, 5)
     for step in range(2 * every + 1):
-        penalty = reg.penalty(d, real, fake, d_step=step)
+        penalty = reg.penalty(Judged.of(d, real, fake, d_step=step))
         if step % every:
             assert penalty is None
         else:
@@ -192,14 +194,14 @@ def test_r1_lazy(every):
             assert penalty.item() == pytest.approx(gamma / 2 * every * 25.0, rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"weight": -1.0}, "regularizer.weight"),
-    ({"weight": 1.0, "every": 0}, "regularizer.every"),
-    ({"weight": 1.0, "every": 1.5}, "regularizer.every"),
+@pytest.mark.parametrize("overrides, key", [
+    (["regularizer.weight=-1.0"], "regularizer.weight"),
+    (["regularizer.every=0"], "regularizer.every"),
+    (["regularizer.every=1.5"], "regularizer.every"),
+    (["regularizer.r1.every=0"], "regularizer.r1.every"),  # set on the part itself: named there
 ])
-def test_r1_bad_settings_refused(kwargs, key):
-    with pytest.raises(ConfigError, match=key):
-        R1(**kwargs)
+def test_r1_bad_settings_refused(overrides, key):
+    assert refused("model.d_norm=none", "regularizer=r1", *overrides).key == key
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,8 +231,7 @@ def test_weight_clip_clamps_every_parameter(c):
 
 @pytest.mark.parametrize("c", [0.0, -0.01, float("nan")])
 def test_weight_clip_bad_value_refused(c):
-    with pytest.raises(ConfigError, match="regularizer.clip_value"):
-        WeightClip(clip_value=c)
+    assert refused("regularizer=clip", f"regularizer.clip_value={c}").key == "regularizer.clip_value"
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,8 +296,8 @@ def test_spectral_norm_reaches_the_minibatch_discrimination_tensor():
 
 @pytest.mark.parametrize("n", [0, -1])
 def test_spectral_norm_bad_iterations_refused(n):
-    with pytest.raises(ConfigError, match="regularizer.n_power_iterations"):
-        SpectralNorm(n_power_iterations=n)
+    error = refused("regularizer=sn", f"regularizer.n_power_iterations={n}")
+    assert error.key == "regularizer.n_power_iterations"
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,27 +311,25 @@ def test_spectral_norm_bad_iterations_refused(n):
     (R1(), "none"),
     (WeightClip(), "batch"),
 ])
-def test_resolve_d_norm_auto(reg, expected):
-    assert resolve_d_norm("auto", reg) == expected
+def test_d_norm_auto_is_the_regularizers_preference(reg, expected):
+    assert reg.caps.preferred_d_norm == expected
 
 
-@pytest.mark.parametrize("reg", [GradientPenalty(), R1()])
-def test_resolve_d_norm_refuses_batch_with_per_sample_penalty(reg):
-    with pytest.raises(ConfigError) as info:
-        resolve_d_norm("batch", reg)
-    assert "model.d_norm" in str(info.value)
-    assert reg.name in str(info.value)
+@pytest.mark.parametrize("name", ["gp", "r1"])
+def test_batch_norm_refused_with_a_per_sample_penalty(name):
+    error = refused("model.width=8", f"regularizer={name}", "model.d_norm=batch")
+    assert error.key == "model.d_norm" and name in str(error)
 
 
-@pytest.mark.parametrize("reg", [GradientPenalty(), R1(), NoRegularizer(), SpectralNorm(), WeightClip()])
-@pytest.mark.parametrize("norm", ["layer", "none"])
-def test_resolve_d_norm_explicit_passes_through(reg, norm):
-    assert resolve_d_norm(norm, reg) == norm
-
-
-@pytest.mark.parametrize("reg", [NoRegularizer(), SpectralNorm(), WeightClip()])
-def test_resolve_d_norm_batch_allowed_without_penalty(reg):
-    assert resolve_d_norm("batch", reg) == "batch"
+@pytest.mark.parametrize("name", ["gp", "r1", "none", "sn", "clip"])
+@pytest.mark.parametrize("norm", ["layer", "none", "batch"])
+def test_an_explicit_d_norm_is_built_as_asked(name, norm):
+    if norm == "batch" and name in ("gp", "r1"):
+        return  # refused above
+    d = build_components(compose_cfg("model.width=8", f"regularizer={name}", f"model.d_norm={norm}")).discriminator
+    kinds = {type(m) for m in d.modules()}
+    assert (nn.BatchNorm2d in kinds) == (norm == "batch") and (nn.LayerNorm in kinds or nn.GroupNorm in kinds) == (
+        norm == "layer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,14 +358,14 @@ def test_sn_and_gp_together_each_with_its_own_settings():
     assert isinstance(reg, Regularizers) and reg.name == "[sn,gp]"
     sn, gp = reg.parts
     assert isinstance(sn, SpectralNorm) and isinstance(gp, GradientPenalty) and gp.weight == 5
-    assert reg.forbids_batch_norm and reg.needs_input_gradients and reg.preferred_d_norm == "none"
+    assert reg.caps.forbids_batch_norm and reg.caps.input_gradients and reg.caps.preferred_d_norm == "none"
     d = reg.wrap(MLPDiscriminator(shape=(2,), hidden=[8], norm="none")).eval()  # eval: u stays put
     assert any("parametrizations" in n for n, _ in d.named_parameters())  # spectral norm on D's layers
     real, fake = _batch(6, 2, 3)
     torch.manual_seed(0)
-    both = reg.penalty(d, real, fake, d_step=0)
+    both = reg.penalty(Judged.of(d, real, fake, d_step=0))
     torch.manual_seed(0)
-    assert both.item() == pytest.approx(gp.penalty(d, real, fake, d_step=0).item(), rel=1e-6)  # sn adds none
+    assert both.item() == pytest.approx(gp.penalty(Judged.of(d, real, fake, d_step=0)).item(), rel=1e-6)  # sn adds none
 
 
 def test_r1_and_r2_add_up_and_share_a_flat_default():
@@ -378,7 +377,7 @@ def test_r1_and_r2_add_up_and_share_a_flat_default():
     real = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # D = Σx²: ‖∇‖² = 4‖x‖²
     fake = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
     expected = 4 / 2 * 4 * (1 + 4) / 2 + 1 / 2 * 4 * (9 + 1) / 2
-    assert reg.penalty(SquareD(), real, fake, d_step=0).item() == pytest.approx(expected)
+    assert reg.penalty(Judged.of(SquareD(), real, fake, d_step=0)).item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("choice", ["[sn,gp]", "[r1,r2]"])
@@ -436,7 +435,7 @@ def test_lecam_penalty_and_its_anchors_follow_their_formulas(one_sided):
         else:
             expected = (sum((v - alpha_f) ** 2 for v in real.tolist()) / 2
                         + sum((v - alpha_r) ** 2 for v in fake.tolist()) / 2)
-        got = reg.penalty(d, real[:, None], fake[:, None], t - 1, real, fake).item()
+        got = reg.penalty(Judged.of(d, real[:, None], fake[:, None], t - 1, real, fake)).item()
         assert got == pytest.approx(0.5 * expected, rel=1e-6, abs=1e-9)
     assert alpha_r == pytest.approx(float(reg.anchors.sums[0]) / (1 - 0.81), rel=1e-6)
     # at step 1 the debiased anchors are exactly that step's means
@@ -449,7 +448,7 @@ def test_lecam_gradient_reaches_d_through_its_outputs():
 
     d = LinearD([1.0, -1.0], b=0.0)
     real, fake = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])  # D: 2 and −2
-    penalty = LeCam(weight=1.0, decay=0.5, one_sided=False).penalty(d, real, fake, 0)
+    penalty = LeCam(weight=1.0, decay=0.5, one_sided=False).penalty(Judged.of(d, real, fake, 0))
     # step 1: α_R = 2, α_F = −2 → (2 − (−2))² + (−2 − 2)² = 32
     assert penalty.item() == pytest.approx(32.0)
     penalty.backward()
@@ -471,9 +470,9 @@ def test_consistency_penalty_under_brightness_is_lambda_times_the_variance_of_b(
     reg = ConsistencyRegularization(weight=3.0, weight_fake=6.0, policy="color")
     torch.manual_seed(0)
     real, fake = torch.rand(40000, 1, 2, 2), torch.rand(40000, 1, 2, 2)
-    assert reg.penalty(MeanD(), real, fake, 0).item() == pytest.approx((3.0 + 6.0) / 12, rel=0.02)
+    assert reg.penalty(Judged.of(MeanD(), real, fake, 0)).item() == pytest.approx((3.0 + 6.0) / 12, rel=0.02)
     # an invariant D pays nothing
-    assert reg.penalty(lambda x: x.new_zeros(x.shape[0]), real, fake, 0).item() == 0.0
+    assert reg.penalty(Judged.of(lambda x: x.new_zeros(x.shape[0]), real, fake, 0)).item() == 0.0
 
 
 def test_consistency_penalty_trains_d_through_both_terms():
@@ -482,5 +481,5 @@ def test_consistency_penalty_trains_d_through_both_terms():
     d = LinearD([1.0] * 16, b=0.0)
     torch.manual_seed(1)
     real, fake = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4)
-    ConsistencyRegularization(weight=1.0, policy="translation").penalty(d, real, fake, 0).backward()
+    ConsistencyRegularization(weight=1.0, policy="translation").penalty(Judged.of(d, real, fake, 0)).backward()
     assert d.lin.weight.grad.abs().sum() > 0 and d.lin.bias.grad.abs().item() < 1e-6  # a shift cancels b

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
+from gan_lab.compose import build_components, build_system
 from gan_lab.errors import ConfigError
 from gan_lab.losses.relativistic import Relativistic, RelativisticAverage
 from gan_lab.systems.conditioning import Batch
-from gan_lab.compose import build_components, build_system
 from tests.conftest import compose_cfg, refused
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gan_lab.compose import check_settings
+from gan_lab.compose import build_components, check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.nets import resnet
@@ -19,7 +19,6 @@ from gan_lab.nets.minibatch import MinibatchDiscriminator
 from gan_lab.nets.vbn import VirtualBatchNorm, VirtualBatchNormGenerator
 from gan_lab.regularizers import GradientPenalty, SpectralNorm
 from gan_lab.regularizers.base import input_gradients
-from gan_lab.compose import build_components
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
+from gan_lab.compose import build_components, build_system
 from gan_lab.systems.conditioning import Batch
 from gan_lab.systems.schedule import Simultaneous
-from gan_lab.compose import build_components, build_system
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 

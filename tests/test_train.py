@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_lab.errors import ConfigError
 from gan_lab.compose import build_components
+from gan_lab.errors import ConfigError
 from gan_lab.train import train
 from tests.conftest import compose_cfg, run_cli
 

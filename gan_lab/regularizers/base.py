@@ -37,6 +37,13 @@ class Judged:
     critic_real: Critic
     critic_fake: Critic
 
+    @classmethod
+    def of(cls, critic: Critic, real: torch.Tensor, fake: torch.Tensor, d_step: int = 0,
+           real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None) -> Judged:
+        """What a D update judged when D saw the batches as they are (no draws: T the identity), unconditional."""
+        same = lambda x: x  # noqa: E731
+        return cls(real, fake, real_logits, fake_logits, (real, same), (fake, same), d_step, critic, critic)
+
     def source(self, fake: bool) -> Source:
         return self.fake_source if fake else self.real_source
 

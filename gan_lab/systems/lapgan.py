@@ -43,8 +43,10 @@ from gan_lab.viz import chain_picture
 
 class LAPGAN(GAN):
     caps = SystemCaps(
-        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False, single_sample_critic=False,
-        latent_only=False, real_logits_in_g=False, capturable=False, labels=False, mixture=False,
+        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False,
+        many_critics="LAPGAN has no single D judging single samples",
+        not_z_alone="LAPGAN's samples also depend on the noise drawn at each level, not on z alone",
+        real_logits_in_g=False, capturable=False, labels=False, mixture=False,
         summary=("LAPGAN trains one (D, G) pair per pyramid level on real conditions; there is no single G(z) judged "
                  "by a single D(x)."),
         refused_tricks=(("instance_noise", "LAPGAN's D_k judges a residual with its condition, and noise drawn once "

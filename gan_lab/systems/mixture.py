@@ -20,8 +20,10 @@ from gan_lab.systems.gan import GAN, total
 
 class MixtureGAN(GAN):
     caps = SystemCaps(
-        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False, single_sample_critic=False,
-        latent_only=False, real_logits_in_g=False, capturable=False, mixture=False,
+        hooks=frozenset(HOOKS) - {"networks", "g_loss", "critic"}, one_critic=False,
+        many_critics="MixtureGAN has no single D judging single samples",
+        not_z_alone="MixtureGAN picks the member that draws each sample apart from z",
+        real_logits_in_g=False, capturable=False, mixture=False,
         summary=("MIX+GAN's step judges every member G_i by every member D_j; there is no single G(z) judged by a "
                  "single D(x) for this trick to act on."),
         acgan=("MIX+GAN's payoff weighs every (G_i, D_j) pair; AC-GAN's class loss has no such weighting here, so "

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
+from gan_lab.systems.conditioning import Batch
+
 log = logging.getLogger("gan_lab")
 GRAPH_MODES = (False, True, "stand_in")  # train.cuda_graphs
 _HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -42,7 +44,7 @@ _HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 @dataclass
 class _Graph:
-    static: torch.Tensor  # the real minibatch the captured function reads
+    static: Batch  # the real minibatch the captured function reads
     replay: Callable[[], None]
     names: list[str] = field(default_factory=list)  # statistics accumulated by one replay, with repeats
     d_updates: int = 0  # D updates one replay performs
@@ -122,7 +124,7 @@ class Runner:
             system.d_updates += 1
 
     # ---------------------------------------------------------------- one update
-    def update(self, system, key: tuple, fn: Callable[[torch.Tensor], None], x) -> None:
+    def update(self, system, key: tuple, fn: Callable[[Batch], None], x: Batch) -> None:
         """One update ``fn(x)`` of kind ``key``: eager; or with graphs, eager the first time, captured the second,
         replayed after."""
         if self.mode in ("eager", "lean"):
@@ -152,8 +154,8 @@ class Runner:
         finally:
             self.capturing = False
 
-    def _capture(self, system, fn: Callable[[torch.Tensor], None], x: torch.Tensor) -> _Graph:
-        static = x.detach().clone()
+    def _capture(self, system, fn: Callable[[Batch], None], x: Batch) -> _Graph:
+        static = x.detached_copy()
         if self.mode == "stand_in":
             def replay():
                 with self._recording(system):
@@ -162,7 +164,7 @@ class Runner:
             return _Graph(static, replay)
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool), self._recording(system), _autocast_without_cache(x.device):
+        with torch.cuda.graph(graph, pool=self.pool), self._recording(system), _autocast_without_cache(x.x.device):
             fn(static)
         if self.pool is None:
             self.pool = graph.pool()
