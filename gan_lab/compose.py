@@ -16,7 +16,7 @@ from hydra.utils import get_class, get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gan_lab import rules, settings
+from gan_lab import checks, rules, settings
 from gan_lab.data import Source
 from gan_lab.distributed import processes
 from gan_lab.errors import ConfigError
@@ -57,7 +57,8 @@ class Model:
     """``model.*`` keys every model group has (conf/config.yaml)."""
 
     conditional: Annotated[Literal["none", "concat", "projection", "acgan"],
-                           "none | concat (Mirza 2014) | projection (Miyato & Koyama 2018) | acgan (Odena 2017)"] = "none"
+                           "none | concat (Mirza 2014) | projection (Miyato & Koyama 2018) | acgan "
+                           "(Odena 2017)"] = "none"
     label_prior: Annotated[Literal["uniform", "data"],
                            "fake labels: uniform over the classes | data (the training set's class frequencies)"] = \
         "uniform"
@@ -71,27 +72,27 @@ def check_settings(cfg: DictConfig) -> settings.Settings:
         kinds = trick_annotations()
         if key not in kinds:
             raise ConfigError(f"tricks.{key}", cfg.tricks[key], "one of the keys " + ", ".join(sorted(kinds)))
-        settings.check_value(f"tricks.{key}", settings._plain(cfg.tricks[key]), kinds[key])
+        checks.check_value(f"tricks.{key}", checks.plain(cfg.tricks[key]), kinds[key])
     model = cfg.model
-    settings.section_of("model", Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
-    settings.check_target_node("model", model, get_method(model._target_), skip=MODEL_KEYS, supplied={"spec"})
+    checks.section_of("model", Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
+    checks.check_target_node("model", model, get_method(model._target_), skip=MODEL_KEYS, supplied={"spec"})
     if "system" in model:
-        settings.check_target_node("model.system", model.system, get_class(model.system._target_),
-                                   supplied=set(settings.signature_hints(GAN)))
-    settings.check_target_node("loss", cfg.loss, get_class(cfg.loss._target_))
-    settings.check_target_node("dataset", cfg.dataset, get_method(cfg.dataset._target_))
+        checks.check_target_node("model.system", model.system, get_class(model.system._target_),
+                                   supplied=set(checks.signature_hints(GAN)))
+    checks.check_target_node("loss", cfg.loss, get_class(cfg.loss._target_))
+    checks.check_target_node("dataset", cfg.dataset, get_method(cfg.dataset._target_))
     regularizer = cfg.get("regularizer") or {}
     nodes = [("regularizer", regularizer)] if "_target_" in regularizer else \
         [(f"regularizer.{k}", v) for k, v in regularizer.items() if hasattr(v, "keys") and "_target_" in v]
     if not nodes:
-        raise ConfigError("regularizer", settings._plain(cfg.get("regularizer")), "one of none, clip, gp, r1, r2, sn, "
+        raise ConfigError("regularizer", checks.plain(cfg.get("regularizer")), "one of none, clip, gp, r1, r2, sn, "
                           "lecam, cr, or a list of them such as [sn,gp]")
     for path, node in nodes:
-        settings.check_target_node(path, node, get_class(node._target_))
+        checks.check_target_node(path, node, get_class(node._target_))
     unused_shared_keys(regularizer)
     for name, node in (cfg.get("callbacks") or {}).items():
         if not hasattr(node, "keys") or "_target_" not in node:
-            raise ConfigError(f"callbacks.{name}", settings._plain(node), "a node with _target_ naming a Lightning "
+            raise ConfigError(f"callbacks.{name}", checks.plain(node), "a node with _target_ naming a Lightning "
                               f"callback class, e.g. +callbacks.{name}._target_=my_pkg.MyCallback")
         module, _, attribute = str(node._target_).rpartition(".")
         try:
@@ -109,11 +110,11 @@ def unused_shared_keys(node: DictConfig) -> None:
     if "_target_" in node:
         return
     parts = {k: v for k, v in node.items() if hasattr(v, "keys") and "_target_" in v}
-    taken = {name for part in parts.values() for name in settings.signature_hints(get_class(part._target_))}
+    taken = {name for part in parts.values() for name in checks.signature_hints(get_class(part._target_))}
     for key in node:
         if key not in parts and key not in taken:
             names = ",".join(get_class(p._target_).name for p in parts.values())
-            raise ConfigError(f"regularizer.{key}", settings._plain(node[key]),
+            raise ConfigError(f"regularizer.{key}", checks.plain(node[key]),
                               "a setting of the chosen regularizers", f"regularizer={names} does not read {key}")
 
 
@@ -130,7 +131,7 @@ def check_optimizers(node: DictConfig) -> None:
         for key, value in node[player].items():
             numbers = value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]
             if any(isinstance(v, float) and not torch.isfinite(torch.tensor(v)) for v in numbers):
-                raise ConfigError(f"optimizer.{player}.{key}", settings._plain(value), "a finite number")
+                raise ConfigError(f"optimizer.{player}.{key}", checks.plain(value), "a finite number")
         factory = build(node[player])
         try:
             factory([torch.nn.Parameter(torch.zeros(1))])

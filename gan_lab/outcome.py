@@ -132,7 +132,8 @@ def rank_failure(run: Run, err: BaseException) -> RankFailure:
     failure in metrics.json and the report; the checkpoints on disk are untouched and resumable."""
     monitor = watchdog.current()
     run_dir, system, trainer = run.run_dir, run.system, run.trainer
-    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank, interrupted=isinstance(err, PeerFailed),
+    reason = watchdog.diagnose(run_dir, trainer.world_size, trainer.global_rank,
+                               interrupted=isinstance(err, PeerFailed),
                                timeout_minutes=run.settings.trainer.timeout_minutes)
     if not trainer.is_global_zero:  # rank 0 reports; this rank leaves its account in its status file
         monitor.stop("failed", f"{reason} (seen from rank {trainer.global_rank}: {str(err).splitlines()[0][:200]})")

@@ -395,7 +395,8 @@ def test_unknown_generator_objective_refused():
 @pytest.mark.parametrize("pi", [0, 1, 0.0, 1.0, -0.2, 1.5, float("nan"), "0.5"])
 @pytest.mark.parametrize("div", ["js_pi", "gan"])
 def test_pi_outside_open_unit_interval_refused(pi, div):
-    error = refused("loss=fgan", f"loss.divergence={div}", f"loss.pi={pi!r}" if isinstance(pi, str) else f"loss.pi={pi}")
+    value = repr(pi) if isinstance(pi, str) else pi
+    error = refused("loss=fgan", f"loss.divergence={div}", f"loss.pi={value}")
     assert error.key == "loss.pi"
     assert "(0.0, 1.0)" in str(error)
 

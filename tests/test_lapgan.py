@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from gan_lab.systems.conditioning import Batch
 from gan_lab.compose import build_components, check_settings
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
@@ -18,6 +17,7 @@ from gan_lab.losses import Hinge, NonSaturating, Wasserstein
 from gan_lab.nets import lapgan
 from gan_lab.nets.lapgan import down, gaussian_pyramid, laplacian_pyramid, reconstruct, up
 from gan_lab.regularizers import GradientPenalty, NoRegularizer, WeightClip
+from gan_lab.systems.conditioning import Batch
 from gan_lab.systems.lapgan import LAPGAN
 from gan_lab.train import train
 from tests.conftest import compose_cfg

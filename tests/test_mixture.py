@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_lab.systems.conditioning import Batch
 from gan_lab.compose import build_components, build_system
 from gan_lab.errors import ConfigError
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
+from gan_lab.systems.conditioning import Batch
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 

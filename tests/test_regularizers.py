@@ -144,7 +144,8 @@ def test_r2_uses_fake_samples_only():
 
     real = torch.full((2, 2), 100.0)
     fake = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    assert R2(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0)).item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
+    r2 = R2(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0))
+    assert r2.item() == pytest.approx(1.0 * (4.0 + 16.0) / 2)
     assert R1(weight=2.0).penalty(Judged.of(SquareD(), real, fake, d_step=0)).item() == pytest.approx(4 * 100.0**2 * 2)
     assert R2.caps.input_gradients and R2.caps.forbids_batch_norm
 

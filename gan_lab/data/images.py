@@ -8,8 +8,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
+from gan_lab.checks import Range
 from gan_lab.data.base import DataSpec, TensorSource, with_holdout
-from gan_lab.settings import Range
 
 MNIST5K_SIZE, DIGITS_SIZE = 5000, 1797  # examples of each set; at least 2 stay for training
 

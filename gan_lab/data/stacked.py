@@ -16,9 +16,9 @@ from typing import Annotated
 
 import torch
 
+from gan_lab.checks import at_least
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.data.images import mnist5k
-from gan_lab.settings import at_least
 
 CLASSES = 10  # digit classes per channel
 CHANNELS = 3  # R, G, B: CLASSES ** CHANNELS = 1,000 modes

@@ -12,8 +12,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
+from gan_lab.checks import above, at_least
 from gan_lab.data.base import DataSpec, Source
-from gan_lab.settings import above, at_least
 
 Seed = Annotated[int, at_least(0), "seeds the draws (the run's seed)"]
 Std = Annotated[float, above(0.0), "standard deviation of each Gaussian"]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.capabilities import LossCaps
-from gan_lab.settings import at_least, fraction
+from gan_lab.checks import at_least, fraction
 
 
 class GANLoss:
@@ -25,8 +25,9 @@ class GANLoss:
 
     def __init__(self, label_smoothing: Annotated[float, fraction(), "one-sided label smoothing s: real target "
                                                                      "1 − s (minimax, ns)"] = 0.0,
-                 aux_weight: Annotated[float, at_least(0.0), "AC-GAN's class cross-entropy weight in both players' "
-                                                             "losses (model.conditional=acgan; null: 1)"] | None = None):
+                 aux_weight: Annotated[float, at_least(0.0), "AC-GAN's class cross-entropy weight in both "
+                                                             "players' losses (model.conditional=acgan; null: "
+                                                             "1)"] | None = None):
         self.aux_weight = None if aux_weight is None else float(aux_weight)
         self.label_smoothing = float(label_smoothing)
 

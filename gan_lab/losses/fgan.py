@@ -40,8 +40,8 @@ from typing import Annotated, Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from gan_lab.checks import Range
 from gan_lab.losses.base import GANLoss
-from gan_lab.settings import Range
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from torch import nn
 
+from gan_lab.checks import Validator, at_least
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
-from gan_lab.settings import Validator, at_least
 
 NORMS = ("batch", "layer", "none")
 

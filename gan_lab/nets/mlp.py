@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
+from gan_lab.checks import Validator
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
 from gan_lab.nets.layers import DNorm, Widths, ZDim, norm_layer
-from gan_lab.settings import Validator
 
 # model.init other than torch's defaults: the weights' law; biases start at 0 (batch norm keeps scale 1, shift 0).
 _INIT_WEIGHTS = {

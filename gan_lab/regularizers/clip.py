@@ -5,8 +5,8 @@ from typing import Annotated
 import torch
 from torch import nn
 
+from gan_lab.checks import above
 from gan_lab.regularizers.base import Regularizer
-from gan_lab.settings import above
 
 
 class WeightClip(Regularizer):

@@ -17,9 +17,9 @@ import torch
 
 from gan_lab.augment import diff_augment, parse_policy
 from gan_lab.capabilities import RegularizerCaps
+from gan_lab.checks import Validator, at_least
 from gan_lab.errors import ConfigError
 from gan_lab.regularizers.base import Judged, Regularizer
-from gan_lab.settings import Validator, at_least
 
 
 def _transforms(value: Any) -> bool:
@@ -36,7 +36,8 @@ class ConsistencyRegularization(Regularizer):
     def __init__(self, weight: Annotated[float, at_least(0.0), "λ_real"] = 10.0,
                  weight_fake: Annotated[float, at_least(0.0), "λ_fake (null: λ_real)"] | None = None,
                  policy: Annotated[Any, Validator(_transforms, "a comma-separated non-empty subset of color, "
-                                                               "translation, cutout"), "T, the augmentation"] = "translation"):
+                                                               "translation, cutout"),
+                                   "T, the augmentation"] = "translation"):
         self.weight = weight
         self.weight_fake = weight if weight_fake is None else weight_fake
         self.policy = ",".join(parse_policy(policy, "regularizer.policy"))

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lab.capabilities import RegularizerCaps
+from gan_lab.checks import at_least, fraction
 from gan_lab.distributed import Ranks
 from gan_lab.regularizers.base import Judged, Regularizer
-from gan_lab.settings import at_least, fraction
 
 
 class LeCamAnchors(nn.Module):

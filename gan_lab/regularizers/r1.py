@@ -6,8 +6,8 @@ from typing import Annotated
 import torch
 
 from gan_lab.capabilities import RegularizerCaps
+from gan_lab.checks import at_least
 from gan_lab.regularizers.base import Judged, Regularizer, input_gradients
-from gan_lab.settings import at_least
 
 
 class R1(Regularizer):

@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from gan_lab.capabilities import RegularizerCaps
+from gan_lab.checks import at_least
 from gan_lab.regularizers.base import Regularizer
-from gan_lab.settings import at_least
 
 _LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Conv1d)
 

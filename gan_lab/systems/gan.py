@@ -154,9 +154,10 @@ class GAN(L.LightningModule):
             fake_logits, fake_classes = self.conditioning.judge(self.discriminator, f, fake.y)
             self.observe_d(real_logits, fake_logits)
             d_loss = self.loss.d_loss(real_logits, fake_logits)
+            given = self.conditioning.given
             penalty = self.regularizer.penalty(Judged(
                 r, f, real_logits, fake_logits, (real.x, real_view), (fake.x, fake_view), self.d_updates,
-                self.conditioning.given(self.discriminator, real.y), self.conditioning.given(self.discriminator, fake.y)))
+                given(self.discriminator, real.y), given(self.discriminator, fake.y)))
             aux, aux_stats = self.conditioning.d_class_terms(real_classes, real.y, fake_classes, fake.y,
                                                              self.loss.aux_weight)
             stats = {"d_loss": d_loss, **self.loss.estimates(real_logits, fake_logits),

@@ -1,4 +1,5 @@
-"""LAPGAN (Denton 2015; the LAMBDA lecture notes, docs/references.md): Algorithm 1 run on every level of a Laplacian pyramid at once.
+"""LAPGAN (Denton 2015; the LAMBDA lecture notes, docs/references.md): Algorithm 1 run on every level of a
+Laplacian pyramid at once.
 
 As in the paper, the levels train independently on *real* pyramids. Each D update builds the pyramid of
 its real minibatch (gan_lab/nets/lapgan.py) and, for every level k < K, judges the real residual h_k

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.capabilities import SystemCaps
+from gan_lab.checks import at_least, fraction
 from gan_lab.nets.progressive import _Phased, downsample_to, fade_reals, phase_at
-from gan_lab.settings import at_least, fraction
 from gan_lab.systems.gan import GAN
 
 

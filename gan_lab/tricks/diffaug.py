@@ -23,9 +23,9 @@ from torch import Tensor
 
 from gan_lab.augment import ALLOWED, Transform, draw_augment, parse_policy
 from gan_lab.capabilities import TrickCaps
+from gan_lab.checks import Validator, above, at_least, fraction
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError
-from gan_lab.settings import Validator, above, at_least, fraction
 from gan_lab.tricks.base import Trick
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from gan_lab.settings import fraction
+from gan_lab.checks import fraction
 from gan_lab.tricks.base import Trick
 
 

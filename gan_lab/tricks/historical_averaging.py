@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from gan_lab.capabilities import TrickCaps
-from gan_lab.settings import at_least
+from gan_lab.checks import at_least
 from gan_lab.tricks.base import Trick
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import torch
 
 from gan_lab.capabilities import TrickCaps
-from gan_lab.settings import at_least, fraction
+from gan_lab.checks import at_least, fraction
 from gan_lab.tricks.base import Trick
 
 

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import torch
 
-from gan_lab.settings import at_least
+from gan_lab.checks import at_least
 from gan_lab.tricks.base import Trick
 
 

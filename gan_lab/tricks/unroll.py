@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gan_lab.capabilities import TrickCaps
-from gan_lab.settings import at_least
+from gan_lab.checks import at_least
 from gan_lab.tricks.base import Trick
 
 Params = dict[str, torch.Tensor]

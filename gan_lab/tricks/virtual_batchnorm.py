@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from gan_lab.settings import at_least
+from gan_lab.checks import at_least
 from gan_lab.tricks.base import Trick
 
 

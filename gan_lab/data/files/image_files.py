@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gan_lab.checks import at_least
 from gan_lab.data.base import DataSpec, Source, TensorSource
 from gan_lab.data.files.common import DATA_DIR_KEY, DataDir, InMemory, _bad_file, _missing, resolve_dir
 from gan_lab.data.images import _to_signed_unit
 from gan_lab.errors import ConfigError
-from gan_lab.settings import at_least
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 IN_MEMORY_LIMIT = 2 * 1024**3  # in_memory="auto": hold the set as float32 when it fits in this many bytes

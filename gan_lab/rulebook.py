@@ -1,0 +1,388 @@
+"""The rulebook: every "A is not allowed with B" of the lab, one entry each (gan_lab/rules.py says what a rule is),
+and every reason a step stays eager under CUDA graphs. Each entry carries an example command line that breaks it;
+tests/test_rules.py runs them all.
+"""
+
+from __future__ import annotations
+
+from gan_lab.errors import ConfigError
+from gan_lab.rules import Setup, eager_rule, rule, sampler_refusal
+
+HALF_TRUE = ("16-true", "bf16-true")  # weights in half precision
+LABELLED_SETS = "mnist5k, digits, mnist, fashion_mnist, cifar10, stacked_mnist, a folder with one subfolder per class"
+# Trick hooks a class-conditional step cannot serve: they call D or G without the labels.
+UNLABELLED_HOOKS = {"networks": "wraps G or D in a network of its own", "g_loss": "replaces G's loss",
+                    "critic": "judges with a copy of D"}
+
+
+# ---------------------------------------------------------------- where the run executes
+
+@rule("CUDA graphs without a CUDA device", ("train.cuda_graphs=true",), "train.cuda_graphs")
+def _graphs_need_cuda(s: Setup):
+    accelerator = s.settings.trainer.accelerator
+    if s.settings.train.cuda_graphs is True and accelerator not in ("gpu", "cuda"):
+        return ConfigError("train.cuda_graphs", True, f"false with trainer.accelerator={accelerator}",
+                           "CUDA graphs need a CUDA device (accelerator=gpu|ddp|slurm); train.cuda_graphs=stand_in "
+                           "runs the capture-ready step here without capturing.")
+
+
+@rule("compiling G on a GPU", ("train.compile_generator=true", "trainer.accelerator=gpu"), "train.compile_generator")
+def _compile_on_cpu(s: Setup):
+    accelerator = s.settings.trainer.accelerator
+    if s.settings.train.compile_generator and accelerator in ("gpu", "cuda"):
+        return ConfigError("train.compile_generator", True, f"false with trainer.accelerator={accelerator}",
+                           "torch.compile of G crashed on CUDA when measured (H200, torch 2.11); on a GPU use "
+                           "train.cuda_graphs=true, which removes the per-kernel launch cost compile would.")
+
+
+@rule("simultaneous updates with fp16's loss scale", ("train.simultaneous=true", "trainer.precision=16-mixed"),
+      "train.simultaneous")
+def _simultaneous_scale(s: Setup):
+    precision = str(s.settings.trainer.precision)
+    if s.settings.train.simultaneous and precision in ("16-mixed", "16"):
+        return ConfigError("train.simultaneous", True, f"false with trainer.precision={precision}",
+                           "fp16's loss scale can change at D's step while G's scaled gradient waits; use "
+                           "trainer.precision=bf16-mixed, which needs no loss scale.")
+
+
+@rule("a network that does not fit the data's shape", ("dataset=ring",), "model")
+def _net_fits(s: Setup):
+    return s.model_fits(s.spec) if s.model_fits is not None else None
+
+
+# ---------------------------------------------------------------- the objective
+
+@rule("label smoothing with a loss that does not take it", ("loss=hinge", "loss.label_smoothing=0.1"),
+      "loss.label_smoothing")
+def _label_smoothing(s: Setup):
+    if s.loss.label_smoothing and not s.loss.caps.label_smoothing:
+        return ConfigError("loss.label_smoothing", s.loss.label_smoothing, "0 with loss=" + s.loss.name,
+                           "One-sided label smoothing applies only to the sigmoid-BCE losses (loss=minimax, loss=ns).")
+
+
+@rule("AC-GAN's class weight without AC-GAN", ("loss.aux_weight=2",), "loss.aux_weight")
+def _aux_weight(s: Setup):
+    if s.loss.aux_weight is not None and s.conditional != "acgan":
+        return ConfigError("loss.aux_weight", s.loss.aux_weight, f"null with model.conditional={s.conditional}",
+                           "The class cross-entropy weight belongs to AC-GAN (model.conditional=acgan).")
+
+
+# ---------------------------------------------------------------- the system and what its step runs
+
+@rule("a mixture of a model with its own training step", ("model=lapgan", "dataset=digits", "mixture.generators=2"),
+      "mixture.generators")
+def _mixture_of_own_step(s: Setup):
+    m = s.settings.mixture
+    if s.own_system and (m.generators > 1 or m.discriminators > 1):
+        key, value = ("mixture.generators", m.generators) if m.generators > 1 else \
+            ("mixture.discriminators", m.discriminators)
+        return ConfigError(key, value, "1 with this model", f"model={s.model} has its own training step; MIX+GAN "
+                                                             "mixes models trained by Algorithm 1 (mlp, dcgan).")
+
+
+@rule("class labels with a step that passes none", ("model=lapgan", "dataset=digits", "model.conditional=concat"),
+      "model.conditional")
+def _conditional_step(s: Setup):
+    if s.conditional != "none" and not s.system.labels:
+        return ConfigError("model.conditional", s.conditional, f"none with {s.system_option}",
+                           f"{s.system_option}'s training step does not pass class labels; class-conditional models "
+                           "train with Algorithm 1 or MIX+GAN (model=mlp|dcgan|resnet).")
+
+
+@rule("AC-GAN with a step that cannot train its class head", ("model.conditional=acgan", "mixture.generators=2"),
+      "model.conditional")
+def _acgan_step(s: Setup):
+    if s.conditional == "acgan" and s.system.acgan:
+        return ConfigError("model.conditional", "acgan", f"concat or projection with {s.system_option}",
+                           s.system.acgan)
+
+
+@rule("a trick that draws or judges without labels, in a class-conditional run",
+      ("model.conditional=concat", "tricks.feature_matching=true"), "tricks.feature_matching")
+def _conditional_tricks(s: Setup):
+    if s.conditional == "none":
+        return None
+    for part in s.tricks.parts:
+        blocked = sorted(part.hooks() & set(UNLABELLED_HOOKS))
+        if blocked:
+            return ConfigError(f"tricks.{part.switch}", getattr(part, part.switch),
+                               f"{part.off()} with model.conditional={s.conditional}",
+                               f"tricks.{part.switch} {UNLABELLED_HOOKS[blocked[0]]}, which would judge or draw "
+                               "samples without their class labels.")
+
+
+@rule("class labels with data that has none", ("model=mlp", "dataset=ring", "model.conditional=acgan"),
+      "model.conditional")
+def _conditional_data(s: Setup):
+    labels = getattr(s.source, "labels", None)
+    if s.conditional != "none" and (labels is None or s.source.num_classes < 2):
+        return ConfigError("model.conditional", s.conditional, f"none with dataset={s.spec.name}",
+                           f"dataset={s.spec.name} carries no class labels (labelled sets: {LABELLED_SETS}).")
+
+
+@rule("batch norm in D under a per-sample penalty", ("dataset=digits", "regularizer=gp", "model.d_norm=batch"),
+      "model.d_norm")
+def _batch_norm_penalty(s: Setup):
+    if s.d_norm == "batch" and s.regularizer.caps.forbids_batch_norm:
+        return ConfigError("model.d_norm", "batch", f"layer, none or auto with regularizer={s.regularizer.name}",
+                           "A per-sample gradient penalty is meaningless through batch norm, which mixes the samples "
+                           "of a batch.")
+
+
+@rule("an image-only part with point data", ("model=mlp", "dataset=ring", "tricks.diffaug=translation"),
+      "tricks.diffaug")
+def _images_only(s: Setup):
+    if s.spec.is_image:
+        return None
+    for part in s.tricks.parts:
+        if part.caps.images_only:
+            return ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), '"" (off) with point data'
+                               if isinstance(getattr(part, part.switch), str) else f"{part.off()} with point data",
+                               f"tricks.{part.switch} transforms images; dataset={s.spec.name} holds points of shape "
+                               f"{s.spec.shape}.")
+    if s.regularizer.caps.images_only:
+        return ConfigError("regularizer", s.regularizer.name, f"a regularizer for point data with "
+                                                              f"dataset={s.spec.name}",
+                           f"regularizer={s.regularizer.name} augments images; dataset={s.spec.name} holds points.")
+
+
+@rule("a trick whose hook the step does not run", ("model=lapgan", "dataset=digits", "tricks.feature_matching=true"),
+      "tricks.feature_matching")
+def _hooks_honoured(s: Setup):
+    refused = dict(s.system.refused_tricks)
+    for part in s.tricks.parts:
+        missing = sorted(part.hooks() - set(s.system.hooks))
+        if missing or part.name in refused:
+            return ConfigError(f"tricks.{part.switch}", getattr(part, part.switch), f"{part.off()} with "
+                                                                                    f"{s.system_option}",
+                               refused.get(part.name) or f"{s.system.summary} This trick acts through "
+                                                         f"{', '.join(missing)}, which that step does not run.")
+
+
+@rule("instance noise's end with a constant σ",
+      ("tricks.instance_noise=0.1", "tricks.instance_noise_schedule=constant", "tricks.instance_noise_until=0.5"),
+      "tricks.instance_noise_until")
+def _noise_until(s: Setup):
+    until = s.tricks.instance_noise_until
+    if s.tricks.instance_noise_schedule == "constant" and until != 1.0:
+        return ConfigError("tricks.instance_noise_until", until,
+                           "1.0 with tricks.instance_noise_schedule=constant (σ never falls)")
+
+
+@rule("ADA without transforms", ("tricks.ada_target=0.6",), "tricks.ada_target")
+def _ada_transforms(s: Setup):
+    ada = s.tricks.ada_target
+    if ada and not s.tricks.diffaug:
+        return ConfigError("tricks.ada_target", ada, '0 with tricks.diffaug="" (no transforms)',
+                           "ADA adapts the probability of the DiffAugment transforms: choose them, "
+                           "e.g. tricks.diffaug=[color,translation,cutout].")
+
+
+@rule("minibatch discrimination under a per-sample penalty",
+      ("dataset=digits", "regularizer=gp", "tricks.minibatch_discrimination=true"), "tricks.minibatch_discrimination")
+def _minibatch_penalty(s: Setup):
+    if s.trick("minibatch_discrimination") and s.regularizer.caps.input_gradients:
+        return ConfigError("tricks.minibatch_discrimination", True, f"false with regularizer={s.regularizer.name}",
+                           "Minibatch features make D's output depend on the whole batch, so a per-sample gradient "
+                           "penalty is meaningless.")
+
+
+@rule("packs that do not divide the batch", ("tricks.pack=3",), "tricks.pack")
+def _pack_batch(s: Setup):
+    pack, batch = s.tricks.pack, s.settings.train.batch_size
+    if pack > 1 and batch % pack:
+        return ConfigError("tricks.pack", pack, f"a divisor of train.batch_size={batch}",
+                           "D judges packs of m samples, so every minibatch must split into whole packs.")
+
+
+@rule("packing with minibatch discrimination", ("tricks.pack=2", "tricks.minibatch_discrimination=true"),
+      "tricks.pack")
+def _pack_minibatch(s: Setup):
+    if s.tricks.pack > 1 and s.trick("minibatch_discrimination"):
+        return ConfigError("tricks.pack", s.tricks.pack, "1 with tricks.minibatch_discrimination=true",
+                           "Both change what D judges beyond one sample; PacGAN is the alternative to minibatch "
+                           "discrimination, not an addition to it.")
+
+
+@rule("unrolling with feature matching", ("tricks.unroll_steps=2", "tricks.feature_matching=true"),
+      "tricks.feature_matching")
+def _unroll_feature_matching(s: Setup):
+    unroll = s.trick("unroll")
+    if unroll and s.trick("feature_matching"):
+        return ConfigError("tricks.feature_matching", True, f"false with {unroll.option()}",
+                           "Feature matching replaces the adversarial G loss that unrolling differentiates.")
+
+
+@rule("unrolling through a gradient penalty", ("dataset=digits", "regularizer=gp", "tricks.unroll_steps=2"),
+      "tricks.unroll_steps")
+def _unroll_penalty(s: Setup):
+    unroll = s.trick("unroll")
+    if unroll and s.regularizer.caps.input_gradients:
+        return ConfigError("tricks.unroll_steps", unroll.unroll_steps, f"0 with regularizer={s.regularizer.name}",
+                           "The unrolled copy of D models its optimiser step, not a gradient penalty (through K "
+                           "penalty steps G's gradient would need third derivatives).")
+
+
+@rule("unrolling an optimiser it does not model", ("tricks.unroll_steps=2", "optimizer.d._target_=torch.optim.AdamW"),
+      "optimizer.d._target_")
+def _unroll_optimizer(s: Setup):
+    from gan_lab.tricks import unroll
+
+    part = s.trick("unroll")
+    if not part:
+        return None
+    optimizer = s.optimizer_d
+    kind = type(optimizer)
+    if kind not in unroll.MODELLED:
+        return ConfigError("optimizer.d._target_", kind.__name__, f"torch.optim.Adam, RMSprop or SGD with "
+                                                                  f"{part.option()}",
+                           "The unrolled copy of D steps with a differentiable copy of D's optimiser, written for "
+                           "those three.")
+    if unroll.unmodelled(optimizer):
+        key, value = next(iter(unroll.unmodelled(optimizer).items()))
+        return ConfigError(f"optimizer.d.{key}", value, f"{'false' if isinstance(value, bool) else 0} with "
+                                                        f"{part.option()}",
+                           f"The unrolled copy of D steps with a differentiable {kind.__name__} that models "
+                           f"{unroll.models(optimizer)} only: it would ignore {key}.")
+
+
+@rule("a stateful regularizer with a step of many discriminators",
+      ("model=lapgan", "dataset=digits", "regularizer=lecam"), "regularizer")
+def _one_critic(s: Setup):
+    if s.regularizer.caps.one_critic and not s.system.one_critic:
+        return ConfigError("regularizer", s.regularizer.name, f"one that keeps no state about D with "
+                                                              f"{s.system_option}",
+                           f"regularizer={s.regularizer.name} tracks one D's outputs across updates; "
+                           f"{s.system.summary}")
+
+
+@rule("a loss whose G step reads real logits, with a step that computes none",
+      ("model=lapgan", "dataset=digits", "loss=rgan"), "loss")
+def _real_logits_in_g(s: Setup):
+    if s.loss.caps.g_needs_real and not s.system.real_logits_in_g:
+        return ConfigError("loss", s.loss.name, f"a loss whose G step reads only fake logits with {s.system_option}",
+                           f"loss={s.loss.name} needs D's outputs on real data in G's step, which this model's "
+                           "training step does not compute.")
+
+
+# ---------------------------------------------------------------- the post-hoc samplers (eval.drs, eval.jbt)
+
+def _drs(s: Setup) -> str | None:
+    """Why DRS cannot judge this run's samples one by one: it needs one D judging one sample."""
+    if s.system.many_critics:
+        return s.system.many_critics
+    if s.conditional != "none":
+        return "a class-conditional D judges (sample, label) pairs"
+    if s.tricks.pack > 1:
+        return f"with tricks.pack={s.tricks.pack} D judges packs of {s.tricks.pack} samples, not one sample"
+    if s.trick("minibatch_discrimination"):
+        return "with tricks.minibatch_discrimination D's logit of a sample depends on the rest of its batch"
+    return None
+
+
+def _jbt(s: Setup) -> str | None:
+    """Why JBT cannot truncate this run's samples: it needs one G of a latent z alone, in fp32."""
+    precision = str(s.settings.trainer.precision)
+    if s.system.not_z_alone:
+        return s.system.not_z_alone
+    if s.conditional != "none":
+        return "a class-conditional G draws (sample, label) pairs"
+    if precision in HALF_TRUE:
+        return (f"with trainer.precision={precision} G's weights are half precision, too coarse for its finite "
+                "differences (a -mixed precision keeps them fp32)")
+    return None
+
+
+SAMPLERS = {"drs": ("eval.drs.enabled", "Discriminator rejection sampling", _drs),
+            "jbt": ("eval.jbt.enabled", "Jacobian-based truncation", _jbt)}
+
+
+@rule("DRS with a step of many discriminators, packs or batch features",
+      ("model=lapgan", "dataset=digits", "eval.drs.enabled=true"), "eval.drs.enabled")
+def _drs_rule(s: Setup):
+    return _sampler_rule(s, "drs")
+
+
+@rule("JBT with a G of more than z, or half-precision weights", ("model.conditional=concat", "eval.jbt.enabled=true"),
+      "eval.jbt.enabled")
+def _jbt_rule(s: Setup):
+    return _sampler_rule(s, "jbt")
+
+
+def _sampler_rule(s: Setup, name: str) -> ConfigError | None:
+    return sampler_refusal(s, name) if getattr(s.settings.eval, name).enabled else None
+
+
+@rule("a post-hoc sampler in a multi-process run", ("accelerator=ddp_cpu", "eval.drs.enabled=true"),
+      "eval.drs.enabled")
+def _samplers_one_process(s: Setup):
+    chosen = [name for name in SAMPLERS if getattr(s.settings.eval, name).enabled]
+    if chosen and s.processes > 1:
+        flags = " ".join(f"{name}=true" for name in chosen)
+        return ConfigError(SAMPLERS[chosen[0]][0], True, f"false with {s.processes} processes",
+                           f"the sample filters measure in one process: run python -m gan_lab.evaluate "
+                           f"run=<run folder> {flags} after the run.")
+
+
+# ---------------------------------------------------------------- the networks, once built
+
+@rule("feature matching with a D that has no feature layer",
+      ("model=affine1d", "dataset=gauss1d", "tricks.feature_matching=true"), "tricks.feature_matching", "networks")
+def _feature_layer(s: Setup):
+    if s.trick("feature_matching") and not hasattr(s.discriminator, "features"):
+        return ConfigError("tricks.feature_matching", True, "false with this model",
+                           f"{type(s.discriminator).__name__} exposes no feature layer.")
+
+
+@rule("projection conditioning with a G without batch norms",
+      ("model=mlp", "dataset=digits", "model.conditional=projection"), "model.conditional", "networks")
+def _projection_norms(s: Setup):
+    if s.conditional == "projection" and getattr(s.generator, "norms", None) == 0:
+        return ConfigError("model.conditional", "projection", "concat or acgan with this generator (or "
+                                                              "model.g_norm=batch)",
+                           "projection conditions G's batch norms on the class; this G has none.")
+
+
+@eager_rule("a system with its own step", ("model=progressive",))
+def _own_step(system):
+    if not system.caps.capturable:
+        return f"the {type(system).__name__} system runs its own step"
+
+
+@eager_rule("several processes", ("accelerator=ddp_cpu",))
+def _processes(system):
+    if system.trainer.world_size > 1:
+        return "multi-process runs stay eager (DDP's gradient all-reduce is not captured here)"
+
+
+@eager_rule("class labels", ("dataset=digits", "model.width=8", "model.conditional=concat"))
+def _labels(system):
+    if system.conditional != "none":
+        return f"model.conditional={system.conditional}: the labelled step is not captured (yet)"
+
+
+@eager_rule("simultaneous updates", ("train.simultaneous=true",))
+def _simultaneous(system):
+    if system.schedule.simultaneous:
+        return ("train.simultaneous=true: G's update holds its gradient across D's updates (they would be captured "
+                "inside G's graph)")
+
+
+@eager_rule("a learning-rate schedule", ("optimizer.lr_decay=linear",))
+def _lr_schedule(system):
+    decay = system.clock.lr_decay
+    if decay != "none":
+        return (f"optimizer.lr_decay={decay}: the learning rate changes every iteration (a captured update would "
+                "replay the first one's)")
+
+
+@eager_rule("a regularizer deciding on the host", ("regularizer=r1", "regularizer.every=4"))
+def _regularizer_host(system):
+    return system.regularizer.caps.capture_blocker or None
+
+
+@eager_rule("a trick deciding on the host", ("tricks.historical_averaging=0.1",))
+def _tricks_host(system):
+    reasons = [f"{part.option()}: {part.caps.capture_blocker}" for part in system.tricks.parts
+               if part.caps.capture_blocker]
+    return "; ".join(reasons) or None
