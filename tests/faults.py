@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -26,23 +27,55 @@ class _Once(L.Callback):
             return False
         if self.seed is not None and module.seed != self.seed:
             return False
-        marker = Path(trainer.default_root_dir) / f".fault_{type(self).__name__}_rank{self.rank}"
+        marker = self.marker(trainer)
         if marker.exists():
             return False
         marker.touch()
         return True
 
+    def marker(self, trainer) -> Path:
+        """The file that says the fault fired in this run folder (touched just before it acts)."""
+        return Path(trainer.default_root_dir) / f".fault_{type(self).__name__}_rank{self.rank}"
+
 
 class StallRank(_Once):
-    """Rank ``rank`` stops making progress after iteration ``at`` (sleeps ``seconds``), as a hung rank does."""
+    """Rank ``rank`` stops making progress after iteration ``at``, as a hung rank does: it sleeps until it is
+    killed (or interrupted: a signal handler's exception unwinds the sleep).
 
-    def __init__(self, rank: int = 0, at: int = 3, seed: int | None = None, seconds: float = 600):
+    ``detect_s``: the other ranks' collectives time out ``detect_s`` seconds into the stall instead of after
+    ``trainer.timeout_minutes``. At the end of iteration ``at`` each of them waits for the stalled rank's marker
+    (touched just before it stops), then shortens its process group's time-out, before its next collective
+    (Lightning's SIGTERM broadcast at the next batch, whose time-out it swallows; then D's gradient all-reduce
+    fails at once). The run keeps a time-out long enough for the waits of healthy work on a loaded machine (a
+    child rank starting up, rank 0 measuring alone), the stall is found in seconds, and only a time-out ends the
+    wait. None: the configured time-out finds it.
+    """
+
+    def __init__(self, rank: int = 0, at: int = 3, seed: int | None = None, detect_s: float | None = None):
         super().__init__(rank, at, seed)
-        self.seconds = seconds
+        self.detect_s = detect_s
+        self._stalls_now = False
+
+    def on_train_start(self, trainer, module) -> None:
+        # The fault fires in this run unless an earlier run in this folder fired it (a resumed run goes through).
+        self._stalls_now = ((self.seed is None or module.seed == self.seed) and self.detect_s is not None
+                            and not self.marker(trainer).exists())
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.due(trainer, module):
-            time.sleep(self.seconds)
+        if trainer.global_rank == self.rank:
+            if self.due(trainer, module):
+                while True:  # never resumes
+                    time.sleep(3600)
+        elif self._stalls_now and module.iteration == self.at:
+            self._stalls_now = False
+            deadline = time.monotonic() + 600
+            while not self.marker(trainer).exists():  # the stalled rank finishes the iteration's callbacks before
+                if time.monotonic() > deadline:
+                    return  # it never stalled: the configured time-out stays
+                time.sleep(0.05)
+            from torch.distributed.distributed_c10d import _set_pg_timeout
+
+            _set_pg_timeout(timedelta(seconds=self.detect_s))
 
 
 class KillRank(_Once):

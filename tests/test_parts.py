@@ -9,8 +9,10 @@ test_fgan.py, test_relativistic.py, test_regularizers.py, test_tricks.py and the
 
 from __future__ import annotations
 
+import copy
 import math
 
+import lightning as L
 import pytest
 import torch
 
@@ -105,8 +107,113 @@ def _system(*overrides):
     return build_system(cfg, build_components(cfg))
 
 
+class FirstDStep(L.Callback):
+    """Records D around a run's first D update (a callback built by ``_target_``; Hydra builds the instance
+    inside train(), so the record is the class's): D's parameters at the start, the batches D judged and what it
+    made of them, D before the step and the gradient the step applies, and D at the end of the first iteration.
+    Listening to ``on_before_optimizer_step`` puts the run on Lightning's step path, numerically the lean one."""
+
+    record: dict = {}
+
+    def on_train_start(self, trainer, module) -> None:
+        d, rec = module.discriminator, FirstDStep.record
+        rec.clear()
+        rec["initial"] = {n: p.detach().clone() for n, p in d.named_parameters()}
+        judged = rec["judged"] = []
+        self._hook = d.register_forward_hook(lambda m, args, out: judged.append((args[0].detach().clone(),
+                                                                                  out.detach().clone())))
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        rec = FirstDStep.record
+        if "grads" in rec or getattr(optimizer, "optimizer", optimizer) is not module.optimizers()[0].optimizer:
+            return  # after the first D step, or G's step
+        self._hook.remove()
+        d = module.discriminator
+        rec["grads"] = {n: None if p.grad is None else p.grad.clone() for n, p in d.named_parameters()}
+        rec["d_before_step"] = copy.deepcopy(d)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        FirstDStep.record.setdefault("d_after", copy.deepcopy(module.discriminator))
+
+
+def _first_d_step(name: str, run_dir, *overrides: str) -> tuple[dict, dict]:
+    """One real iteration on REGULARIZERS[name]'s row, logging it: (its summary, FirstDStep's record)."""
+    summary = train(compose_cfg("debug=tiny", "logger=none", *REGULARIZERS[name], f"regularizer={name}", *overrides,
+                                "train.iterations=1", "train.log_every=1",
+                                f"+callbacks.probe._target_={__name__}.FirstDStep"), run_dir)
+    assert summary["status"] == "finished" and summary["iterations"] == 1
+    return summary, FirstDStep.record
+
+
+def _none_adds_nothing_to_d_loss(run_dir) -> None:
+    """regularizer=none: no penalty is logged, and D's gradient is that of the non-saturating D loss alone,
+    −mean log σ(D(x)) − mean log(1 − σ(D(G(z)))), computed here by hand on the batches D judged."""
+    summary, rec = _first_d_step("none", run_dir)
+    assert "train/d_loss" in summary["metrics"], "the iteration logged a row"
+    assert "train/d_penalty" not in summary["metrics"]
+    assert len(rec["judged"]) == 2, "D's step judges the real, then the fake batch, one forward each"
+    (real, real_out), (fake, fake_out) = rec["judged"]
+    d = rec["d_before_step"]  # the weights the gradient was taken at (train mode, as in the step)
+    real_logits, fake_logits = d(real), d(fake)
+    torch.testing.assert_close(real_logits, real_out, rtol=0, atol=0)  # the same D on the same batches
+    torch.testing.assert_close(fake_logits, fake_out, rtol=0, atol=0)
+    by_hand = -torch.log(torch.sigmoid(real_logits)).mean() - torch.log(1 - torch.sigmoid(fake_logits)).mean()
+    names, params = zip(*d.named_parameters(), strict=True)
+    expected = torch.autograd.grad(by_hand, params)
+    assert set(rec["grads"]) == set(names)
+    for n, g in zip(names, expected, strict=True):
+        assert rec["grads"][n] is not None, n
+        torch.testing.assert_close(rec["grads"][n], g, rtol=1e-5, atol=1e-7, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def _clip_bounds_every_d_weight(run_dir) -> None:
+    """regularizer=clip: after a real D step every D parameter lies in [−c, c], and some were clipped to ±c.
+    c = 0.01 is below most of PyTorch's initial weights (U(±1/√fan_in): ±0.71 in the ring D's first layer)."""
+    _, rec = _first_d_step("clip", run_dir, "regularizer.clip_value=0.01")
+    c = torch.tensor(0.01).item()  # c as float32 represents it, as the clamp writes it
+    assert any((p.abs() > c).any() for p in rec["initial"].values()), "no initial weight beyond c: nothing to clip"
+    after = dict(rec["d_after"].named_parameters())
+    assert set(after) == set(rec["initial"])
+    for n, p in after.items():
+        assert p.abs().max().item() <= c, f"{n} reaches {p.abs().max().item()} > c"
+    # Clamped weights sit exactly on the bound: an Adam step alone would leave them near where they started.
+    assert sum((p.abs() == c).sum().item() for p in after.values()) > 0
+
+
+def _sn_makes_every_d_layer_1_lipschitz(run_dir) -> None:
+    """regularizer=sn: after a real D step, the top singular value of every D layer's effective weight is 1.
+
+    The weight divides by a power-iteration estimate σ̂ ≤ σ_max (one iteration per forward in train mode), so
+    σ_max(W/σ̂) = σ_max/σ̂ ≥ 1, falling to 1 as the estimate converges (its error shrinks like (σ₂/σ₁)^(2k)
+    after k forwards). The step itself ran only a few forwards; 100 more bring every layer here (σ₂/σ₁ ≤ 0.97)
+    to within 1e-6 of 1, far inside the 1e-3 tolerance, which is left for float32 SVDs and slower-converging
+    weights. Weights drawn from N(0, 0.02) (model.init=normal) have σ_max ≈ 0.1: a layer left unnormalised
+    misses 1 by ~0.9."""
+    _, rec = _first_d_step("sn", run_dir, "model.init=normal")
+    d = rec["d_after"]
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) == 3  # the ring row's D: 2 -> 16 -> 16 -> 1
+    d.train()
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for _ in range(100):
+            d(x)
+    d.eval()  # reading the weight no longer steps the power iteration
+    for m in layers:
+        w = m.weight.detach()
+        sigma = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=1e-3), f"{m}: σ_max = {sigma}"
+        raw = m.parametrizations.weight.original.detach()
+        assert torch.linalg.matrix_norm(raw.reshape(raw.shape[0], -1), ord=2).item() < 0.5  # unnormalised: fails
+
+
+# regularizer -> what it does to D in a real step, for those that add no penalty to D's loss
+WITHOUT_PENALTY = {"none": _none_adds_nothing_to_d_loss, "clip": _clip_bounds_every_d_weight,
+                   "sn": _sn_makes_every_d_layer_1_lipschitz}
+
+
 @pytest.mark.parametrize("name", sorted(REGULARIZERS))
-def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name):
+def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name, tmp_path):
     system = _system(*REGULARIZERS[name], f"regularizer={name}")
     reg, d = system.regularizer, system.discriminator
     if reg.needs_input_gradients:  # capabilities agree with what the build enforces
@@ -116,8 +223,11 @@ def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name):
         fake = system.generator(system.sample_z(8))
     real = torch.rand_like(fake) * 2 - 1
     penalty = reg.penalty(Judged.of(d, real, fake, 0, d(real), d(fake)))
-    if penalty is None:
+    if name in WITHOUT_PENALTY:  # a constraint, or nothing: what it does to D in a real step is its contract
+        assert penalty is None
+        WITHOUT_PENALTY[name](tmp_path)
         return
+    assert penalty is not None, f"regularizer={name} adds no penalty: WITHOUT_PENALTY needs a check of its effect"
     value = penalty.item()
     assert penalty.shape == () and value >= 0 and math.isfinite(value)
     if value > 0:
