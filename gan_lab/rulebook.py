@@ -326,14 +326,6 @@ def _samplers_one_process(s: Setup):
 
 # ---------------------------------------------------------------- the networks, once built
 
-@rule("feature matching with a D that has no feature layer",
-      ("model=affine1d", "dataset=gauss1d", "tricks.feature_matching=true"), "tricks.feature_matching", "networks")
-def _feature_layer(s: Setup):
-    if s.trick("feature_matching") and not hasattr(s.discriminator, "features"):
-        return ConfigError("tricks.feature_matching", True, "false with this model",
-                           f"{type(s.discriminator).__name__} exposes no feature layer.")
-
-
 @rule("projection conditioning with a G without batch norms",
       ("model=mlp", "dataset=digits", "model.conditional=projection"), "model.conditional", "networks")
 def _projection_norms(s: Setup):

@@ -24,6 +24,7 @@ from gan_lab.nets.mlp import MLPDiscriminator
 from gan_lab.regularizers.base import Judged
 from gan_lab.regularizers.gp import GradientPenalty
 from gan_lab.regularizers.r1 import R1
+from gan_lab.systems.conditioning import ClassConditional
 from gan_lab.train import train
 from tests.conftest import compose_cfg, run_cli
 
@@ -119,8 +120,12 @@ def test_acgan_aux_loss_is_the_weighted_cross_entropy():
     y = torch.tensor([2, 0])
     # sample 1: -log(1/4); sample 2: -log(3/6) = log 2; mean, times the weight
     expected = 0.5 * (math.log(4.0) + math.log(2.0)) / 2
-    assert system.aux_loss(logits, y).item() == pytest.approx(expected, rel=1e-6, abs=1e-7)
-    assert system.aux_loss(None, y) is None
+    aux, stats = system.conditioning.g_class_terms(logits, y, system.loss.aux_weight)
+    assert aux.item() == pytest.approx(expected, rel=1e-6, abs=1e-7) and stats == {"g_aux": aux}
+    assert system.conditioning.g_class_terms(None, y, system.loss.aux_weight) == (None, {})  # concat, projection
+    d_aux, d_stats = system.conditioning.d_class_terms(logits, y, logits, y, system.loss.aux_weight)
+    torch.testing.assert_close(d_aux, 2 * aux)  # D classifies the real and the generated images
+    assert d_stats["d_class_accuracy_real"].item() == 0.5  # argmax: class 0 twice; right for sample 2 only
 
 
 def test_conditional_batch_norm_normalises_over_the_batch_then_scales_per_class():
@@ -182,14 +187,15 @@ def test_fake_labels_follow_the_label_prior():
     assert torch.equal(system.label_cdf, torch.cumsum(freq, 0).float())
     assert not torch.allclose(system.label_cdf, torch.arange(1, 11).float() / 10)
     # ...and that draws follow a prior far from uniform
+    c.conditioning = ClassConditional("concat", 10, torch.arange(1.0, 11.0))
     skewed = build_system(cfg, c)
-    skewed.use_conditioning("concat", 10, torch.arange(1.0, 11.0))
     torch.manual_seed(0)
-    drawn = torch.bincount(skewed.sample_labels(40_000), minlength=10).double() / 40_000
+    drawn = torch.bincount(skewed.conditioning.fake_labels(skewed, 40_000), minlength=10).double() / 40_000
     assert (drawn - torch.arange(1.0, 11.0).double() / 55).abs().max() < 0.01  # ≈ 4 standard errors
+    c.conditioning = ClassConditional("concat", 10, torch.ones(10))
     uniform = build_system(cfg, c)
-    uniform.use_conditioning("concat", 10, torch.ones(10))
-    assert uniform.eval_labels(25, torch.Generator()).tolist() == [i % 10 for i in range(25)]  # every class in turn
+    labels = uniform.conditioning.eval_labels(uniform, 25, torch.Generator())
+    assert labels.tolist() == [i % 10 for i in range(25)]  # every class in turn
 
 
 def test_frechet_distance_matches_the_closed_form_of_two_gaussians():

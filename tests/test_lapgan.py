@@ -222,7 +222,7 @@ def test_diffaugment_moves_a_level_and_its_condition_with_one_draw():
 
     system, opt_d, _ = make_system(tricks=Tricks(diffaug="translation"))
     judged = []
-    system.judge = lambda k, x, condition: judged.append((k, x, condition)) or LAPGAN.judge(system, k, x, condition)
+    system.judge_level = lambda k, x, c: judged.append((k, x, c)) or LAPGAN.judge_level(system, k, x, c)
     real = dyadic_images(8, (3, 16, 16))  # every level, residual and shift of them exact in fp32
     system.d_step(opt_d, Batch(real))
     (k, seen_h, seen_c), (_, _, fake_c) = judged[:2]

@@ -18,7 +18,7 @@ from gan_lab.nets import resnet
 from gan_lab.nets.minibatch import MinibatchDiscriminator
 from gan_lab.nets.vbn import VirtualBatchNorm, VirtualBatchNormGenerator
 from gan_lab.regularizers import GradientPenalty, SpectralNorm
-from gan_lab.regularizers.base import input_gradients
+from gan_lab.regularizers.base import Judged, input_gradients
 from gan_lab.train import train
 from tests.conftest import compose_cfg
 
@@ -169,7 +169,7 @@ def test_gradient_penalty_double_backward(norm):
             assert p.grad.abs().sum() > 0, name
     # The lab's own penalty on the same D, and a second penalty (the graph is rebuilt each time).
     d.zero_grad()
-    penalty = GradientPenalty(10.0).penalty(d, real, fake, 0)
+    penalty = GradientPenalty(10.0).penalty(Judged.of(d, real, fake, 0))
     penalty.backward()
     assert torch.isfinite(penalty) and penalty > 0
     assert all(p.grad is None for p in g.parameters())  # the penalty sees G's samples detached
@@ -193,7 +193,7 @@ def test_spectral_norm_wraps_every_layer():
     assert all(w.grad is not None and torch.isfinite(w.grad).all() for w in orig)
     # SN and a gradient penalty together (SN-GAN + GP): double backward through the parametrisation.
     d.zero_grad()
-    GradientPenalty(10.0).penalty(d, x.detach(), torch.randn(4, 3, 32, 32), 0).backward()
+    GradientPenalty(10.0).penalty(Judged.of(d, x.detach(), torch.randn(4, 3, 32, 32), 0)).backward()
     assert all(w.grad is not None and torch.isfinite(w.grad).all() for w in orig)
 
 
