@@ -5,6 +5,8 @@ tests/test_rules.py runs them all.
 
 from __future__ import annotations
 
+import torch
+
 from gan_lab.errors import ConfigError
 from gan_lab.rules import Setup, eager_rule, rule, sampler_refusal
 
@@ -43,6 +45,26 @@ def _simultaneous_scale(s: Setup):
         return ConfigError("train.simultaneous", True, f"false with trainer.precision={precision}",
                            "fp16's loss scale can change at D's step while G's scaled gradient waits; use "
                            "trainer.precision=bf16-mixed, which needs no loss scale.")
+
+
+@rule("CUDA graphs with fp16's loss scale", ("train.cuda_graphs=stand_in", "trainer.precision=16-mixed"),
+      "train.cuda_graphs")
+def _graphs_scale(s: Setup):
+    precision = str(s.settings.trainer.precision)
+    graphs = s.settings.train.cuda_graphs
+    if graphs and precision in ("16-mixed", "16"):
+        return ConfigError("train.cuda_graphs", graphs, f"false with trainer.precision={precision}",
+                           "a captured update calls backward and the optimiser step directly, outside the loss "
+                           "scaler fp16 needs; use trainer.precision=bf16-mixed, which needs no loss scale.")
+
+
+@rule("data on the device that is not held in memory", ("model=mlp", "dataset=ring", "train.data_on_device=true"),
+      "train.data_on_device")
+def _data_on_device(s: Setup):
+    if s.settings.train.data_on_device is True and getattr(s.source, "data", None) is None:
+        return ConfigError("train.data_on_device", True, "false or auto for this data set",
+                           f"{s.spec.name} is not held in memory as one tensor (a law sampled afresh, or image files "
+                           "decoded per minibatch)")
 
 
 @rule("a network that does not fit the data's shape", ("dataset=ring",), "model")
@@ -325,6 +347,15 @@ def _samplers_one_process(s: Setup):
 
 
 # ---------------------------------------------------------------- the networks, once built
+
+@rule("virtual batch norm with a G without batch norms",
+      ("model=mlp", "dataset=ring", "tricks.virtual_batchnorm=true"), "tricks.virtual_batchnorm", "networks")
+def _vbn_norms(s: Setup):
+    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
+    if s.trick("virtual_batchnorm") and not any(isinstance(m, norms) for m in s.generator.modules()):
+        return ConfigError("tricks.virtual_batchnorm", True, "false for a generator without batch norm",
+                           "With model=mlp set model.g_norm=batch to give G batch-norm layers to virtualise.")
+
 
 @rule("projection conditioning with a G without batch norms",
       ("model=mlp", "dataset=digits", "model.conditional=projection"), "model.conditional", "networks")

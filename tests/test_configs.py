@@ -118,7 +118,7 @@ def test_r3gan_preset_is_rpgan_plus_r1_and_r2_at_one_gamma():
 
     cfg = compose_cfg("experiment=r3gan")
     loss = build(cfg.loss)
-    assert loss.name == "rgan" and loss.form == "sigmoid" and loss.g_needs_real
+    assert loss.name == "rgan" and loss.form == "sigmoid" and loss.caps.g_needs_real
     r1, r2 = build_regularizer(cfg.regularizer, build).parts
     assert type(r1) is R1 and type(r2) is R2 and r1.weight == r2.weight == 0.05
     assert list(cfg.optimizer.d.betas) == list(cfg.optimizer.g.betas) == [0.0, 0.9] and cfg.optimizer.d.lr == 2e-4

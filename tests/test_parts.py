@@ -94,7 +94,7 @@ def test_loss_contract_each_player_pushes_its_own_way(name):
     assert d_loss.shape == () and math.isfinite(d_loss.item())
     g_real, g_fake = torch.autograd.grad(d_loss, [real, fake])
     assert (g_real <= 0).all() and (g_real < 0).any() and (g_fake >= 0).all() and (g_fake > 0).any()
-    g_loss = loss.g_loss(fake, real) if loss.g_needs_real else loss.g_loss(fake)
+    g_loss = loss.g_loss(fake, real) if loss.caps.g_needs_real else loss.g_loss(fake)
     assert g_loss.shape == () and math.isfinite(g_loss.item())
     (g_fake,) = torch.autograd.grad(g_loss, [fake])
     assert (g_fake <= 0).all() and (g_fake < 0).any()
@@ -216,8 +216,8 @@ WITHOUT_PENALTY = {"none": _none_adds_nothing_to_d_loss, "clip": _clip_bounds_ev
 def test_regularizer_contract_a_penalty_is_nonnegative_and_trains_d(name, tmp_path):
     system = _system(*REGULARIZERS[name], f"regularizer={name}")
     reg, d = system.regularizer, system.discriminator
-    if reg.needs_input_gradients:  # capabilities agree with what the build enforces
-        assert reg.forbids_batch_norm
+    if reg.caps.input_gradients:  # capabilities agree with what the build enforces
+        assert reg.caps.forbids_batch_norm
     torch.manual_seed(0)
     with torch.no_grad():  # as D's step makes them
         fake = system.generator(system.sample_z(8))
@@ -251,8 +251,8 @@ def test_combinations_train(choice, base, tmp_path):
      "mixture.generators=2"),
     ([*RING, "tricks.ada_target=0.6"], "tricks.ada_target", "tricks.diffaug"),
     ([*RING, "tricks.diffaug=[color]", "tricks.ada_target=1.5"], "tricks.ada_target", "[0.0, 1.0)"),
-    ([*RING, "regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.decay", "[0.0, 1.0)"),
-    ([*RING, "regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.policy", "color, translation, cutout"),
+    ([*RING, "regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.lecam.decay", "[0.0, 1.0)"),
+    ([*RING, "regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.cr.policy", "color, translation, cutout"),
     ([*RING, "+tricks.emma=0.9"], "tricks.emma", "ema"),
     ([*RING, "tricks.pack=3", "train.batch_size=16"], "tricks.pack", "train.batch_size=16"),
     ([*RING, "tricks.pack=2", "tricks.minibatch_discrimination=true"], "tricks.pack", "minibatch_discrimination"),
@@ -299,7 +299,7 @@ def test_systems_without_a_hook_refuse_the_trick_naming_both(part, system):
     base = (["model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16"] if system == "lapgan"
             else ["mixture.generators=2", *MODELS["dcgan"]])
     cfg = compose_cfg(*base, *_first_row(part))
-    if part.hooks() <= step.honours and part.name not in step.refuses:
+    if part.hooks() <= step.caps.hooks and part.name not in dict(step.caps.refused_tricks):
         build_components(cfg)  # runs
         return
     with pytest.raises(ConfigError) as info:

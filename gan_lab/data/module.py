@@ -15,7 +15,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_lab.data.base import Labelled, Source
-from gan_lab.errors import ConfigError
 
 
 class IterationBatchSampler(Sampler[list[int]]):
@@ -100,10 +99,7 @@ class GANDataModule(L.LightningDataModule):
         data = getattr(source, "data", None)
         if on_device == "auto":
             on_device = data is not None and data.numel() * data.element_size() <= ON_DEVICE_LIMIT
-        elif on_device and data is None:
-            raise ConfigError("train.data_on_device", True, "false or auto for this data set",
-                              f"{source.spec.name} is not held in memory as one tensor (a law sampled afresh, "
-                              "or image files decoded per minibatch)")
+        on_device = on_device and data is not None  # true with data not in memory: the rulebook refuses it
         self.on_device = bool(on_device)
         self._device_data: torch.Tensor | None = None
         self._device_labels: torch.Tensor | None = None
