@@ -131,6 +131,10 @@ def describe(annotation) -> str:
     """What an annotation allows, in words (for errors and the generated reference)."""
     words = []
     for kind, checks in _alternatives(annotation):
+        validators = [c.allowed for c in checks if isinstance(c, Validator)]
+        if validators:  # a validator says in full what its alternative allows
+            words += validators
+            continue
         if kind is type(None):
             words.append("null")
         elif typing.get_origin(kind) is Literal:
@@ -143,7 +147,6 @@ def describe(annotation) -> str:
             words.append("a list")
         elif kind is not Any:
             words.append(getattr(kind, "__name__", str(kind)))
-        words += [c.allowed for c in checks if isinstance(c, Validator)]
     words = list(dict.fromkeys(words))
     if all(typing.get_origin(kind) is Literal for kind, _ in _alternatives(annotation)):
         return "one of " + ", ".join(words)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
@@ -16,7 +16,7 @@ from hydra.utils import get_class, get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gan_lab import checks, rules, settings
+from gan_lab import checks, rulebook, rules, settings  # noqa: F401  (rulebook: registers every rule)
 from gan_lab.data import Source
 from gan_lab.distributed import processes
 from gan_lab.errors import ConfigError
@@ -52,18 +52,6 @@ def build(node: DictConfig, **kwargs) -> Any:
 
 # ---------------------------------------------------------------- every setting, checked once
 
-@dataclass
-class Model:
-    """``model.*`` keys every model group has (conf/config.yaml)."""
-
-    conditional: Annotated[Literal["none", "concat", "projection", "acgan"],
-                           "none | concat (Mirza 2014) | projection (Miyato & Koyama 2018) | acgan "
-                           "(Odena 2017)"] = "none"
-    label_prior: Annotated[Literal["uniform", "data"],
-                           "fake labels: uniform over the classes | data (the training set's class frequencies)"] = \
-        "uniform"
-
-
 def check_settings(cfg: DictConfig) -> settings.Settings:
     """Every key of the config against its declaration: the plain sections, the tricks, and each node naming a class
     or builder against that signature. Returns the typed sections."""
@@ -74,7 +62,7 @@ def check_settings(cfg: DictConfig) -> settings.Settings:
             raise ConfigError(f"tricks.{key}", cfg.tricks[key], "one of the keys " + ", ".join(sorted(kinds)))
         checks.check_value(f"tricks.{key}", checks.plain(cfg.tricks[key]), kinds[key])
     model = cfg.model
-    checks.section_of("model", Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
+    checks.section_of("model", settings.Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
     checks.check_target_node("model", model, get_method(model._target_), skip=MODEL_KEYS, supplied={"spec"})
     if "system" in model:
         checks.check_target_node("model.system", model.system, get_class(model.system._target_),
@@ -249,7 +237,7 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
     system = system(c.generator, c.discriminator, c.loss, c.regularizer, build(cfg.optimizer.d),
                     build(cfg.optimizer.g), k=t.k, z_dim=cfg.model.z_dim, log_every=t.log_every, seed=cfg.seed,
                     iterations=t.iterations, tricks=c.tricks, conditioning=c.conditioning,
-                    schedule=schedule(t.simultaneous), runner=Runner(t.cuda_graphs),
+                    schedule=schedule(t.simultaneous), runner=Runner(t.cuda_graphs, rules.capture_blockers),
                     lr_decay=c.settings.optimizer.lr_decay, channels_last=t.channels_last,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
     if t.compile_generator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gan_lab import filters as sample_filters
-from gan_lab import rules
+from gan_lab import rulebook
 from gan_lab.drs import LowAcceptance
 from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
@@ -32,7 +32,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
         stored = sample_filters.Filters.of(loaded.setup.settings.eval)
         filters = sample_filters.Filters(replace(stored.drs, enabled=drs), replace(stored.jbt, enabled=jbt))
         for name in ("drs", "jbt"):
-            refusal = rules.sampler_refusal(loaded.setup, name) if getattr(filters, name).enabled else None
+            refusal = rulebook.sampler_refusal(loaded.setup, name) if getattr(filters, name).enabled else None
             if refusal is not None:
                 raise refusal
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,

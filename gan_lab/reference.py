@@ -1,6 +1,6 @@
 """docs/configuration.md, generated from the typed settings (gan_lab/settings.py): every key of the plain
 sections, every trick setting, and, per option of each group, the settings of the class or builder it names.
-``python -m gan_lab.settings > docs/configuration.md`` writes it; tests/test_reference.py keeps it in sync.
+``python -m gan_lab.reference > docs/configuration.md`` writes it; tests/test_reference.py keeps it in sync.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from omegaconf import OmegaConf
 
 from gan_lab.checks import describe, doc_of, signature_hints
 from gan_lab.config import config_dir
-from gan_lab.settings import SECTIONS, SEED
+from gan_lab.losses.base import AuxWeight
+from gan_lab.settings import SECTIONS, SEED, Model
 
 HEADER = """# Configuration reference
 
 Every key of gan_lab's config tree: its default, what it allows, and what it means. Generated from the typed
-settings (`python -m gan_lab.settings > docs/configuration.md`; a test keeps this page in sync), so it is what
+settings (`python -m gan_lab.reference > docs/configuration.md`; a test keeps this page in sync), so it is what
 the lab checks: a value outside what a key allows is refused before anything runs, with one line naming the key.
 Set any key on the command line (`python -m gan_lab train.k=5`); choose a group's option with `group=option`.
 
@@ -102,7 +103,6 @@ def _group(group: str) -> list[str]:
 
 
 def render() -> str:
-    from gan_lab.compose import Model
     from gan_lab.tricks import part_classes
 
     lines = [HEADER, "## Top-level keys", ""]
@@ -112,6 +112,8 @@ def render() -> str:
     for name, schema in SECTIONS.items():
         lines += [f"## `{name}.*`", ""] + _table(_section_rows(name, schema))
     lines += ["## `model.*` keys every model has", ""] + _table(_section_rows("model", Model))
+    lines += ["## `loss.*` keys every loss has", ""] + _table([("loss.aux_weight", None, describe(AuxWeight),
+                                                                doc_of(AuxWeight))])
     lines += ["## `tricks.*`", "", "All off by default and composable; the first key of each trick switches it on.", ""]
     for cls in part_classes():
         kinds = cls.annotations()
@@ -120,3 +122,7 @@ def render() -> str:
     for group in GROUPS:
         lines += _group(group)
     return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.rules import Setup, eager_rule, rule, sampler_refusal
+from gan_lab.rules import Setup, eager_rule, rule
 
 HALF_TRUE = ("16-true", "bf16-true")  # weights in half precision
 LABELLED_SETS = "mnist5k, digits, mnist, fashion_mnist, cifar10, stacked_mnist, a folder with one subfolder per class"
@@ -319,6 +319,14 @@ SAMPLERS = {"drs": ("eval.drs.enabled", "Discriminator rejection sampling", _drs
             "jbt": ("eval.jbt.enabled", "Jacobian-based truncation", _jbt)}
 
 
+def sampler_refusal(s: Setup, name: str) -> ConfigError | None:
+    """The refusal of the post-hoc sampler ``name`` (drs, jbt) for this run's samples, or None (asked when a run
+    enables one, and by ``python -m gan_lab.evaluate drs=true`` of a finished run)."""
+    key, title, why = SAMPLERS[name]
+    reason = why(s)
+    return ConfigError(key, True, "false for this run", f"{title}: {reason}.") if reason else None
+
+
 @rule("DRS with a step of many discriminators, packs or batch features",
       ("model=lapgan", "dataset=digits", "eval.drs.enabled=true"), "eval.drs.enabled")
 def _drs_rule(s: Setup):
@@ -366,46 +374,27 @@ def _projection_norms(s: Setup):
                            "projection conditions G's batch norms on the class; this G has none.")
 
 
-@eager_rule("a system with its own step", ("model=progressive",))
-def _own_step(system):
-    if not system.caps.capturable:
-        return f"the {type(system).__name__} system runs its own step"
-
-
-@eager_rule("several processes", ("accelerator=ddp_cpu",))
-def _processes(system):
-    if system.trainer.world_size > 1:
-        return "multi-process runs stay eager (DDP's gradient all-reduce is not captured here)"
-
-
-@eager_rule("class labels", ("dataset=digits", "model.width=8", "model.conditional=concat"))
-def _labels(system):
-    if system.conditional != "none":
-        return f"model.conditional={system.conditional}: the labelled step is not captured (yet)"
-
-
-@eager_rule("simultaneous updates", ("train.simultaneous=true",))
-def _simultaneous(system):
-    if system.schedule.simultaneous:
-        return ("train.simultaneous=true: G's update holds its gradient across D's updates (they would be captured "
-                "inside G's graph)")
-
-
-@eager_rule("a learning-rate schedule", ("optimizer.lr_decay=linear",))
-def _lr_schedule(system):
-    decay = system.clock.lr_decay
-    if decay != "none":
-        return (f"optimizer.lr_decay={decay}: the learning rate changes every iteration (a captured update would "
-                "replay the first one's)")
-
-
-@eager_rule("a regularizer deciding on the host", ("regularizer=r1", "regularizer.every=4"))
-def _regularizer_host(system):
-    return system.regularizer.caps.capture_blocker or None
-
-
-@eager_rule("a trick deciding on the host", ("tricks.historical_averaging=0.1",))
-def _tricks_host(system):
-    reasons = [f"{part.option()}: {part.caps.capture_blocker}" for part in system.tricks.parts
-               if part.caps.capture_blocker]
-    return "; ".join(reasons) or None
+# ---------------------------------------------------------------- what keeps the step from CUDA graphs
+# (name, overrides whose step stays eager, the system -> why it stays eager or nothing)
+_EAGER = [
+    ("a system with its own step", ("model=progressive",),
+     lambda s: not s.caps.capturable and f"the {type(s).__name__} system runs its own step"),
+    ("several processes", ("accelerator=ddp_cpu",),
+     lambda s: s.trainer.world_size > 1 and "multi-process runs stay eager (DDP's gradient all-reduce is not "
+                                            "captured here)"),
+    ("class labels", ("dataset=digits", "model.width=8", "model.conditional=concat"),
+     lambda s: s.conditional != "none" and f"model.conditional={s.conditional}: the labelled step is not captured "
+                                           "(yet)"),
+    ("simultaneous updates", ("train.simultaneous=true",),
+     lambda s: s.schedule.simultaneous and "train.simultaneous=true: G's update holds its gradient across D's "
+                                           "updates (they would be captured inside G's graph)"),
+    ("a learning-rate schedule", ("optimizer.lr_decay=linear",),
+     lambda s: s.clock.lr_decay != "none" and f"optimizer.lr_decay={s.clock.lr_decay}: the learning rate changes "
+                                              "every iteration (a captured update would replay the first one's)"),
+    ("a regularizer deciding on the host", ("regularizer=r1", "regularizer.every=4"),
+     lambda s: s.regularizer.caps.capture_blocker),
+    ("a trick deciding on the host", ("tricks.historical_averaging=0.1",),
+     lambda s: "; ".join(f"{p.option()}: {p.caps.capture_blocker}" for p in s.tricks.parts if p.caps.capture_blocker)),
+]
+for _name, _example, _check in _EAGER:
+    eager_rule(_name, _example)(_check)

@@ -1,7 +1,7 @@
 """The rulebook's machinery: what a rule sees of a composed run (:class:`Setup`), what a rule is, and how the lab
 asks the rules. The rules themselves — every "A is not allowed with B" of the lab, as one table — are in
-gan_lab/rulebook.py; they are decided from what the parts declare (gan_lab/capabilities.py) and the typed settings
-(gan_lab/settings.py), never from names or types.
+gan_lab/rulebook.py, which registers them here when imported; they are decided from what the parts declare
+(gan_lab/capabilities.py) and the typed settings (gan_lab/settings.py), never from names or types.
 
 Each rule is one entry of ``RULES``: a name, an example command line that breaks it (tests/test_rules.py runs
 every one, so a rule without a test cannot exist), the phase it needs (``parts``: the settings, the loss,
@@ -82,6 +82,7 @@ def rule(name: str, example: tuple[str, ...], key: str, phase: str = "parts") ->
 
 def check(setup: Setup, phase: str) -> None:
     """Raise the first refusal of the rules of ``phase``, in the table's order."""
+    _registered()
     for r in RULES:
         if r.phase == phase and (refusal := r.check(setup)) is not None:
             raise refusal
@@ -95,7 +96,7 @@ EagerCheck = Callable[[Any], str | None]
 class EagerRule:
     name: str
     example: tuple[str, ...]  # overrides (with train.cuda_graphs=stand_in) whose step stays eager
-    check: EagerCheck  # the system (on its trainer) -> why its step stays eager, or None
+    check: EagerCheck  # the system (on its trainer) -> why its step stays eager, or nothing (None, "", False)
 
 
 EAGER: list[EagerRule] = []
@@ -111,17 +112,10 @@ def eager_rule(name: str, example: tuple[str, ...]) -> Callable[[EagerCheck], Ea
 
 def capture_blockers(system) -> list[str]:
     """Why this run's step cannot be captured (empty: it can)."""
+    _registered()
     return [why for r in EAGER if (why := r.check(system))]
 
 
-def sampler_refusal(s: Setup, name: str) -> ConfigError | None:
-    """The refusal of the post-hoc sampler ``name`` (drs, jbt) for this run's samples, or None (the rulebook asks
-    it when a run enables one; ``python -m gan_lab.evaluate drs=true`` asks it of a finished run)."""
-    from gan_lab.rulebook import SAMPLERS
-
-    key, title, why = SAMPLERS[name]
-    reason = why(s)
-    return ConfigError(key, True, "false for this run", f"{title}: {reason}.") if reason else None
-
-
-from gan_lab import rulebook  # noqa: E402, F401  (registers every rule)
+def _registered() -> None:
+    if not RULES:  # gan_lab/rulebook.py registers them when imported (gan_lab/compose.py imports it)
+        raise RuntimeError("no rules registered: import gan_lab.rulebook before asking the rules")

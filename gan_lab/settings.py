@@ -11,7 +11,7 @@ Two kinds of node share one mechanism, ``Annotated`` types carrying their checks
 
 A value that comes from an interpolation (``regularizer.r1.weight: ${..weight}``) is reported under the key that
 holds it, the one the user sets. docs/configuration.md is generated from these declarations
-(``python -m gan_lab.settings``); a test keeps it in sync.
+(``python -m gan_lab.reference``); a test keeps it in sync.
 """
 
 from __future__ import annotations
@@ -151,6 +151,18 @@ class Sweep:
                                      "hydra/sweeper=search minimises)"] = None
 
 
+@dataclass
+class Model:
+    """``model.*`` keys every model group has (conf/config.yaml); the rest are the model factory's own."""
+
+    conditional: Annotated[Literal["none", "concat", "projection", "acgan"],
+                           "none | concat (Mirza 2014) | projection (Miyato & Koyama 2018) | acgan "
+                           "(Odena 2017)"] = "none"
+    label_prior: Annotated[Literal["uniform", "data"],
+                           "fake labels: uniform over the classes | data (the training set's class frequencies)"] = \
+        "uniform"
+
+
 SEED = Annotated[int, Range(0, 2**32 - 1), "same seed, same config, same machine: the same run"]
 SECTIONS = {"train": Train, "mixture": Mixture, "trainer": Trainer, "eval": Eval, "output": Output,
             "optimizer": Optimizer, "sweep": Sweep}
@@ -179,14 +191,3 @@ def check_sections(cfg: DictConfig) -> Settings:
     sections = {name: section_of(name, schema, cfg.get(name), OPEN_KEYS.get(name, frozenset()))
                 for name, schema in SECTIONS.items()}
     return Settings(seed=cfg.get("seed", 0), **sections)
-
-
-def reference() -> str:
-    """docs/configuration.md: every key of the plain sections, with its default, what it allows and what it means."""
-    from gan_lab.reference import render
-
-    return render()
-
-
-if __name__ == "__main__":
-    print(reference(), end="")

@@ -152,13 +152,13 @@ def test_packing_does_not_stop_jbt(tmp_path):
 
 def test_a_progressive_g_is_truncated_at_its_final_resolution():
     # ProgressiveGAN's samples are G(z) alone (upsampled to the last phase's size): JBT takes them, images and all
-    from gan_lab import rules
+    from gan_lab import rulebook
     from gan_lab.compose import build_components, build_system
 
     cfg = compose_cfg("model=progressive", "dataset=digits", "model.width=8", "tricks.ema=0.9")
     components = build_components(cfg)
     system = build_system(cfg, components)
-    assert rules.sampler_refusal(components.setup, "jbt") is None
+    assert rulebook.sampler_refusal(components.setup, "jbt") is None
     g = torch.Generator().manual_seed(0)
     x, stats = truncate(system, 30, JBTSettings(keep=0.75, probes=2), g, chunk=16)
     size = system.generator_networks()[0].resolutions[-1]

@@ -216,3 +216,21 @@ def test_clipping_keeps_every_d_weight_in_range(tiny, tmp_path):
     params = torch.cat([p.detach().flatten() for p in captured["d"].parameters()])
     assert params.abs().max() <= 0.03 + 1e-7
     assert params.abs().max() == pytest.approx(0.03)  # the large lr pushed weights onto the bound
+
+
+def test_statistics_follow_the_module_after_a_resume():
+    """The half-accumulated row a checkpoint carries is restored into buffers of the system: wherever the system is
+    moved afterwards (as Lightning moves it after restore(), to its GPU), they move with it, so the next row adds
+    like to like. Neither the sums nor their names enter the state dict (weights and digests do not see them)."""
+    system, opt_d, _ = _system()
+    system.d_step(opt_d, Batch(torch.randn(32, 2)), measure_grad=True)
+    system.accumulate({"host_value": torch.tensor(3.0)})  # a statistic computed on the host (a schedule's value)
+    saved = {"state_dict": system.state_dict(), "gan_lab": {"iteration": 1, **system.statistics.pending()}}
+    assert not any("statistics" in k for k in saved["state_dict"])
+    resumed, _, _ = _system()
+    resumed.restore(saved)
+    assert set(resumed.statistics.sums()) == set(system.statistics.sums()) and resumed.statistics.counts["d_loss"] == 1
+    resumed.to(torch.float64)
+    assert {t.dtype for t in resumed.statistics.sums().values()} == {torch.float64}
+    resumed.to("meta")
+    assert {t.device.type for t in resumed.statistics.sums().values()} == {"meta"}

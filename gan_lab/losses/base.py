@@ -10,6 +10,10 @@ import torch.nn.functional as F
 from gan_lab.capabilities import LossCaps
 from gan_lab.checks import at_least, fraction
 
+LabelSmoothing = Annotated[float, fraction(), "one-sided label smoothing s: real target 1 − s (minimax, ns)"]
+AuxWeight = Annotated[Annotated[float, at_least(0.0)] | None, "AC-GAN's class cross-entropy weight in both players' "
+                                                              "losses (model.conditional=acgan; null: 1)"]
+
 
 class GANLoss:
     """``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, each a batch mean; a loss whose G
@@ -23,11 +27,7 @@ class GANLoss:
     name: ClassVar[str]
     caps: ClassVar[LossCaps] = LossCaps()
 
-    def __init__(self, label_smoothing: Annotated[float, fraction(), "one-sided label smoothing s: real target "
-                                                                     "1 − s (minimax, ns)"] = 0.0,
-                 aux_weight: Annotated[float, at_least(0.0), "AC-GAN's class cross-entropy weight in both "
-                                                             "players' losses (model.conditional=acgan; null: "
-                                                             "1)"] | None = None):
+    def __init__(self, label_smoothing: LabelSmoothing = 0.0, aux_weight: AuxWeight = None):
         self.aux_weight = None if aux_weight is None else float(aux_weight)
         self.label_smoothing = float(label_smoothing)
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.checks import Range
-from gan_lab.losses.base import GANLoss
+from gan_lab.losses.base import AuxWeight, GANLoss, LabelSmoothing
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -184,7 +184,7 @@ class FGAN(GANLoss):
                  generator_objective: Annotated[Literal[GENERATOR_OBJECTIVES], "heuristic: G minimises −E g_f(v_f); "
                                                 "saturating: −E f*(g_f(v_f))"] = "heuristic",
                  pi: Annotated[float, Range(0.0, 1.0, True, True), "the weight π of JS_π (divergence=js_pi)"] = 0.5,
-                 label_smoothing: float = 0.0, aux_weight: float | None = None):
+                 label_smoothing: LabelSmoothing = 0.0, aux_weight: AuxWeight = None):
         super().__init__(label_smoothing=label_smoothing, aux_weight=aux_weight)
         self.divergence, self.generator_objective, self.pi = divergence, generator_objective, float(pi)
         self.row = _js_pi(self.pi) if divergence == "js_pi" else DIVERGENCES[divergence]

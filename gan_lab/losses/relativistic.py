@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_lab.capabilities import LossCaps
-from gan_lab.losses.base import GANLoss
+from gan_lab.losses.base import AuxWeight, GANLoss, LabelSmoothing
 
 FORMS = {  # name: (f₁, f₂)
     "sigmoid": (lambda y: F.softplus(-y), F.softplus),
@@ -44,7 +44,7 @@ class Relativistic(GANLoss):
     caps = LossCaps(g_needs_real=True)
 
     def __init__(self, form: Annotated[Literal[tuple(FORMS)], "f₁, f₂: sigmoid, lsgan or hinge"] = "sigmoid",
-                 label_smoothing: float = 0.0, aux_weight: float | None = None):
+                 label_smoothing: LabelSmoothing = 0.0, aux_weight: AuxWeight = None):
         super().__init__(label_smoothing, aux_weight)
         self.form = form
         self.f1, self.f2 = FORMS[form]

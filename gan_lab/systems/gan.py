@@ -336,9 +336,7 @@ class GAN(L.LightningModule):
         self.statistics.clock = (time.perf_counter(), self.iteration)
 
     def on_train_start(self) -> None:
-        from gan_lab.rules import capture_blockers
-
-        self.runner.choose(self, self.trainer, capture_blockers(self))
+        self.runner.choose(self, self.trainer)
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
             # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
             signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self.statistics, "stop_signal", "SIGTERM"))

@@ -70,8 +70,9 @@ class Runner:
     """``update(system, key, fn, x)`` runs one update ``fn(x)``; ``backward``/``step`` are what its frame calls.
     ``cuda_graphs``: the setting (False, True or "stand_in"); the path is chosen at train start (:meth:`choose`)."""
 
-    def __init__(self, cuda_graphs: bool | str = False):
-        self.cuda_graphs = cuda_graphs
+    def __init__(self, cuda_graphs: bool | str = False, blockers: Callable[[object], list[str]] = lambda s: []):
+        """``blockers(system)``: why a system's step cannot be captured (gan_lab/rules.py asks the rulebook)."""
+        self.cuda_graphs, self.blockers = cuda_graphs, blockers
         self.mode = "eager"
         self.capturing = False  # inside a captured (or stand-in) update: host effects are recorded, not applied
         self.captured_d_updates = 0
@@ -88,9 +89,9 @@ class Runner:
         """Whether the optimisers keep their step counts on the device, so that a replayed step advances them."""
         return self.cuda_graphs is True
 
-    def choose(self, system, trainer: L.Trainer, blockers: list[str]) -> None:
+    def choose(self, system, trainer: L.Trainer) -> None:
         """Lean eager when that is numerically Lightning's path; CUDA graphs when asked and nothing in the run
-        (``blockers``, from gan_lab/rules.py) prevents them, else eager with one line saying why."""
+        (:attr:`blockers`) prevents them, else eager with one line saying why."""
         listened = any(getattr(type(cb), h) is not getattr(L.Callback, h) for cb in trainer.callbacks for h in _HOOKS)
         lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
                 and not listened)
@@ -98,6 +99,7 @@ class Runner:
         self.graphs, self.warmed, self.pool = {}, set(), None
         if not self.cuda_graphs:
             return
+        blockers = self.blockers(system)
         if blockers:
             log.warning("gan_lab: train.cuda_graphs: this run's step stays eager: %s", "; ".join(blockers))
             return
