@@ -62,7 +62,6 @@ def check_settings(cfg: DictConfig) -> settings.Settings:
             raise ConfigError(f"tricks.{key}", cfg.tricks[key], "one of the keys " + ", ".join(sorted(kinds)))
         checks.check_value(f"tricks.{key}", checks.plain(cfg.tricks[key]), kinds[key])
     model = cfg.model
-    checks.section_of("model", settings.Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
     checks.check_target_node("model", model, get_method(model._target_), skip=MODEL_KEYS, supplied={"spec"})
     if "system" in model:
         checks.check_target_node("model.system", model.system, get_class(model.system._target_),
@@ -186,43 +185,50 @@ def label_prior(source: Source, prior: str) -> torch.Tensor:
 
 def build_components(cfg: DictConfig, typed: settings.Settings | None = None) -> Components:
     """Everything a run needs, built and checked before any training starts (``typed``: the settings, when
-    :func:`check_settings` has read them already)."""
+    :func:`check_settings` has read them already): the parts, then the rules that read them, then the networks,
+    then the rules that read those."""
     typed = typed or check_settings(cfg)
-    loss = build(cfg.loss)
-    regularizer = build_regularizer(cfg.regularizer, build)
+    loss, regularizer = build(cfg.loss), build_regularizer(cfg.regularizer, build)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
     system, chosen_by = system_class(cfg)
     source = build(cfg.dataset)
-    mode = cfg.model.get("conditional", "none")
-    d_norm = cfg.model.get("d_norm", "auto")
     nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in MODEL_KEYS])
-    resolved = regularizer.caps.preferred_d_norm if d_norm == "auto" else d_norm
+    d_norm = cfg.model.get("d_norm", "auto")
+    resolved = regularizer.caps.preferred_d_norm if d_norm == "auto" else d_norm  # model.d_norm=auto
     setup = rules.Setup(typed, system.caps, chosen_by, model_name(cfg), "system" in cfg.model, loss, regularizer,
-                        tricks, source, build(cfg.optimizer.d)([torch.nn.Parameter(torch.zeros(1))]), mode, d_norm,
-                        processes(cfg.trainer), model_fits(nets, resolved))
+                        tricks, source, build(cfg.optimizer.d)([torch.nn.Parameter(torch.zeros(1))]),
+                        typed.model.conditional, d_norm, processes(cfg.trainer), model_fits(nets, resolved))
     rules.check(setup, "parts")
-    d_norm = resolved
-    factory = partial(build(nets, _partial_=True), d_norm=d_norm)
-    strategy = conditioning()
-    if mode == "none":
-        def pair():
-            return factory(spec=source.spec)
-    else:
-        strategy = conditioning(mode, source.num_classes, label_prior(source, cfg.model.get("label_prior", "uniform")))
+    strategy = conditioning_of(typed.model, source)
+    factory = partial(build(nets, _partial_=True), d_norm=resolved)
+    setup.generator, setup.discriminator = networks(cfg, factory, source, strategy)
+    rules.check(setup, "networks")
+    generator, discriminator = tricks.networks(setup.generator, setup.discriminator, source.spec, cfg.model.z_dim,
+                                               cfg.seed, lambda spec: factory(spec=spec))
+    return Components(typed, source, loss, regularizer, generator, discriminator, tricks, system, strategy, setup)
 
-        def pair():
-            return build_conditional(factory, source.spec, cfg.model.z_dim, source.num_classes, mode)
+
+def conditioning_of(model: settings.Model, source: Source):
+    """The run's conditioning strategy (``model.conditional``): none, or the data's classes with the label prior."""
+    if model.conditional == "none":
+        return conditioning()
+    return conditioning(model.conditional, source.num_classes, label_prior(source, model.label_prior))
+
+
+def networks(cfg: DictConfig, factory, source: Source, strategy) -> tuple[nn.Module, nn.Module]:
+    """(G, D) as the model builds them: class-conditional wrappers around them, and mixtures of several."""
+    def pair():
+        if strategy.mode == "none":
+            return factory(spec=source.spec)
+        return build_conditional(factory, source.spec, cfg.model.z_dim, source.num_classes, strategy.mode)
+
     generator, discriminator = pair()
     if mixture_on(cfg):
         extra = max(cfg.mixture.generators, cfg.mixture.discriminators) - 1
         pairs = [(generator, discriminator)] + [pair() for _ in range(extra)]
         generator = GeneratorMixture([g for g, _ in pairs[: cfg.mixture.generators]])
         discriminator = DiscriminatorMixture([d for _, d in pairs[: cfg.mixture.discriminators]])
-    setup.generator, setup.discriminator = generator, discriminator
-    rules.check(setup, "networks")
-    generator, discriminator = tricks.networks(generator, discriminator, source.spec, cfg.model.z_dim, cfg.seed,
-                                               lambda spec: factory(spec=spec))
-    return Components(typed, source, loss, regularizer, generator, discriminator, tricks, system, strategy, setup)
+    return generator, discriminator
 
 
 def build_system(cfg: DictConfig, c: Components) -> GAN:

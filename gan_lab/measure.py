@@ -88,7 +88,7 @@ def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> tuple[torch.Tensor
     z = system.sample_z(n, g).cpu()
     labels = system.conditioning.eval_labels(system, n, g)
     share = ranks.share(n)
-    return system.generate(z[share], None if labels is None else labels[share]), labels
+    return system.generate(z[share], system.conditioning.take(labels, share)), labels
 
 
 def conditions_suite(suite, n_classes: int) -> bool:

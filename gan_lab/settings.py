@@ -183,11 +183,14 @@ class Settings:
     output: Output
     optimizer: Optimizer
     sweep: Sweep
+    model: Model  # the keys every model has; the rest are checked against the model factory's signature
 
 
 def check_sections(cfg: DictConfig) -> Settings:
-    """Check every plain section and the top-level seed; return them typed."""
+    """Check every plain section, the top-level seed and the keys every model has; return them typed."""
     check_value("seed", cfg.get("seed", 0), SEED)
     sections = {name: section_of(name, schema, cfg.get(name), OPEN_KEYS.get(name, frozenset()))
                 for name, schema in SECTIONS.items()}
-    return Settings(seed=cfg.get("seed", 0), **sections)
+    model = cfg.get("model") or {}
+    common = section_of("model", Model, {k: model[k] for k in ("conditional", "label_prior") if k in model})
+    return Settings(seed=cfg.get("seed", 0), **sections, model=common)

@@ -54,6 +54,17 @@ class Unconditional:
     def generate(self, generator: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return generator(z)
 
+    def chunks(self, labels: torch.Tensor | None, n: int, size: int, device: torch.device) -> list:
+        """The labels of n chunks of ``size`` samples each, on ``device`` (None each, unconditional); refuses labels
+        given to an unconditional generator."""
+        if labels is not None:
+            raise ValueError("labels are needed by, and only by, a class-conditional generator")
+        return [None] * n
+
+    def take(self, labels: torch.Tensor | None, index) -> torch.Tensor | None:
+        """The labels of the samples ``index`` picks (None, unconditional)."""
+        return None
+
     def judge(self, critic: Callable, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, None]:
         """(D's logits, AC-GAN's class logits or None) of what D sees, x, given its labels y."""
         return critic(x), None
@@ -103,6 +114,14 @@ class ClassConditional(Unconditional):
 
     def generate(self, generator: nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return generator(z, y)
+
+    def chunks(self, labels: torch.Tensor | None, n: int, size: int, device: torch.device) -> list:
+        if labels is None:
+            raise ValueError("labels are needed by, and only by, a class-conditional generator")
+        return [y.to(device) for y in labels.split(size)]
+
+    def take(self, labels: torch.Tensor, index) -> torch.Tensor:
+        return labels[index]
 
     def judge(self, critic, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return critic.judge(x, y)

@@ -289,12 +289,10 @@ class GAN(L.LightningModule):
         """G(z) (G(z, labels) in a class-conditional run) in eval mode (batch norm uses its running statistics),
         returned on the CPU in fp32. With ``tricks.ema`` on, the EMA generator draws."""
         generator = self.sampler
-        if (labels is None) != (self.conditional == "none"):
-            raise ValueError("labels are needed by, and only by, a class-conditional generator")
+        chunks = z.split(batch_size)
+        ys = self.conditioning.chunks(labels, len(chunks), batch_size, self.device)
         was_training = generator.training
         generator.eval()
-        chunks = z.split(batch_size)
-        ys = [None] * len(chunks) if labels is None else [y.to(self.device) for y in labels.split(batch_size)]
         try:
             parts = [self.conditioning.generate(generator, chunk.to(self.device), y).float().cpu()
                      for chunk, y in zip(chunks, ys)]

@@ -109,10 +109,10 @@ class MixtureGAN(GAN):
         was_training = mixture.training
         mixture.eval()
         pick = torch.Generator().manual_seed(self.seed + 99)
-        ys = [None] * len(z.split(batch_size)) if labels is None else labels.split(batch_size)
+        chunks = z.split(batch_size)
+        ys = self.conditioning.chunks(labels, len(chunks), batch_size, self.device)
         try:
-            parts = [mixture(chunk.to(self.device), generator=pick, y=None if y is None else y.to(self.device))
-                     .float().cpu() for chunk, y in zip(z.split(batch_size), ys)]
+            parts = [mixture(chunk.to(self.device), generator=pick, y=y).float().cpu() for chunk, y in zip(chunks, ys)]
         finally:
             mixture.train(was_training)
         return torch.cat(parts)
