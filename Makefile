@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench clean
+.PHONY: install train test test-all lint format bench gpu-check clean
 
 install: $(STAMP)
 
@@ -23,9 +23,16 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring); run on an idle machine
+# the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring), then the measurements behind
+# the CPU thread budget (model sizes at 1 thread vs all cores, a 2-job sweep); run on an idle machine
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench $(ARGS)
+	$(PY) -m benchmarks.threads
+
+# the one prepared check of the GPU path (gpu tests, GPU bench rows, the default job's wall time), JSON + markdown
+# in outputs/gpu-check/; without a GPU its GPU steps are recorded as skipped
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check $(ARGS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -167,7 +167,8 @@ def case_config(case: Case, device: str, precision: str, total_iterations: int,
                  "accelerator=gpu" if device == "cuda" else "accelerator=cpu",
                  f"trainer.precision={precision}", "trainer.enable_progress_bar=false",
                  f"train.iterations={total_iterations}", "train.sample_every=0", "train.checkpoint_every=0",
-                 "eval.every=0", "eval.at_end=false", *extra_overrides]
+                 "eval.every=0", "eval.at_end=false", f"trainer.threads={torch.get_num_threads()}",  # the plain side's
+                 *extra_overrides]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     if case.dataset is not None:
@@ -374,6 +375,7 @@ def run_plain(cfg: DictConfig, warmup: int, iterations: int, device: str = "cpu"
                 real = next_real()
                 with torch.no_grad():
                     fake = generator(torch.randn(batch, z_dim, device=dev))
+                torch.clear_autocast_cache()  # no cast without autograd history reaches G's update
                 d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake)).mean()
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()

@@ -11,7 +11,9 @@ never in a hang (:mod:`gan_lab.watchdog` names the rank and what it was doing).
 from __future__ import annotations
 
 import os
+import pickle
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import ListConfig
 
@@ -38,24 +41,58 @@ def processes(tc) -> int:
     return max(1, per_node) * max(1, int(tc.get("num_nodes", 1) or 1))
 
 
-def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int, timeout_minutes: float | None = None):
-    """"auto"/"ddp" with more than one process -> DDP that tolerates unused parameters, with every
-    collective bounded by ``timeout_minutes``.
+class PlayerDDP(DDPStrategy):
+    """Lightning's DDP strategy (processes, process group, launch) without the ``DistributedDataParallel`` wrapper.
 
-    Under manual optimisation each backward touches only the player being updated, so the other
-    player's parameters are unused in it: plain DDP refuses that.
-    """
+    Under manual optimisation each update steps one player. DDP's reducer would, at every backward, walk the graph
+    for unused parameters (``find_unused_parameters=True``: the other player's are unused) and all-reduce both
+    players' buckets, and its forward would broadcast rank 0's buffers. Here the runner averages only the stepped
+    player's gradients, in one flat all-reduce per update (:meth:`Ranks.average_gradients`), and the weights and
+    buffers are copied from rank 0 once, when training starts."""
+
+    def configure_ddp(self) -> None:
+        _sync_module_states(self.model)  # every rank starts from rank 0's weights and buffers
+
+
+def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int, timeout_minutes: float | None = None):
+    """"auto"/"ddp" with more than one process -> :class:`PlayerDDP`, with every collective bounded by
+    ``timeout_minutes``."""
+    global _TIMEOUT_S
     n_devices = devices if isinstance(devices, int) else (len(devices) if isinstance(devices, list) else 0)
     multi = num_nodes > 1 or n_devices > 1 or n_devices == -1
     if strategy in ("auto", "ddp") and (multi or strategy == "ddp"):
         backend = "gloo" if accelerator == "cpu" else None
         kwargs = {"timeout": timedelta(minutes=timeout_minutes)} if timeout_minutes else {}
+        _TIMEOUT_S = 60.0 * timeout_minutes if timeout_minutes else DEFAULT_TIMEOUT_S
         if backend is None:
             # NCCL: on a time-out abort the communicators and raise in the waiting rank instead of
             # tearing the process down (which would end a whole sweep with it).
             os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
-        return DDPStrategy(find_unused_parameters=True, process_group_backend=backend, **kwargs)
+        return PlayerDDP(process_group_backend=backend, **kwargs)
     return strategy
+
+
+DEFAULT_TIMEOUT_S = 1800.0  # torch's default process-group time-out
+_TIMEOUT_S = DEFAULT_TIMEOUT_S
+
+
+class CollectiveTimeout(RuntimeError):
+    """A collective the lab waits on did not complete within ``trainer.timeout_minutes``."""
+
+
+def completed(work, what: str, timeout_s: float | None = None) -> None:
+    """Wait for an ``async_op=True`` collective here, inside the caller's waiting phase, polling it against the
+    deadline. NCCL enqueues a collective and returns at once; the real wait would otherwise happen at a later host
+    sync (a ``.tolist()``), outside any waiting phase, and be blamed on the wrong rank and phase. On gloo the same
+    code waits for the same thing. Raises :class:`CollectiveTimeout` (or the backend's error) when it fails."""
+    limit = _TIMEOUT_S if timeout_s is None else timeout_s
+    start, pause = time.monotonic(), 1e-5
+    while not work.is_completed():
+        if time.monotonic() - start > limit:
+            raise CollectiveTimeout(f"{what}: no answer from the other ranks within {limit:.0f} s (timed out)")
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
+    work.wait()  # raises what the backend recorded (an aborted communicator, a closed connection)
 
 
 def is_collective_error(err: BaseException) -> bool:
@@ -97,29 +134,36 @@ class Ranks:
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
 
-    def gather(self, part: torch.Tensor, what: str = "samples") -> torch.Tensor:
-        """Every rank's ``part`` (N_r, ...), concatenated in rank order, on every rank (CPU)."""
+    def gather(self, part: torch.Tensor, what: str = "samples") -> torch.Tensor | None:
+        """Every rank's ``part`` (N_r, ...), concatenated in rank order, on rank 0 (on the CPU); None on the other
+        ranks, which need only their own share."""
         if self.world == 1:
-            return part
+            return part.cpu()
         with watchdog.waiting(f"gathering {what}"):
             device = self._device()
             sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(self.world)]
-            dist.all_gather(sizes, torch.tensor([part.shape[0]], device=device))
-            sizes = [int(s) for s in sizes]
+            completed(dist.all_gather(sizes, torch.tensor([part.shape[0]], device=device), async_op=True), what)
+            sizes = [int(n) for n in sizes]
             padded = torch.zeros((max(sizes), *part.shape[1:]), dtype=part.dtype, device=device)
             padded[: part.shape[0]] = part
-            out = [torch.empty_like(padded) for _ in range(self.world)]
-            dist.all_gather(out, padded)
-        return torch.cat([o[:s].cpu() for o, s in zip(out, sizes)])
+            out = [torch.empty_like(padded) for _ in range(self.world)] if self.is_main else None
+            completed(dist.gather(padded, out, dst=0, async_op=True), what)
+        return torch.cat([o[:n].cpu() for o, n in zip(out, sizes)]) if self.is_main else None
 
     def broadcast(self, obj, what: str = "results"):
         """Rank 0's ``obj`` (any picklable value) on every rank."""
         if self.world == 1:
             return obj
         with watchdog.waiting(f"receiving {what} from rank 0"):
-            box = [obj if self.is_main else None]
-            dist.broadcast_object_list(box, src=0, device=self._device())
-        return box[0]
+            device = self._device()
+            payload = (torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(device) if self.is_main
+                       else None)
+            size = torch.tensor([0 if payload is None else payload.numel()], dtype=torch.long, device=device)
+            completed(dist.broadcast(size, src=0, async_op=True), what)
+            if payload is None:
+                payload = torch.empty(int(size), dtype=torch.uint8, device=device)
+            completed(dist.broadcast(payload, src=0, async_op=True), what)
+        return obj if self.is_main else pickle.loads(payload.cpu().numpy().tobytes())
 
     def broadcast_state(self, module: torch.nn.Module, what: str = "buffers") -> None:
         """Copy rank 0's buffers (``what="buffers"``) or parameters and buffers (``"state"``) of ``module``
@@ -133,7 +177,7 @@ class Ranks:
                 if not t.is_floating_point() and t.dtype not in (torch.long, torch.int, torch.bool):
                     continue
                 buf = t.detach().to(device)
-                dist.broadcast(buf, src=0)
+                completed(dist.broadcast(buf, src=0, async_op=True), f"rank 0's {what}")
                 t.copy_(buf.to(t.device))
 
     @contextmanager
@@ -157,8 +201,27 @@ class Ranks:
         with watchdog.waiting("averaging the logged row"):
             device = self._device()
             buf = row.detach().to(device, torch.float64)
-            dist.all_reduce(buf)
+            completed(dist.all_reduce(buf, async_op=True), "averaging the logged row")
         return (buf / self.world).to(row.device, row.dtype)
+
+    def average_gradients(self, params) -> None:
+        """Replace the gradient of each of ``params`` (one player's, after its backward) by its mean over the ranks,
+        as DDP's reducer would, in one flat all-reduce per dtype. Every rank runs the same code on the same config,
+        so the same parameters have gradients on every rank; those without one (``grad=None``) are left out."""
+        if self.world == 1:
+            return
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        for p in params:
+            if p.grad is not None:
+                by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+        for grads in by_dtype.values():
+            flat = torch.cat([g.reshape(-1) for g in grads]).div_(self.world)
+            with watchdog.waiting("averaging gradients"):
+                dist.all_reduce(flat, async_op=True).wait()  # NCCL: the stream waits, not the host
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
 
 
 def _hydra_child_command(local_rank: int):

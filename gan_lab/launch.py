@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, ProgressLines, SampleGrids
@@ -71,14 +72,25 @@ class Callbacks:
         return [self.samples, self.sync_check, self.evaluation, self.checkpoint, *self.extra]
 
 
-def build_trainer(s: Settings, run_dir: Path, callbacks: list, loggers: list) -> L.Trainer:
+def device_math(s: Settings) -> None:
+    """On a GPU: TF32 as ``train.tf32`` says (convolutions and matmuls alike; PyTorch's own defaults differ between
+    the two), and cuDNN's autotuner on (the lab's networks see one input shape per run) unless
+    ``trainer.deterministic``. Feature extraction turns TF32 off for itself (gan_lab/metrics/features.py)."""
+    if s.trainer.accelerator not in ("gpu", "cuda") or not torch.cuda.is_available():
+        return
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(s.train.tf32)
+    torch.backends.cudnn.benchmark = not s.trainer.deterministic
+
+
+def build_trainer(s: Settings, run_dir: Path, callbacks: list, loggers: list, threads: str = "") -> L.Trainer:
+    """``threads``: the process's thread budget in words, for the first progress line (gan_lab/threads.py)."""
     tc = s.trainer
     strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes, tc.timeout_minutes)
     bar = tc.enable_progress_bar and sys.stdout.isatty()
     if bar:
-        callbacks = [*callbacks, IterationProgressBar()]
+        callbacks = [*callbacks, IterationProgressBar(threads)]
     elif tc.enable_progress_bar:  # output to a file or a pipe: plain lines, after every other callback's work
-        callbacks = [*callbacks, ProgressLines(progress_every(s.train))]
+        callbacks = [*callbacks, ProgressLines(progress_every(s.train), note=threads)]
     return L.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
                      strategy=strategy, precision=tc.precision, max_epochs=1, logger=loggers or False,
                      deterministic=tc.deterministic, callbacks=callbacks, enable_progress_bar=bar,

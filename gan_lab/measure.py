@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -81,14 +82,25 @@ def memorization(fake: torch.Tensor, train_images: torch.Tensor, run_dir: Path, 
     return out, protocols
 
 
-def draw(system, n: int, g: torch.Generator, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(This rank's share of n samples G(z), all n labels they were drawn for or None): z (then the labels of a
-    class-conditional run, gan_lab/systems/conditioning.py) are drawn from ``g`` exactly as one process draws them,
-    and each rank generates its contiguous part, so the gathered samples are the single-process ones."""
+class Drawn(NamedTuple):
+    """Samples drawn by every rank together: ``fake`` all n of them on rank 0 (None on the other ranks), ``local``
+    this rank's share, ``labels`` the n labels they were drawn for (None unless class-conditional)."""
+
+    fake: torch.Tensor | None
+    local: torch.Tensor
+    labels: torch.Tensor | None
+    n: int
+
+
+def draw(system, n: int, g: torch.Generator, ranks: Ranks, to: torch.device | str = "cpu"
+         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(This rank's share of n samples G(z), on ``to``; all n labels they were drawn for or None): z (then the
+    labels of a class-conditional run, gan_lab/systems/conditioning.py) are drawn from ``g`` exactly as one process
+    draws them, and each rank generates its contiguous part, so the gathered samples are the single-process ones."""
     z = system.sample_z(n, g).cpu()
     labels = system.conditioning.eval_labels(system, n, g)
     share = ranks.share(n)
-    return system.generate(z[share], system.conditioning.take(labels, share)), labels
+    return system.generate(z[share], system.conditioning.take(labels, share), to=to), labels
 
 
 def conditions_suite(suite, n_classes: int) -> bool:
@@ -209,10 +221,10 @@ def image_kde(fake: torch.Tensor, heldout: torch.Tensor) -> tuple[dict, dict]:
 def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: int = 0,
                     fake: torch.Tensor | None = None, inception: str = "auto", inception_weights: str | None = None,
                     allow_cpu_inception: bool = True, ranks: Ranks | None = None,
-                    labels: torch.Tensor | None = None) -> dict:
+                    labels: torch.Tensor | None = None, drawn: Drawn | None = None) -> dict:
     """Every metric that applies to ``system``'s samples (EMA generator if any), stored in run_dir.
     ``fake``: samples already drawn (e.g. samples.npy's) and, in a class-conditional run, ``labels`` they were
-    drawn for; else ``n`` are drawn with ``seed``.
+    drawn for; ``drawn``: samples every rank drew together (:class:`Drawn`); else ``n`` are drawn with ``seed``.
     ``inception``/``inception_weights``/``allow_cpu_inception``: see
     :func:`gan_lab.metrics.features.image_metric_suites`.
 
@@ -223,12 +235,14 @@ def evaluate_system(system, source, run_dir: Path, n: int | None = None, seed: i
     started = time.perf_counter()
     spec = source.spec
     g = torch.Generator().manual_seed(seed)
-    if fake is None:
-        local, labels = draw(system, n or default_samples(spec), g, ranks)
-        fake = ranks.gather(local)
+    if drawn is not None:
+        fake, local, labels, n = drawn
+    elif fake is None:
+        n = n or default_samples(spec)
+        local, labels = draw(system, n, g, ranks, to=system.device)  # features are extracted where G made them
+        fake = ranks.gather(local)  # rank 0's; the other ranks measure their own share
     else:
-        local = fake[ranks.share(fake.shape[0])]
-    n = fake.shape[0]
+        n, local = fake.shape[0], fake[ranks.share(fake.shape[0])]
     suites = features = None
     if spec.is_image:
         suites = image_metric_suites(source, inception, inception_weights, allow_cpu_inception, seed=seed)

@@ -27,13 +27,14 @@ from gan_lab import watchdog
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
 from gan_lab.launch import Callbacks
-from gan_lab.measure import default_samples, draw, evaluate_system
+from gan_lab.measure import Drawn, default_samples, draw, evaluate_system
 from gan_lab.metrics.registry import curve_groups
 from gan_lab.report import write_report
 from gan_lab.resume import latest_good
 from gan_lab.run_folder import write_summary
 from gan_lab.settings import Settings
 from gan_lab.systems.gan import GAN, Diverged, StopRequested
+from gan_lab.threads import ThreadBudget
 from gan_lab.viz import curves_picture, points_picture, save_png
 from gan_lab.watchdog import PeerFailed, RankFailure
 
@@ -65,6 +66,7 @@ class Run:
     trainer: L.Trainer
     callbacks: Callbacks
     loggers: list
+    threads: ThreadBudget | None = None  # CPU threads per process (gan_lab/threads.py), recorded in metrics.json
 
     @property
     def inception(self) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def finish(run: Run, wall: float, ranks: Ranks) -> dict[str, Any]:
     with watchdog.phase("writing the final samples and evaluating"):
         ranks.broadcast_state(run.system, "buffers")
         summary, fake = finalize(run.cfg, run.run_dir, run.system, run.source, wall, run.callbacks.sync_check.result,
-                                 run.callbacks.extra, ranks)
+                                 run.callbacks.extra, ranks, run.threads)
         if run.settings.eval.at_end:
             summary = _evaluate_at_end(run, fake, summary, ranks)
         filters = sample_filters.Filters.of(run.settings.eval)
@@ -145,7 +147,8 @@ def rank_failure(run: Run, err: BaseException) -> RankFailure:
 
 
 def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
-             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None) -> tuple[dict | None, tuple]:
+             ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None,
+             threads: ThreadBudget | None = None) -> tuple[dict | None, Drawn]:
     """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
     rank generates its share of the samples; they are gathered once and written once."""
 
@@ -154,9 +157,10 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
     n = cfg.output.final_samples or (256 if spec.is_image else 2500)
     g = torch.Generator().manual_seed(cfg.seed + 777)
     local, labels = draw(system, n, g, ranks)
-    fake = ranks.gather(local)
+    fake = ranks.gather(local)  # on rank 0; None on the others
+    drawn = Drawn(fake, local, labels, n)
     if not ranks.is_main:
-        return None, (fake, labels)
+        return None, drawn
     np.save(run_dir / "samples.npy", fake.numpy())
     if labels is not None:  # class-conditional: the class each sample was drawn for
         np.save(run_dir / "samples_labels.npy", labels.numpy())
@@ -178,20 +182,21 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
                "metrics": metrics, "protocols": {}, "run_dir": str(run_dir)}
     if ddp is not None and ddp["world_size"] > 1:
         summary["ddp"] = ddp
+    if threads is not None:
+        summary["threads"] = {"per_process": threads.threads, "why": threads.reason}
     write_summary(run_dir, summary)
-    return summary, (fake, labels)
+    return summary, drawn
 
 
-def _evaluate_at_end(run: Run, fake: torch.Tensor, summary: dict | None, ranks: Ranks) -> dict | None:
+def _evaluate_at_end(run: Run, drawn: Drawn, summary: dict | None, ranks: Ranks) -> dict | None:
     """The evaluation metrics of the final generator, into metrics.json and every logger; when the
     sizes agree it measures exactly the samples saved in samples.npy."""
 
     n = run.settings.eval.samples or default_samples(run.source.spec)
     before = summary["metrics"] if ranks.is_main else {}
-    fake, labels = fake
-    summary = evaluate_system(run.system, run.source, run.run_dir, n, run.cfg.seed,
-                              fake=fake if len(fake) == n else None, labels=labels if len(fake) == n else None,
-                              ranks=ranks, **run.inception)
+    reuse = drawn if drawn.n == n else None
+    summary = evaluate_system(run.system, run.source, run.run_dir, n, run.cfg.seed, drawn=reuse, ranks=ranks,
+                              **run.inception)
     if not ranks.is_main:
         return None
     new = {k: v for k, v in summary["metrics"].items() if k not in before and isinstance(v, (int, float))}

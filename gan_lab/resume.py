@@ -25,7 +25,8 @@ CHECKPOINTS = ("last.ckpt", "prev.ckpt")  # newest first
 # Settings a resumed run may change: how long it runs, how it is watched, where things are.
 MAY_CHANGE = ("resume", "train.iterations", "train.num_workers", "train.data_on_device", "train.log_every",
               "train.sample_every", "train.checkpoint_every", "trainer.enable_progress_bar", "train.progress_every",
-              "trainer.timeout_minutes", "eval", "logger", "output", "callbacks", "sweep", "paths", "hydra")
+              "trainer.timeout_minutes", "trainer.threads", "eval", "logger", "output", "callbacks", "sweep", "paths",
+              "hydra")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 # Keys added since runs began saving their configs, with the value every run from before them trained with
 # (a preset may now set another: experiment=ring_collapse has train.simultaneous=true).
-ADDED_KEYS = {"train.simultaneous": False, "model.init": "torch", "tricks.instance_noise_until": 1.0}
+ADDED_KEYS = {"train.simultaneous": False, "model.init": "torch", "tricks.instance_noise_until": 1.0,
+              "train.tf32": False}
 
 
 def upgrade(saved: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,9 @@ class Train:
                                        "backward breaks)"] = False
     cuda_graphs: Annotated[bool | Literal["stand_in"], "GPU: capture each D and G update as a CUDA graph and replay "
                                                        "it; stand_in: the same step uncaptured"] = False
+    tf32: Annotated[bool, "GPU: TF32 tensor-core math in float32 convolutions and matmuls (faster, 10-bit "
+                          "mantissa inputs); off as in stylegan2-ada. cuDNN's autotuner is on unless "
+                          "trainer.deterministic"] = False
 
 
 @dataclass
@@ -90,6 +93,9 @@ class Trainer:
     deterministic: Annotated[bool, "PyTorch's deterministic algorithms (GPU runs repeat bit for bit; slower)"] = False
     timeout_minutes: Annotated[float | None, above(0.0), "every collective between ranks fails after this long: no "
                                                        "hang"] = None
+    threads: Annotated[Int1 | None, "CPU threads per process; null: the cores this process may use, shared among the "
+                                    "sweep's parallel jobs and this node's ranks (1 for models too small to gain from "
+                                    "more)"] = None
 
 
 @dataclass

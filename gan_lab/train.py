@@ -11,12 +11,12 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from gan_lab import outcome
+from gan_lab import outcome, threads
 from gan_lab.compose import build_components, build_system, check_settings
 from gan_lab.data import GANDataModule
-from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch
+from gan_lab.distributed import distributed_job, patch_hydra_ddp_launch, processes
 from gan_lab.errors import ConfigError
-from gan_lab.launch import Callbacks, build_loggers, build_trainer
+from gan_lab.launch import Callbacks, build_loggers, build_trainer, device_math
 from gan_lab.report import write_report
 from gan_lab.resume import check_same_run, finished, latest_good
 
@@ -77,11 +77,14 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     callbacks = Callbacks(cfg, typed, c.source, run_dir, outcome.inception_options(cfg))
     loggers = build_loggers(cfg, run_dir)
     patch_hydra_ddp_launch()
-    with distributed_job():
-        trainer = build_trainer(typed, run_dir, callbacks.all(), loggers)
+    budget = threads.choose(typed.trainer.threads, processes(cfg.trainer) // typed.trainer.num_nodes,
+                            sum(p.numel() for net in (c.generator, c.discriminator) for p in net.parameters()))
+    device_math(typed)
+    with distributed_job(), threads.applied(budget):
+        trainer = build_trainer(typed, run_dir, callbacks.all(), loggers, budget.line())
         if trainer.is_global_zero and (typed.eval.every or typed.eval.at_end):
             callbacks.evaluation.prepare()  # one-time work (classifier, real statistics) before any other rank exists
-        run = outcome.Run(cfg, typed, run_dir, system, c.source, data, trainer, callbacks, loggers)
+        run = outcome.Run(cfg, typed, run_dir, system, c.source, data, trainer, callbacks, loggers, budget)
         summary = outcome.fit(run)
     if summary.get("status") != "finished":  # a child rank ({}), or a diverged run (already reported)
         return summary

@@ -237,3 +237,26 @@ def test_plain_loop_refuses_what_it_does_not_implement():
     cfg = bench.case_config(bench.CASES["mlp_ring"], "cpu", "32-true", 3, ("optimizer.lr_decay=linear",))
     with pytest.raises(SystemExit, match="optimizer.lr_decay=none"):
         bench.check_plain_supported(cfg)
+
+
+def test_gpu_check_runs_its_cpu_stand_ins_and_writes_json_and_markdown(tmp_path):
+    """``make gpu-check`` everywhere but on the GPU: the GPU steps are recorded as skipped with the reason, the
+    stand-ins of the bench and of the default job run through the same plumbing, and both reports are written."""
+    from benchmarks import gpu_check
+
+    out = tmp_path / "check"
+    code = gpu_check.main(["--out", str(out), "--smoke", "--only", "gpu_tests,bench_dcgan32,default_job_graphs"])
+    payload = json.loads((out / "gpu_check.json").read_text())
+    status = {s["name"]: s["status"] for s in payload["steps"]}
+    cuda = torch.cuda.is_available()
+    assert code == 0, status
+    assert status["gpu_tests"] == ("passed" if cuda else "skipped: no CUDA device")
+    assert status["bench_dcgan32"] == status["default_job_graphs"] == "passed"
+    figures = payload["figures"]
+    assert figures["mlp_ring lab it/s (32-true)"] > 0 and figures["default job graphs training it/s"] > 0
+    assert 0 < figures["default job graphs wall s"] <= figures["default job graphs command s"]
+    assert set(payload["targets"]) == set(gpu_check.TARGETS)
+    text = (out / "gpu_check.md").read_text()
+    assert "| bench_dcgan32 | passed |" in text and "| default job wall s | " in text
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--out", str(out), "--only", "nonsense"])

@@ -289,3 +289,74 @@ def test_bad_multi_process_settings_are_refused_naming_the_key(override, key):
 
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed"):
         build_components(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "accelerator=ddp_cpu", override))
+
+
+def _two_ranks(rank: int, port: int, out: str) -> None:
+    """One of two gloo ranks: each player's gradients differ per rank; only the stepped player's are averaged."""
+    import torch
+    import torch.distributed as dist
+
+    from gan_lab.distributed import Ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        d, g = torch.nn.Linear(3, 2), torch.nn.Linear(2, 3)
+        x = torch.full((4, 3), float(rank + 1))
+        (d(x).sum() + g(torch.ones(1, 2)).sum() * (rank + 1)).backward()
+        local_d = [p.grad.clone() for p in d.parameters()]
+        local_g = [p.grad.clone() for p in g.parameters()]
+        ranks = Ranks.current()
+        ranks.average_gradients(d.parameters())
+        gathered = ranks.gather(torch.arange(3 * rank, 3 * rank + 2 + rank, dtype=torch.float32), "numbers")
+        torch.save({"local_d": local_d, "local_g": local_g, "d": [p.grad for p in d.parameters()],
+                    "g": [p.grad for p in g.parameters()], "gathered": gathered,
+                    "said": ranks.broadcast({"from": "rank 0"} if rank == 0 else None)}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_only_the_stepped_players_gradients_are_averaged_and_samples_gather_on_rank_0(tmp_path):
+    """The lab's own gradient sync (``PlayerDDP``): D's gradients become the mean over the ranks, G's stay each
+    rank's own; a gather reaches rank 0 only, in rank order; a broadcast reaches every rank."""
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_two_ranks, args=(port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.equal(r0["local_d"][0], r1["local_d"][0])  # D's weight gradients differ per rank
+    for a, b, mean0, mean1 in zip(r0["local_d"], r1["local_d"], r0["d"], r1["d"]):
+        torch.testing.assert_close(mean0, (a + b) / 2, rtol=0, atol=1e-6)
+        assert torch.equal(mean0, mean1)
+    for rank in (r0, r1):
+        assert all(torch.equal(g, own) for g, own in zip(rank["g"], rank["local_g"]))
+    assert r0["gathered"].tolist() == [0.0, 1.0, 3.0, 4.0, 5.0] and r1["gathered"] is None
+    assert r0["said"] == r1["said"] == {"from": "rank 0"}
+
+
+def test_a_collective_that_never_completes_times_out_inside_the_waiting_phase():
+    from gan_lab.distributed import CollectiveTimeout, completed
+
+    class Stuck:
+        waited = False
+
+        def is_completed(self):
+            return False
+
+        def wait(self):
+            Stuck.waited = True
+
+    class Done(Stuck):
+        def is_completed(self):
+            return True
+
+    with pytest.raises(CollectiveTimeout, match="averaging the logged row: no answer .* within 0 s"):
+        completed(Stuck(), "averaging the logged row", timeout_s=0.05)
+    assert not Stuck.waited
+    completed(Done(), "anything", timeout_s=0.05)
+    assert Done.waited

@@ -103,6 +103,25 @@ def test_a_step_that_cannot_be_captured_stays_eager_saying_why(extra, why, tmp_p
     assert len(lines) == 1 and why in lines[0] and "stays eager" in lines[0]
 
 
+@pytest.mark.parametrize(("extra", "graphs", "capture_ready"), [
+    ([], True, True), ([], False, False), ([], "stand_in", False), (["train.simultaneous=true"], True, False),
+    (["model=lapgan", "model.hidden=16"], True, False),
+])
+def test_optimisers_keep_device_step_counts_only_when_the_run_will_capture(extra, graphs, capture_ready):
+    """``capturable=True`` (step counts on the device, what a replayed step needs) only where updates will really be
+    captured: eager runs, blocked ones included, do not pay for it."""
+    from types import SimpleNamespace
+
+    from gan_lab.compose import build_system
+
+    cfg = compose_cfg(*BASE, *extra)
+    system = build_system(cfg, build_components(cfg))
+    system.runner.cuda_graphs = graphs  # what train.cuda_graphs=true sets on a GPU (refused on this CPU)
+    system._trainer = SimpleNamespace(world_size=1)
+    groups = [g for opt in system.configure_optimizers() for g in opt.param_groups]
+    assert groups and all(g["capturable"] is capture_ready for g in groups)
+
+
 @pytest.mark.parametrize(("overrides", "key", "words"), [
     (["train.cuda_graphs=true"], "train.cuda_graphs", "trainer.accelerator=cpu"),
     (["train.cuda_graphs=maybe"], "train.cuda_graphs", "true, false or stand_in"),

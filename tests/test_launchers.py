@@ -14,6 +14,13 @@ from tests.conftest import compose_cfg, run_cli
 TINY = ["debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none"]
 
 
+def _weights(overrides) -> int:
+    from gan_lab.compose import build_components
+
+    c = build_components(compose_cfg(*overrides))
+    return sum(p.numel() for net in (c.generator, c.discriminator) for p in net.parameters())
+
+
 def _finished_jobs(sweep_dir):
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
     return {j.name: json.loads((j / "metrics.json").read_text()) for j in jobs}
@@ -29,6 +36,12 @@ def test_two_job_sweep_completes_on_a_launcher(launcher, extra, tmp_path):
     assert sorted(s["k"] for s in jobs.values()) == [1, 2]
     assert all(s["status"] == "finished" and s["d_updates"] == 4 * s["k"] for s in jobs.values())
     assert (tmp_path / "sweep" / "report.html").is_file()  # the sweep report runs on every launcher
+    # each job's CPU threads: the cores shared by the jobs running side by side (joblib's n_jobs=2)
+    from gan_lab import threads
+
+    parallel = 2 if launcher == "joblib" else 1
+    expected = threads.choose(None, 1, _weights(TINY), jobs=parallel)
+    assert all(s["threads"] == {"per_process": expected.threads, "why": expected.reason} for s in jobs.values()), jobs
 
 
 def test_optuna_search_runs_three_trials_and_reports_the_best(tmp_path):

@@ -341,3 +341,35 @@ def test_metrics_stay_out_of_module_state(digit_metrics):
 def test_wrong_shape_is_a_config_error(digit_metrics):
     with pytest.raises(ConfigError, match="fake images"):
         digit_metrics.compute(torch.zeros(4, 1, 28, 28))
+
+
+class _Recording(nn.Module):
+    """An extractor that records, on each call, whether TF32 and autocast were on."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+        self.num_classes, self.seen = 3, []
+
+    def features_and_logits(self, x: torch.Tensor):
+        self.seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                          torch.is_autocast_enabled("cpu"), x.dtype))
+        h = self.lin(x.flatten(1))
+        return h, h
+
+
+def test_features_are_extracted_in_full_float32_and_the_callers_settings_come_back():
+    """TF32 (a GPU's default for convolutions) and an enclosing autocast are off while features are extracted,
+    whatever the caller had set, and back as the caller had them afterwards."""
+    net = _Recording()
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            feats, _ = feat_mod.extract(net, torch.rand(5, 1, 2, 2), batch_size=2)
+            assert torch.is_autocast_enabled("cpu")
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert net.seen == [(False, False, False, torch.float32)] * 3
+    assert feats.dtype == torch.float32 and feats.shape == (5, 3)

@@ -70,3 +70,36 @@ def test_compiled_generator_trains_and_keeps_parameter_names(tiny, tmp_path):
     assert not any("_orig_mod" in k for k in system.state_dict())
     summary = train(cfg, tmp_path)
     assert summary["iterations"] == 3 and math.isfinite(summary["metrics"]["train/g_loss"])
+
+
+class GMoves:
+    """A callback (built by _target_) that records, per run, the fraction of G's weight tensors (convolutions and
+    linear maps: the tensors autocast casts) that changed."""
+
+    moved: list[float] = []
+
+    def __new__(cls):
+        import lightning as L
+
+        class _GMoves(L.Callback):
+            def on_train_start(self, trainer, module):
+                self.before = [p.detach().clone() for p in module.generator.parameters() if p.dim() > 1]
+
+            def on_train_end(self, trainer, module):
+                after = [p for p in module.generator.parameters() if p.dim() > 1]
+                changed = sum(not torch.equal(a, b) for a, b in zip(self.before, after))
+                GMoves.moved.append(changed / len(after))
+
+        return _GMoves()
+
+
+@pytest.mark.parametrize("system", [[], ["model=lapgan", "model.hidden=16"], ["mixture.generators=2"]],
+                         ids=["gan", "lapgan", "mixture"])
+def test_every_generator_weight_moves_under_bf16_autocast(system, tiny, tmp_path):
+    """Each D step makes G's fakes without gradients inside the same autocast region as G's update: no weight cast
+    made there (no autograd history) may reach G's update, whatever the torch version's cache does."""
+    GMoves.moved.clear()
+    summary = train(tiny(*IMAGES, *system, "trainer.precision=bf16-mixed",
+                         f"+callbacks.moves._target_={__name__}.GMoves"), tmp_path)
+    assert summary["status"] == "finished" and GMoves.moved == [1.0]
+    assert summary["metrics"]["train/grad_norm_g"] > 0

@@ -145,19 +145,34 @@ def test_one_dimensional_runs_report_exact_w1_and_ks(tmp_path):
     assert metrics["toy/w1"] == pytest.approx(2.0, abs=0.15)  # W1(N(2, .5²), N(0, 1)) ≈ 2.0 (means differ by 2)
 
 
-def test_on_device_data_serves_the_same_minibatches(tiny, tmp_path):
-    """Gathering batches from a device copy of the set gives bit-identical training to the DataLoader path."""
-    from gan_lab.data.images import digits
+@pytest.mark.parametrize("dataset", ["digits", "mnist5k"])
+def test_on_device_data_serves_the_same_minibatches(dataset, tiny, tmp_path):
+    """Gathering batches from a device copy of the set gives bit-identical training to the DataLoader path: for
+    8-bit images (mnist5k) the copy is uint8, decoded per minibatch; the digits (16 grey levels) stay float32."""
+    from gan_lab.data.images import digits, mnist5k
     from gan_lab.data.module import GANDataModule
 
-    assert GANDataModule(digits(), 8, 1, 2, 0).on_device  # auto: in memory and small
+    module = GANDataModule({"digits": digits, "mnist5k": mnist5k}[dataset](), 8, 1, 2, 0)
+    assert module.on_device  # auto: in memory and small
+    assert (module._codes is not None) == (dataset == "mnist5k")
     assert refused("model=mlp", "dataset=ring", "train.data_on_device=true").key == "train.data_on_device"
     runs = {}
     for flag in ("true", "false"):
-        train(tiny("dataset=digits", "model.width=8", "logger=none", f"train.data_on_device={flag}"), tmp_path / flag)
+        train(tiny(f"dataset={dataset}", "model.width=8", "logger=none", f"train.data_on_device={flag}"),
+              tmp_path / flag)
         runs[flag] = torch.load(tmp_path / flag / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     for key, value in runs["true"].items():
         assert torch.equal(value, runs["false"][key]), key
+
+
+def test_eight_bit_codes_round_trip_bit_for_bit_or_are_refused():
+    from gan_lab.data.module import _decode, eight_bit
+
+    codes = torch.arange(256, dtype=torch.uint8).reshape(4, 1, 8, 8)
+    values = codes.float() / 127.5 - 1.0
+    assert torch.equal(eight_bit(values), codes) and torch.equal(_decode(codes), values)
+    assert eight_bit(values + 1e-3) is None  # not on the 8-bit grid
+    assert eight_bit(values.double()) is None
 
 
 def test_progress_bar_shows_each_statistic_from_its_latest_row():
@@ -181,6 +196,8 @@ def test_output_to_a_file_gets_progress_lines_and_each_evaluation(tmp_path):
     assert all(" it/s | " in ln and " left | " in ln and "d_loss " in ln and "D(G(z)) " in ln for ln in lines)
     assert "val/fid_100_digits_classifier" not in lines[2] and "val/fid_100_digits_classifier" in lines[3]
     assert "\x1b[" not in proc.stdout  # no terminal drawing in a file
+    first = next(ln for ln in proc.stdout.splitlines() if ln.startswith("gan_lab: training 40 iterations"))
+    assert " CPU thread" in first and " per process (" in first  # the thread budget, said once
 
 
 def test_progress_line_quotes_the_newest_headline_measurement():

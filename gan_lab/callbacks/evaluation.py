@@ -51,7 +51,7 @@ class PeriodicEvaluation(L.Callback):
     def measure(self, module, ranks: Ranks | None = None) -> dict[str, float]:
         ranks = ranks or Ranks()
         g = torch.Generator().manual_seed(self.seed + 31)
-        local, labels = draw(module, self.samples, g, ranks)
+        local, labels = draw(module, self.samples, g, ranks, to=module.device)  # no trip through the host
         metrics = None
         if self.source.spec.is_image:
             suites = self.suites()

@@ -17,8 +17,14 @@ from gan_lab.reporting import shown
 class IterationProgressBar(RichProgressBar):
     resumed_at = 0  # a resumed run's bar counts the iterations left; its title says where it started
 
+    def __init__(self, note: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.note = note  # said once, above the bar (the thread budget)
+
     def on_train_start(self, trainer, pl_module) -> None:
         self.resumed_at = int(getattr(pl_module, "iteration", 0))
+        if self.note and trainer.is_global_zero:
+            print(f"gan_lab: {self.note}", flush=True)
         super().on_train_start(trainer, pl_module)
 
     def _get_train_description(self, current_epoch: int) -> str:
@@ -57,8 +63,8 @@ class ProgressLines(L.Callback):
     ``every`` iterations and after each evaluation, with iteration/total, it/s, time left, the losses, D(x),
     D(G(z)) and the newest headline metric. Rank 0 prints; nothing is drawn."""
 
-    def __init__(self, every: int, stream=None):
-        self.every, self.stream = every, stream
+    def __init__(self, every: int, stream=None, note: str = ""):
+        self.every, self.stream, self.note = every, stream, note  # note: said in the first line (the thread budget)
         self._start: tuple[float, int] | None = None
         self._seen_rows = 0
 
@@ -67,7 +73,9 @@ class ProgressLines(L.Callback):
         self._seen_rows = len(module.history)
         if trainer.is_global_zero:
             where = f", resumed at {module.iteration}" if module.iteration else ""
-            self._print(f"gan_lab: training {module.iterations} iterations{where}; a progress line every {self.every}")
+            note = f"; {self.note}" if self.note else ""
+            self._print(f"gan_lab: training {module.iterations} iterations{where}; a progress line every "
+                        f"{self.every}{note}")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not trainer.is_global_zero:

@@ -74,16 +74,31 @@ class _Positions(Dataset):
         return torch.as_tensor(positions, dtype=torch.long)
 
 
-ON_DEVICE_LIMIT = 1024**3  # on_device=auto: in-memory sets up to 1 GiB (MNIST 188 MB, CIFAR-10 614 MB as float32)
+ON_DEVICE_LIMIT = 1024**3  # on_device=auto: in-memory sets up to 1 GiB as stored there (MNIST 55 MB, CIFAR-10
+# 154 MB as uint8; sets that are not 8-bit are stored as float32)
+
+
+def _decode(codes: torch.Tensor) -> torch.Tensor:
+    """8-bit codes → the lab's pixel values in [-1, 1] (every 8-bit source stores q / 127.5 − 1)."""
+    return codes.float() / 127.5 - 1.0
+
+
+def eight_bit(data: torch.Tensor) -> torch.Tensor | None:
+    """``data`` as uint8 codes when :func:`_decode` gives it back bit for bit (8-bit images), else None."""
+    if data.dtype != torch.float32:
+        return None
+    codes = ((data + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return codes if torch.equal(_decode(codes).view(torch.int32), data.view(torch.int32)) else None  # bits, ±0
 
 
 class GANDataModule(L.LightningDataModule):
     """Serves the training stream of a :class:`Source`; rank and world size come from the trainer.
 
-    ``on_device``: a set held in memory (``source.data``) is copied once to the training device and each
-    minibatch is gathered there from indices, skipping the DataLoader's host-to-device copies (``auto``:
-    when the set is at most 1 GiB). Other sources (toy laws, image files) go through the DataLoader,
-    with ``num_workers`` processes decoding in parallel. Both paths serve the same minibatches.
+    ``on_device``: a set held in memory (``source.data``) is copied once to the training device (8-bit images as
+    uint8, decoded per minibatch) and each minibatch is gathered there from indices, skipping the DataLoader's
+    host-to-device copies (``auto``: when the set takes at most 1 GiB there). Other sources (toy laws, image files)
+    go through the DataLoader, with ``num_workers`` processes decoding in parallel, into pinned memory on a GPU.
+    Both paths serve the same minibatches.
     ``labelled``: each minibatch is (images, labels), for class-conditional models. ``channels_last``: image
     minibatches arrive in NHWC memory layout (``train.channels_last``).
     """
@@ -97,8 +112,11 @@ class GANDataModule(L.LightningDataModule):
         self.iterations, self.seed, self.start_iteration = iterations, seed, start_iteration
         self.num_workers = num_workers
         data = getattr(source, "data", None)
+        # 8-bit images are kept on the device as uint8 (4x less memory) and decoded per minibatch, bit for bit
+        self._codes = eight_bit(data) if on_device and data is not None and source.spec.is_image else None
+        stored = self._codes if self._codes is not None else data
         if on_device == "auto":
-            on_device = data is not None and data.numel() * data.element_size() <= ON_DEVICE_LIMIT
+            on_device = data is not None and stored.numel() * stored.element_size() <= ON_DEVICE_LIMIT
         on_device = on_device and data is not None  # true with data not in memory: the rulebook refuses it
         self.on_device = bool(on_device)
         self._device_data: torch.Tensor | None = None
@@ -111,8 +129,9 @@ class GANDataModule(L.LightningDataModule):
                                         self.start_iteration, self.iterations, rank, world)
         if self.on_device:
             return DataLoader(_Positions(self.source.size), batch_sampler=sampler, collate_fn=_as_is)
+        cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
         return DataLoader(Labelled(self.source) if self.labelled else self.source, batch_sampler=sampler,
-                          collate_fn=_as_is,
+                          collate_fn=_as_is, pin_memory=cuda,  # pinned host batches: an asynchronous copy
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def transfer_batch_to_device(self, batch: torch.Tensor, device: torch.device, dataloader_idx: int):
@@ -124,11 +143,13 @@ class GANDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         if self.on_device:
             if self._device_data is None or self._device_data.device != batch.device:
-                self._device_data = self.source.data.to(batch.device)  # once per run and rank
+                stored = self._codes if self._codes is not None else self.source.data
+                self._device_data = stored.to(batch.device)  # once per run and rank
                 if self.labelled:
                     self._device_labels = self.source.labels.to(batch.device)
-            batch = ((self._device_data[batch], self._device_labels[batch]) if self.labelled
-                     else self._device_data[batch])
+            x = self._device_data[batch]
+            x = _decode(x) if self._codes is not None else x
+            batch = (x, self._device_labels[batch]) if self.labelled else x
         if not self.channels_last:
             return batch
         x, *rest = batch if isinstance(batch, (tuple, list)) else (batch,)

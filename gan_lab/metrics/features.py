@@ -46,6 +46,8 @@ import hashlib
 import math
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +93,34 @@ class _Given(nn.Module):
         return x
 
 
+@contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """Feature extraction in full float32: no autocast, and on a GPU no TF32 in convolutions or matmuls (TF32
+    rounds their inputs to 10 mantissa bits; the agreement with torch-fidelity, tests/test_fidelity.py, holds with
+    it off). The caller's settings are restored afterwards."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @torch.no_grad()
 def extract(classifier: nn.Module, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, 128), logits (N, K)) of ``images``, float32 on the CPU, classifier in eval mode."""
+    """(features (N, 128), logits (N, K)) of ``images``, float32 on the CPU, classifier in eval mode, in full
+    float32 (:func:`full_precision`)."""
     was_training = classifier.training
     classifier.eval()
     device = next(classifier.parameters()).device
     feats, logits = [], []
     try:
-        for i in range(0, images.shape[0], batch_size):
-            f, z = classifier.features_and_logits(images[i:i + batch_size].to(device=device, dtype=torch.float32))
-            feats.append(f.float().cpu())
-            logits.append(z.float().cpu())
+        with full_precision(device):
+            for i in range(0, images.shape[0], batch_size):
+                f, z = classifier.features_and_logits(images[i:i + batch_size].to(device=device, dtype=torch.float32))
+                feats.append(f.float().cpu())
+                logits.append(z.float().cpu())
     finally:
         classifier.train(was_training)
     return torch.cat(feats), torch.cat(logits)

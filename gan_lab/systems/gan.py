@@ -40,7 +40,7 @@ from gan_lab.regularizers.base import Judged, Regularizer
 from gan_lab.reporting import report
 from gan_lab.systems.clock import Clock
 from gan_lab.systems.conditioning import Batch, Unconditional
-from gan_lab.systems.runner import Runner, capturable
+from gan_lab.systems.runner import Runner, capturable, untracked
 from gan_lab.systems.schedule import Alternating
 from gan_lab.systems.statistics import Diverged, Statistics, StopRequested, grad_norm
 from gan_lab.tricks import Tricks
@@ -113,7 +113,7 @@ class GAN(L.LightningModule):
 
     def configure_optimizers(self):
         factory_d, factory_g = self.optimizer_factories
-        if self.runner.capture_ready_optimizers:  # step counts on the device, so a replayed step advances them
+        if self.runner.capture_ready_optimizers(self):  # step counts on the device: a replay advances them
             return [capturable(factory_d, self.discriminator.parameters()),
                     capturable(factory_g, self.generator.parameters())]
         return [factory_d(self.discriminator.parameters()), factory_g(self.generator.parameters())]
@@ -147,7 +147,7 @@ class GAN(L.LightningModule):
         """One D update: D's loss on a real minibatch and fresh fakes, plus the regularizer's penalty."""
 
         def objective():
-            with torch.no_grad():
+            with untracked():  # no_grad, and autocast's cache left clean for G's update
                 fake = self.fakes(real.x.shape[0])
             (r, real_view), (f, fake_view) = self.d_view(real.x), self.d_view(fake.x)
             real_logits, real_classes = self.conditioning.judge(self.discriminator, r, real.y)
@@ -203,7 +203,7 @@ class GAN(L.LightningModule):
         loss, stats = objective()
         loss = total(loss, *(part.d_term(self) for part in self.tricks.with_hook("d_term")))
         opt_d.zero_grad(set_to_none=True)
-        self.runner.backward(self, loss)
+        self.runner.backward(self, loss, opt_d)
         if measure_grad:
             self.accumulate(self.d_grad_norms())
         self.runner.step(opt_d)
@@ -219,12 +219,12 @@ class GAN(L.LightningModule):
         then the parts' after-step hooks (historical averaging, the EMA). ``objective()`` returns (g_loss, extra,
         stats): ``g_loss`` is logged as train/g_loss, ``extra`` (or None) is added to what G minimises. The
         schedule may run the iteration's D updates between G's backward and G's step (simultaneous updates)."""
-        self.discriminator.requires_grad_(False)  # G's backward computes (and DDP reduces) only G's gradients
+        self.discriminator.requires_grad_(False)  # G's backward computes (and the ranks average) only G's gradients
         try:
             g_loss, extra, stats = objective()
             loss = total(g_loss, extra, *(part.g_term(self) for part in self.tricks.with_hook("g_term")))
             opt_g.zero_grad(set_to_none=True)
-            self.runner.backward(self, loss)
+            self.runner.backward(self, loss, opt_g)
         finally:
             self.discriminator.requires_grad_(True)
         if measure_grad:
@@ -285,16 +285,18 @@ class GAN(L.LightningModule):
         return torch.randn(n, self.z_dim, device=self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500,
+                 to: torch.device | str = "cpu") -> torch.Tensor:
         """G(z) (G(z, labels) in a class-conditional run) in eval mode (batch norm uses its running statistics),
-        returned on the CPU in fp32. With ``tricks.ema`` on, the EMA generator draws."""
+        in fp32, returned on ``to`` (the CPU; the measurement keeps them where G made them). With ``tricks.ema``
+        on, the EMA generator draws."""
         generator = self.sampler
         chunks = z.split(batch_size)
         ys = self.conditioning.chunks(labels, len(chunks), batch_size, self.device)
         was_training = generator.training
         generator.eval()
         try:
-            parts = [self.conditioning.generate(generator, chunk.to(self.device), y).float().cpu()
+            parts = [self.conditioning.generate(generator, chunk.to(self.device), y).float().to(to)
                      for chunk, y in zip(chunks, ys)]
         finally:
             generator.train(was_training)

@@ -39,6 +39,7 @@ from gan_lab.nets.lapgan import LaplacianGenerator, laplacian_pyramid
 from gan_lab.regularizers.base import Judged
 from gan_lab.systems.conditioning import Batch
 from gan_lab.systems.gan import GAN, grad_norm
+from gan_lab.systems.runner import untracked
 from gan_lab.viz import chain_picture
 
 
@@ -94,7 +95,7 @@ class LAPGAN(GAN):
     def d_step(self, opt_d, real: Batch, measure_grad: bool = False) -> None:
         def objective():
             reals, conditions = self.real_levels(real.x)
-            with torch.no_grad():
+            with untracked():
                 fakes = self.fake_levels(conditions, real.x.shape[0])
             total = real.x.new_zeros(())
             stats: dict[str, torch.Tensor] = {}

@@ -16,6 +16,7 @@ from gan_lab.capabilities import HOOKS, SystemCaps
 from gan_lab.regularizers.base import Judged
 from gan_lab.systems.conditioning import Batch
 from gan_lab.systems.gan import GAN, total
+from gan_lab.systems.runner import untracked
 
 
 class MixtureGAN(GAN):
@@ -36,7 +37,7 @@ class MixtureGAN(GAN):
     def _fakes(self, n: int, grad: bool, y: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor, Callable]]:
         """(G_i(z_i) (given the labels y in a conditional run), what D sees of it, the map with that draw:
         :meth:`d_view`) for each member i, in turn."""
-        with torch.set_grad_enabled(grad):
+        with torch.enable_grad() if grad else untracked():
             return [(x, *self.d_view(x)) for x in (self.conditioning.generate(g, self.sample_z(n), y)
                                                      for g in self.generator.members)]
 
@@ -102,7 +103,8 @@ class MixtureGAN(GAN):
         return lambda stacked: stacked[choice, torch.arange(n, device=choice.device)]
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500,
+                 to: torch.device | str = "cpu") -> torch.Tensor:
         """Draws from the mixture (given ``labels`` in a conditional run); the member choice is seeded so a fixed
         z gives a fixed picture."""
         mixture = self.sampler
@@ -112,7 +114,7 @@ class MixtureGAN(GAN):
         chunks = z.split(batch_size)
         ys = self.conditioning.chunks(labels, len(chunks), batch_size, self.device)
         try:
-            parts = [mixture(chunk.to(self.device), generator=pick, y=y).float().cpu() for chunk, y in zip(chunks, ys)]
+            parts = [mixture(chunk.to(self.device), generator=pick, y=y).float().to(to) for chunk, y in zip(chunks, ys)]
         finally:
             mixture.train(was_training)
         return torch.cat(parts)

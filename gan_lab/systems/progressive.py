@@ -48,9 +48,10 @@ class ProgressiveGAN(GAN):
         super().training_step(fade_reals(downsample_to(batch, resolution), alpha), batch_idx)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500,
+                 to: torch.device | str = "cpu") -> torch.Tensor:
         self.set_schedule(max(self.iteration - 1, 0))  # the phase the last update trained
-        images = super().generate(z, labels, batch_size=batch_size)
+        images = super().generate(z, labels, batch_size=batch_size, to=to)
         target = self.generator_networks()[0].resolutions[-1]
         if images.shape[-1] != target:
             images = F.interpolate(images, size=(target, target), mode="nearest")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
+from gan_lab.distributed import Ranks
 from gan_lab.systems.conditioning import Batch
 
 log = logging.getLogger("gan_lab")
@@ -55,6 +56,20 @@ def _autocast_without_cache(device: torch.device):
     if device.type == "cuda" and torch.is_autocast_enabled("cuda"):
         return torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False)
     return nullcontext()
+
+
+@contextmanager
+def untracked():
+    """``torch.no_grad()`` for a forward nobody differentiates (the fakes of a D step), leaving autocast's weight-cast
+    cache clean: a weight cast to bf16/fp16 here carries no autograd history, and a later forward with gradients in
+    the same autocast region (G's update, inside one ``training_step``) must not reuse it, or G's weights get no
+    gradient. Whether the cache itself checks grad mode depends on the torch version; clearing it costs one
+    re-cast of G's weights."""
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        torch.clear_autocast_cache()
 
 
 def capturable(factory: Callable, params) -> torch.optim.Optimizer:
@@ -79,15 +94,16 @@ class Runner:
         self.graphs: dict[tuple, _Graph] = {}
         self.warmed: set[tuple] = set()
         self.pool = None
+        self.ranks = Ranks()
 
     @property
     def lean(self) -> bool:
         return self.mode != "eager"
 
-    @property
-    def capture_ready_optimizers(self) -> bool:
-        """Whether the optimisers keep their step counts on the device, so that a replayed step advances them."""
-        return self.cuda_graphs is True
+    def capture_ready_optimizers(self, system) -> bool:
+        """Whether the optimisers should keep their step counts on the device, so that a replayed step advances
+        them: only when this run's updates will be captured (``capturable=True`` costs eager steps a little)."""
+        return self.cuda_graphs is True and not self.blockers(system)
 
     def choose(self, system, trainer: L.Trainer) -> None:
         """Lean eager when that is numerically Lightning's path; CUDA graphs when asked and nothing in the run
@@ -96,6 +112,7 @@ class Runner:
         lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
                 and not listened)
         self.mode = "lean" if lean else "eager"
+        self.ranks = Ranks.current()
         self.graphs, self.warmed, self.pool = {}, set(), None
         if not self.cuda_graphs:
             return
@@ -106,11 +123,15 @@ class Runner:
         self.mode = "stand_in" if self.cuda_graphs == "stand_in" else "graphs"
 
     # ---------------------------------------------------------------- what an update's frame calls
-    def backward(self, system, loss: torch.Tensor) -> None:
+    def backward(self, system, loss: torch.Tensor, optimizer) -> None:
+        """The gradient of ``loss`` for the player ``optimizer`` steps, averaged over the ranks of a multi-process
+        run (only that player's: gan_lab/distributed.py, ``PlayerDDP``)."""
         if self.lean or self.capturing:
             loss.backward()
         else:
             system.manual_backward(loss)
+        if self.ranks.world > 1:
+            self.ranks.average_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     def step(self, optimizer) -> None:
         if self.lean or self.capturing:
