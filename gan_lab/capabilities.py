@@ -49,6 +49,7 @@ class RegularizerCaps:
     input_gradients: bool = False  # a penalty on ∇ₓD (a double backward): beyond an unrolled copy of D
     one_critic: bool = False  # keeps state about one D across updates (LeCam's anchors)
     images_only: bool = False  # augments images
+    augments_per_sample: bool = False  # draws its own augmentation of each sample D judges (CR)
     capture_blocker: str = ""  # why its D update cannot be captured as a CUDA graph ("" = it can)
 
 

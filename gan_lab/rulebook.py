@@ -58,6 +58,25 @@ def _graphs_scale(s: Setup):
                            "scaler fp16 needs; use trainer.precision=bf16-mixed, which needs no loss scale.")
 
 
+@rule("fp16 with a gradient penalty", ("regularizer=gp", "loss=wasserstein", "trainer.precision=16-mixed"),
+      "trainer.precision")
+def _fp16_penalty(s: Setup):
+    precision = str(s.settings.trainer.precision)
+    if precision in ("16-mixed", "16") and s.regularizer.caps.input_gradients:
+        return ConfigError("trainer.precision", precision,
+                           f"32-true or bf16-mixed with regularizer={s.regularizer.name}",
+                           "the penalty's double backward overflows fp16's range (NaN); bf16 has fp32's range.")
+
+
+@rule("fp16 on a CPU", ("trainer.precision=16-mixed",), "trainer.precision")
+def _fp16_cpu(s: Setup):
+    precision = str(s.settings.trainer.precision)
+    if precision in ("16-mixed", "16") and s.settings.trainer.accelerator == "cpu":
+        return ConfigError("trainer.precision", precision, "32-true or bf16-mixed on a CPU (trainer.accelerator=cpu)",
+                           "CPU autocast computes in bf16, so a 16-mixed run would train in bf16 while its config "
+                           "says fp16; say bf16-mixed.")
+
+
 @rule("data on the device that is not held in memory", ("model=mlp", "dataset=ring", "train.data_on_device=true"),
       "train.data_on_device")
 def _data_on_device(s: Setup):
@@ -224,6 +243,14 @@ def _pack_minibatch(s: Setup):
         return ConfigError("tricks.pack", s.tricks.pack, "1 with tricks.minibatch_discrimination=true",
                            "Both change what D judges beyond one sample; PacGAN is the alternative to minibatch "
                            "discrimination, not an addition to it.")
+
+
+@rule("consistency regularization with packing", ("regularizer=cr", "tricks.pack=2"), "tricks.pack")
+def _pack_per_sample_augmentation(s: Setup):
+    if s.tricks.pack > 1 and s.regularizer.caps.augments_per_sample:
+        return ConfigError("tricks.pack", s.tricks.pack, f"1 with regularizer={s.regularizer.name}",
+                           "CR augments what D judges; a pack of m samples would share one draw, and its colour "
+                           "transforms would average over the m different samples in it.")
 
 
 @rule("unrolling with feature matching", ("tricks.unroll_steps=2", "tricks.feature_matching=true"),

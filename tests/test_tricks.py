@@ -363,6 +363,25 @@ def test_ada_moves_p_by_its_step_towards_the_target_and_clamps():
     assert system.ada_p.item() == pytest.approx(1.0)  # 0.8 + 0.8 clamped at 1
 
 
+@pytest.mark.parametrize(("pack", "world"), [(1, 1), (4, 1), (1, 2), (2, 4)])
+def test_ada_counts_images_over_every_rank_and_inside_packs(pack, world, monkeypatch):
+    """stylegan2-ada moves p by (images seen) / (ada_kimg · 1000): a pack of m images is m images, and W ranks see
+    W times the images of one."""
+    from gan_lab.distributed import Ranks
+    from gan_lab.tricks.diffaug import DiffAugment
+
+    monkeypatch.setattr(Ranks, "current", classmethod(lambda cls: Ranks(0, world)))
+    monkeypatch.setattr(Ranks, "mean_row", lambda self, row: row)  # every rank saw the same signs
+    part = DiffAugment(diffaug="translation", ada_target=0.6, ada_interval=1, ada_kimg=1.0)
+    system = _System()
+    part.attach(system)
+    images = torch.zeros(8, 1, 4, 4)
+    part.d_draw(system, images)  # what D's step draws for its reals, before packing
+    part.observe_d(system, torch.ones(8 // pack), torch.zeros(8 // pack))  # D's logits: one per pack
+    part.after_d_step(system)
+    assert system.ada_p.item() == pytest.approx(8 * world / 1000)
+
+
 def test_ada_applies_each_transform_with_probability_p():
     from gan_lab.augment import diff_augment
 

@@ -19,6 +19,7 @@ def combined(caps: list[RegularizerCaps]) -> RegularizerCaps:
                            input_gradients=any(c.input_gradients for c in caps),
                            one_critic=any(c.one_critic for c in caps),
                            images_only=any(c.images_only for c in caps),
+                           augments_per_sample=any(c.augments_per_sample for c in caps),
                            capture_blocker="; ".join(c.capture_blocker for c in caps if c.capture_blocker))
 
 

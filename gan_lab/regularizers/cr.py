@@ -31,7 +31,7 @@ def _transforms(value: Any) -> bool:
 
 class ConsistencyRegularization(Regularizer):
     name = "cr"
-    caps = RegularizerCaps(images_only=True)
+    caps = RegularizerCaps(images_only=True, augments_per_sample=True)
 
     def __init__(self, weight: Annotated[float, at_least(0.0), "λ_real"] = 10.0,
                  weight_fake: Annotated[float, at_least(0.0), "λ_fake (null: λ_real)"] | None = None,

@@ -73,6 +73,7 @@ class DiffAugment(Trick):
             system.register_buffer("ada_signs", torch.zeros(2))
 
     def d_draw(self, system, x: Tensor) -> Transform:
+        self.images = x.shape[0]  # images per minibatch on this rank, before any packing (tricks.pack is last)
         return draw_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
 
     def d_input(self, system, x: Tensor) -> Tensor:
@@ -80,16 +81,18 @@ class DiffAugment(Trick):
 
     def observe_d(self, system, real_logits: Tensor, fake_logits: Tensor) -> None:
         if self.ada_target:
-            self.batch = real_logits.shape[0]
+            self.batch = getattr(self, "images", real_logits.shape[0])  # images, not packs
             system.ada_signs.add_(torch.stack([torch.sign(real_logits.detach()).float().mean(),
                                                real_logits.new_ones((), dtype=torch.float32)]))
 
     def after_d_step(self, system) -> None:
         if not self.ada_target or (system.d_updates + 1) % self.ada_interval:  # d_updates counts from 0
             return
-        signs, count = Ranks.current().mean_row(system.ada_signs).unbind()
+        ranks = Ranks.current()
+        signs, count = ranks.mean_row(system.ada_signs).unbind()
         r_t = signs / count.clamp_min(1.0)
-        step = self.ada_interval * self.batch / (self.ada_kimg * 1000)
+        # stylegan2-ada: p moves by (images D saw in the interval, over every rank) / (ada_kimg · 1000)
+        step = self.ada_interval * self.batch * ranks.world / (self.ada_kimg * 1000)
         system.ada_p.copy_((system.ada_p + torch.sign(r_t - self.ada_target) * step).clamp(0.0, 1.0))
         system.ada_rt = r_t
         system.ada_signs.zero_()
