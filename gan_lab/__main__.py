@@ -20,14 +20,16 @@ def _run(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gan_lab.outcome import SIGTERM_STATUS, Stopped
+    from gan_lab.outcome import INTERRUPT_STATUS, SIGTERM_STATUS, Stopped
     from gan_lab.train import train
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         summary = train(cfg)
-    except KeyboardInterrupt:
-        raise  # Ctrl-C stops the whole sweep
+    except KeyboardInterrupt as e:  # Ctrl-C stops the whole sweep, with a word (rank 0's)
+        if getattr(e, "rank", 0) == 0:
+            print(f"gan_lab: error: {e or 'interrupted (Ctrl-C)'}", file=sys.stderr)
+        sys.exit(INTERRUPT_STATUS)
     except Stopped as e:  # SIGTERM (a scheduler's time limit, kill) stops the whole sweep too, with a word
         if e.rank == 0:
             print(f"gan_lab: error: {e}", file=sys.stderr)

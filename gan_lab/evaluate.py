@@ -16,9 +16,9 @@ from gan_lab.errors import ConfigError
 from gan_lab.measure import default_samples, evaluate_system
 from gan_lab.metrics import registry
 from gan_lab.report import write_report
-from gan_lab.runs import load_run, run_command
+from gan_lab.runs import count, load_run, run_command
 
-ARGS = {"run": str, "n": int, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool}
+ARGS = {"run": str, "n": count, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool}
 
 
 def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "auto",

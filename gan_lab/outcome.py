@@ -42,10 +42,20 @@ log = logging.getLogger("gan_lab")
 
 CURVES = curve_groups()  # losses.png's panels: the registry's curve groups, as the run page draws them
 SIGTERM_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
+INTERRUPT_STATUS = 128 + signal.SIGINT  # ... and by Ctrl-C
 
 
 class Stopped(RuntimeError):
     """The run was asked to stop (SIGTERM: a scheduler's time limit or preemption, ``kill``)."""
+
+    def __init__(self, reason: str, rank: int = 0):
+        self.reason, self.rank = reason, rank
+        super().__init__(reason)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C: the run stopped where it was; metrics.json says so, and the checkpoints on disk are untouched. A
+    KeyboardInterrupt still, so that it stops a whole sweep."""
 
     def __init__(self, reason: str, rank: int = 0):
         self.reason, self.rank = reason, rank
@@ -122,6 +132,12 @@ def stopped_early(run: Run, err: BaseException) -> dict:
         return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
     if isinstance(err, (StopRequested, SIGTERMException)):
         raise record_sigterm(run_dir, system, trainer) from None
+    if isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and trainer.interrupted):
+        # Ctrl-C (Lightning turns it into SystemExit after its own shutdown)
+        reason = f"interrupted (Ctrl-C) at iteration {system.iteration}"
+        if not trainer.is_global_zero:
+            raise Interrupted(reason, trainer.global_rank) from None
+        raise Interrupted(f"{reason}; {kept(record_stop(run_dir, system, 'stopped', reason))}") from None
     if monitor is not None and (isinstance(err, PeerFailed) or is_collective_error(err)):
         raise rank_failure(run, err) from None
     if monitor is not None:

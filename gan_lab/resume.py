@@ -35,14 +35,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        detail = str(err).splitlines()[0].split(". This is")[0][:200]  # torch's advice paragraph left out
-        raise ValueError(f"{path} cannot be read safely ({type(err).__name__}: {detail})") from None
+        text = str(err)
+        if "Weights only load failed" in text:  # torch's advice (load with weights_only=False) is left out: unsafe
+            detail = "it holds objects other than tensors, which the lab never unpickles"
+        else:
+            detail = f"{type(err).__name__}: {text.splitlines()[0][:200] if text else 'unreadable'}"
+        raise ValueError(f"{path} cannot be read safely ({detail})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "iteration" not in ckpt.get("gan_lab", {}):
         raise ValueError(f"{path} is not a gan_lab checkpoint (no state_dict and iteration counter)")
     return ckpt
 
 
-def latest_good(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+def latest_good(run_dir: Path, key: str = "resume") -> tuple[dict[str, Any], Path] | None:
     """The newest readable checkpoint of ``run_dir`` (last.ckpt, else prev.ckpt), or None if it has none.
     Each unusable file is reported; if none is usable, a ConfigError says why."""
     problems = []
@@ -53,10 +57,13 @@ def latest_good(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
         try:
             return read_checkpoint(path), path
         except ValueError as err:
-            log.warning("%s; trying the previous checkpoint", err)
+            later = [n for n in CHECKPOINTS[CHECKPOINTS.index(name) + 1:]
+                     if (Path(run_dir) / "checkpoints" / n).is_file()]
+            log.warning("%s%s", err, "; trying the previous checkpoint" if later else "")
             problems.append(str(err))
     if problems:
-        raise ConfigError("resume", str(run_dir), "a run folder with a readable checkpoint", "; ".join(problems))
+        raise ConfigError(key, str(run_dir), "a run folder with a readable checkpoint",
+                          "no checkpoint could be loaded safely: " + "; ".join(problems))
     return None
 
 

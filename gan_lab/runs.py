@@ -17,7 +17,7 @@ from gan_lab.compose import build_components, build_system
 from gan_lab.config import config_dir
 from gan_lab.data.base import Source
 from gan_lab.errors import ConfigError
-from gan_lab.resume import read_checkpoint
+from gan_lab.resume import latest_good
 from gan_lab.rules import Setup
 from gan_lab.systems.gan import GAN
 
@@ -56,18 +56,27 @@ def with_current_defaults(cfg: DictConfig) -> DictConfig:
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 
     run_dir = Path(run_dir)
-    path = checkpoint_path(run_dir)
-    try:
-        ckpt = read_checkpoint(path)
-    except ValueError as e:  # truncated, corrupt, or carrying objects we refuse to unpickle
-        raise ConfigError("run", str(run_dir), "a readable checkpoint",
-                          f"{path} could not be loaded safely: {e}") from None
+    found = latest_good(run_dir, key="run")  # a corrupt last.ckpt falls back to prev.ckpt, as resume does
+    if found is None:
+        checkpoint_path(run_dir)  # raises: no checkpoint there
+    ckpt, path = found
     cfg = with_current_defaults(OmegaConf.create(ckpt["gan_lab"]["config"]))
     components = build_components(cfg)
     system = build_system(cfg, components)
     system.restore(ckpt)
     system.to(device).eval()
     return LoadedRun(run_dir, cfg, system, components.source, path, components.setup)
+
+
+def count(value: str) -> int:
+    """A ``key=value`` argument that counts something (samples, steps, rows): an integer >= 1."""
+    n = int(value)
+    if n < 1:
+        raise ValueError(value)
+    return n
+
+
+WHAT = {int: "an integer", float: "a number", str: "a string", count: "an integer >= 1"}
 
 
 def parse_args(argv: list[str], allowed: dict[str, type], command: str) -> dict:
@@ -87,7 +96,8 @@ def parse_args(argv: list[str], allowed: dict[str, type], command: str) -> dict:
             try:
                 out[key] = kind(value)
             except ValueError:
-                raise ConfigError(key, value, f"a {kind.__name__}") from None
+                shown = int(value) if value.lstrip("+-").isdigit() else value  # n=-5, not n='-5'
+                raise ConfigError(key, shown, WHAT.get(kind, f"a {kind.__name__}")) from None
     return out
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from gan_lab.errors import ConfigError
-from gan_lab.runs import load_run, run_command
+from gan_lab.runs import count, load_run, run_command
 from gan_lab.viz import class_grid, image_grid, points_picture, samples_picture, save_png
 
-ARGS = {"run": str, "n": int, "out": str, "interpolate": bool, "seed": int, "steps": int, "rows": int,
+ARGS = {"run": str, "n": count, "out": str, "interpolate": bool, "seed": int, "steps": count, "rows": count,
         "class": int, "classes": str}
 
 

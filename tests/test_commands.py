@@ -123,3 +123,21 @@ def test_measuring_during_training_does_not_change_the_run(tiny, tmp_path):
         digests.append({k: v for k, v in state.items() if k.startswith("generator.")})
     for key, value in digests[0].items():
         assert torch.equal(value, digests[1][key]), key
+
+
+@pytest.mark.parametrize(("command", "arg", "words"), [
+    ("sample", "n=-5", "n=-5 is not allowed: an integer >= 1"),
+    ("sample", "n=0", "n=0 is not allowed: an integer >= 1"),
+    ("sample", "steps=0", "steps=0 is not allowed: an integer >= 1"),
+    ("sample", "seed=x", "seed='x' is not allowed: an integer"),
+    ("evaluate", "n=-1", "n=-1 is not allowed: an integer >= 1"),
+])
+def test_commands_refuse_counts_below_one_in_one_line(ring_run, command, arg, words, capsys):
+    """Before any work: no empty samples.npy, no traceback, exit status 2."""
+    import importlib
+
+    main = importlib.import_module(f"gan_lab.{command}").main
+    with pytest.raises(SystemExit) as info:
+        main([f"run={ring_run}", arg])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and words in err and len(err.strip().splitlines()) == 1, err

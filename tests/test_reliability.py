@@ -108,6 +108,10 @@ def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(reference, tmp_p
     last.write_bytes(last.read_bytes()[:4000])  # cut short, as by a full disk
     ckpt, path = latest_good(tmp_path)
     assert path.name == "prev.ckpt" and ckpt["gan_lab"]["iteration"] == 6
+    from gan_lab.runs import load_run
+
+    loaded = load_run(tmp_path)  # sample and evaluate fall back as resume does
+    assert loaded.checkpoint.name == "prev.ckpt" and loaded.system.iteration == 6
     train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
     _assert_same_weights(tmp_path, reference)
 
@@ -124,13 +128,14 @@ def test_checkpoint_carrying_a_malicious_pickle_is_refused(tmp_path, monkeypatch
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
     torch.save({"state_dict": {}, "gan_lab": {"iteration": 1}, "payload": _Exploit()}, folder / "last.ckpt")
-    with pytest.raises(ValueError, match="cannot be read safely"):
+    with pytest.raises(ValueError, match="cannot be read safely") as info:
         read_checkpoint(folder / "last.ckpt")
+    assert "weights_only" not in str(info.value) and "\x1b[" not in str(info.value)  # no unsafe advice, no colour
     with pytest.raises(ConfigError, match="resume.*readable checkpoint"):
         latest_good(tmp_path / "run")
     from gan_lab.runs import load_run
 
-    with pytest.raises(ConfigError, match="could not be loaded safely"):
+    with pytest.raises(ConfigError, match="run=.*no checkpoint could be loaded safely"):
         load_run(tmp_path / "run")
     assert not (tmp_path / "EXPLOITED").exists()  # no load ran the payload
 
@@ -277,3 +282,57 @@ def test_decompression_bomb_limit_stays_on():
     import gan_lab.data.files  # noqa: F401 - importing the readers must not lift the limit
 
     assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS >= 89_000_000
+
+
+def test_ctrl_c_during_training_says_so_records_it_and_resumes(tmp_path):
+    """Ctrl-C as a user presses it (SIGINT to the process): one line on stderr, exit status 130, metrics.json
+    says stopped with the last good checkpoint, and the run's own command with resume= continues it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    args = ["model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none", "trainer.enable_progress_bar=false",
+            "eval.every=0", "train.checkpoint_every=20", f"hydra.run.dir={tmp_path}/run"]
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args, "train.iterations=1000000"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("gan_lab: error:")]
+    assert len(lines) == 1 and "interrupted (Ctrl-C) at iteration" in lines[0] and "resume=" in lines[0], err[-2000:]
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["status"] == "stopped" and summary["last_good_checkpoint"]["iteration"] >= 20
+    more = run_cli(*args, f"train.iterations={summary['last_good_checkpoint']['iteration'] + 5}",
+                   f"resume={tmp_path}/run", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_during_the_final_evaluation_is_finished_by_the_next_run(tmp_path, monkeypatch):
+    """Interrupted while measuring the final G: not recorded as finished; the same command measures it."""
+    import gan_lab.outcome as outcome_mod
+    from gan_lab.outcome import Interrupted
+
+    args = [*RUN, "eval.at_end=true"]
+    real = outcome_mod.evaluate_system
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outcome_mod, "evaluate_system", interrupted)
+    with pytest.raises(Interrupted, match="interrupted .Ctrl-C. at iteration 8"):
+        train(compose_cfg(*args), tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "stopped"
+    monkeypatch.setattr(outcome_mod, "evaluate_system", real)
+    summary = train(compose_cfg(*args), tmp_path)
+    assert summary["status"] == "finished" and summary["iterations"] == 8
+    assert any(k.startswith("val/fid_") for k in summary["metrics"])

@@ -103,6 +103,10 @@ BAD = [  # overrides, the key the message must name, words it must contain
     (["+callbacks.mine.x=1"], "callbacks.mine", ["_target_"]),
     (["optimizer.g.lr=inf"], "optimizer.g.lr", ["a finite number"]),
     (["+model.widht=3"], "model.widht", ["model.width"]),
+    (["regularizer=gp", "loss=wasserstein", "trainer.precision=16-mixed"], "trainer.precision", ["bf16-mixed"]),
+    (["trainer.precision=16-mixed"], "trainer.precision", ["on a CPU"]),
+    (["regularizer=cr", "tricks.pack=4"], "tricks.pack", ["1 with regularizer=cr"]),
+    (["trainer.threads=0"], "trainer.threads", ["integer >= 1"]),
     (["eval.samples=1"], "eval.samples", ["an integer >= 2"]),
     (["output.final_samples=0"], "output.final_samples", ["an integer >= 1"]),
 ]
