@@ -62,9 +62,14 @@ class ConditionalBatchNorm(nn.Module):
 
 
 def _conditional_norms(module: nn.Module, n_classes: int, slot: _Slot) -> int:
-    """Replace every BatchNorm1d/2d inside ``module`` by a :class:`ConditionalBatchNorm`; return how many."""
+    """Replace every BatchNorm1d/2d inside ``module`` by a :class:`ConditionalBatchNorm`, but those a network
+    names in its ``unconditional_norms`` (the SN-GAN ResNet's last one, as the reference ``sngan_projection``
+    keeps it); return how many."""
     count = 0
+    kept = set(getattr(module, "unconditional_norms", ()))
     for name, child in list(module.named_children()):
+        if name in kept:
+            continue
         if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
             setattr(module, name, ConditionalBatchNorm(child, n_classes, slot))
             count += 1

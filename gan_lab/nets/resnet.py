@@ -43,7 +43,7 @@ R1) is safe.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -110,12 +110,12 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 
 
 class UpBlock(nn.Module):
-    """BN → ReLU → 2× → conv3×3 → BN → ReLU → conv3×3, plus 2× → conv1×1."""
+    """BN → ReLU → 2× → conv3×3 → BN → ReLU → conv3×3, plus 2× → conv1×1 (``norm``: BN, or layer norm, or none)."""
 
-    def __init__(self, a: int, b: int):
+    def __init__(self, a: int, b: int, norm: str = "batch"):
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(a), _conv(a, b, 3, math.sqrt(2))
-        self.bn2, self.conv2 = nn.BatchNorm2d(b), _conv(b, b, 3, math.sqrt(2))
+        self.bn1, self.conv1 = norm_layer(norm, a, spatial=True), _conv(a, b, 3, math.sqrt(2))
+        self.bn2, self.conv2 = norm_layer(norm, b, spatial=True), _conv(b, b, 3, math.sqrt(2))
         self.shortcut = _conv(a, b, 1, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,15 +152,17 @@ class DBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    def __init__(self, z_dim: int, spec: DataSpec, g_width: int, g_max_width: int):
+    def __init__(self, z_dim: int, spec: DataSpec, g_width: int, g_max_width: int, g_norm: str = "batch"):
         super().__init__()
         self.z_dim = z_dim
         self.base, n = plan(spec)
         widths = g_widths(g_width, g_max_width, n)
         self.linear = _init(nn.Linear(z_dim, widths[0] * self.base**2))
-        self.blocks = nn.Sequential(*[UpBlock(a, b) for a, b in zip(widths, widths[1:])])
-        self.bn = nn.BatchNorm2d(widths[-1])
+        self.blocks = nn.Sequential(*[UpBlock(a, b, g_norm) for a, b in zip(widths, widths[1:])])
+        self.bn = norm_layer(g_norm, widths[-1], spatial=True)
         self.out = _conv(widths[-1], spec.shape[0], 3, 1.0)
+
+    unconditional_norms = ("bn",)  # under projection the blocks' norms take the class; this one does not (b7)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.linear(z).view(z.shape[0], -1, self.base, self.base)
@@ -197,7 +199,10 @@ def build(spec: DataSpec, z_dim: ZDim = 128,
           d_down: Annotated[Int1 | None, "D's 2× average-pooling blocks; null: max(n − 1, 1) (CIFAR: "
                                          "32 → 16 → 8)"] = None,
           d_plain: Annotated[Int0, "D blocks after them, without pooling"] = 2,
-          d_norm: DNorm = "none") -> tuple[nn.Module, nn.Module]:
+          d_norm: DNorm = "none",
+          g_norm: Annotated[Literal["batch", "layer", "none"], "G's normalisation in its blocks and before its "
+                                                              "output (SN-GAN: batch; R3GAN: none)"] = "batch",
+          ) -> tuple[nn.Module, nn.Module]:
     """SN-GAN's CIFAR-10 ResNet by default, for data :func:`fits` accepts; see the module docstring for the
     sizing rule.
 
@@ -208,5 +213,5 @@ def build(spec: DataSpec, z_dim: ZDim = 128,
     _, n = plan(spec)
     if d_down is None:
         d_down = default_d_down(n)
-    return (ResNetGenerator(z_dim, spec, g_width, g_max_width),
+    return (ResNetGenerator(z_dim, spec, g_width, g_max_width, g_norm),
             ResNetDiscriminator(spec, d_width, d_max_width, d_down, d_plain, d_norm))
