@@ -444,6 +444,26 @@ def test_lecam_penalty_and_its_anchors_follow_their_formulas(one_sided):
     assert [a.item() for a in fresh.update(torch.tensor([4.0]), torch.tensor([-2.0]))] == pytest.approx([4.0, -2.0])
 
 
+def test_lecam_biggan_form_warms_up_with_the_current_means_then_keeps_a_plain_ema():
+    """The authors' BigGAN code: no penalty for the first ``warmup`` D updates while the anchors copy the current
+    means (decay 0), then a plain (not debiased) EMA and the one-sided penalty."""
+    from gan_lab.regularizers.lecam import LeCam
+
+    reg = LeCam(weight=1.0, decay=0.9, debias=False, warmup=2)
+    d = SquareD()
+    steps = [(torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.5])),
+             (torch.tensor([2.0, 0.0]), torch.tensor([1.5, -2.5])),
+             (torch.tensor([4.0, 2.0]), torch.tensor([0.0, -1.0]))]
+    penalties = [reg.penalty(Judged.of(d, r[:, None], f[:, None], t, r, f)).item() for t, (r, f) in enumerate(steps)]
+    assert penalties[:2] == [0.0, 0.0]
+    alpha_r, alpha_f = 0.9 * 1.0 + 0.1 * 3.0, 0.9 * -0.5 + 0.1 * -0.5  # step 2's means, then one plain EMA step
+    expected = (((4.0 - alpha_f) ** 2 + (2.0 - alpha_f) ** 2) / 2
+                + (max(alpha_r - 0.0, 0) ** 2 + (alpha_r + 1.0) ** 2) / 2)
+    assert penalties[2] == pytest.approx(expected, rel=1e-6)
+    assert reg.anchors.sums.tolist() == pytest.approx([alpha_r, alpha_f])
+    assert "warmup=2 decides on the host" in reg.caps.capture_blocker and not LeCam().caps.capture_blocker
+
+
 def test_lecam_gradient_reaches_d_through_its_outputs():
     from gan_lab.regularizers.lecam import LeCam
 
