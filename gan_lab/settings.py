@@ -117,7 +117,8 @@ class JBT:
                              "metrics (with eval.drs.enabled too: jbt_drs/*)"] = False
     keep: Annotated[float, fraction(low_open=True, high_open=False), "fraction of G's samples kept: those with the "
                                                                      "smallest ‖J_G(z)‖_F"] = 0.9
-    probes: Annotated[Int1, "random latent directions per sample in the estimate of ‖J_G(z)‖²_F"] = 10
+    probes: Annotated[Int1, "random latent directions per sample in the estimate of ‖J_G(z)‖²_F; a latent of at "
+                            "most this many dimensions gets the exact norm (one JVP per dimension)"] = 10
     step: Annotated[float, fraction(low_open=True, high_open=False), "the finite-difference step δ in latent "
                                                                      "space"] = 1e-3
 

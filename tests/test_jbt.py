@@ -40,20 +40,31 @@ class Cliff:
         return (self.c ** 2 * (1 - torch.tanh(self.c * z) ** 2) ** 2).sum(1)
 
 
-@pytest.mark.parametrize("shape", [(4,), (1, 2, 2)])  # points, and images (flattened per sample)
+@pytest.mark.parametrize("shape", [(64,), (1, 8, 8)])  # points, and images (flattened per sample)
 def test_the_estimate_is_the_frobenius_norm_of_the_jacobian(shape):
-    system, g = Cliff(3.0, dim=4, shape=shape), torch.Generator().manual_seed(0)
+    system, g = Cliff(3.0, dim=64, shape=shape), torch.Generator().manual_seed(0)
     z = system.sample_z(400, g)
-    x, norms = jacobian_norms(system, z, JBTSettings(probes=400, step=1e-4), g, chunk=150)
+    x, norms = jacobian_norms(system, z, JBTSettings(probes=50, step=1e-4), g, chunk=150)  # 64 > 50: estimated
     exact = system.exact_norms(z).double()
     assert max(system.batches) == 150  # G draws a chunk at a time
     assert torch.equal(x, system.generate(z))
-    # E_v ||J v||² = ||J||_F² for v ~ N(0, I): over 400 samples the ratio averages to 1 (s.e. about 0.004)
+    # E_v ||J v||² = ||J||_F² for v ~ N(0, I): over 400 samples the ratio averages to 1 (s.e. about 0.003)
     ratio = norms / exact
     assert 0.98 < float(ratio.mean()) < 1.02
-    assert float(ratio.std()) < 0.15  # 400 directions each: about 0.07 for a diagonal J of 4 entries
+    assert float(ratio.std()) < 0.15  # 50 directions each: about 0.06 for a diagonal J of 64 entries
     ranks = lambda t: t.argsort().argsort().double()
-    assert float(torch.corrcoef(torch.stack([ranks(norms), ranks(exact)]))[0, 1]) > 0.97
+    # the ranking JBT uses: 64 similar terms spread the exact norms little, so the estimate's noise reorders some
+    assert float(torch.corrcoef(torch.stack([ranks(norms), ranks(exact)]))[0, 1]) > 0.95
+
+
+@pytest.mark.parametrize("dim", [1, 4])
+def test_a_latent_no_wider_than_the_probe_count_gets_the_exact_norm(dim):
+    """One JVP per latent dimension: ‖J_G(z)‖_F² to rounding, where the random estimate would be off by its
+    sampling error (the steep band of G = tanh(5z) is then ranked exactly)."""
+    system, g = Cliff(5.0, dim=dim), torch.Generator().manual_seed(0)
+    z = system.sample_z(300, g)
+    _, norms = jacobian_norms(system, z, JBTSettings(probes=10), g, chunk=100)
+    torch.testing.assert_close(norms, system.exact_norms(z).double(), rtol=1e-4, atol=1e-7)  # fp32 rounding
 
 
 def test_truncation_empties_the_gap_between_two_islands():
