@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -301,7 +302,9 @@ def record_divergence(run_dir: Path, system: GAN, err: Diverged) -> dict:
     """The run stopped on non-finite numbers (the divergence guard): no checkpoint was written after them."""
     summary = record_stop(run_dir, system, "diverged", err.reason, err.iteration)
     print(f"gan_lab: report {run_dir / 'report.html'}")
-    print(f"gan_lab: diverged by iteration {err.iteration}: {err.reason}; {kept(summary)}; run folder {run_dir}")
+    print(f"gan_lab: error: diverged by iteration {err.iteration}: {err.reason}; {kept(summary)} (the same "
+          f"settings may diverge there again: a new run with, e.g., lower optimizer.d.lr/optimizer.g.lr or a "
+          f"regularizer changes the outcome); run folder {run_dir}", file=sys.stderr)
     return summary
 
 

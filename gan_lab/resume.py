@@ -105,9 +105,20 @@ def check_same_run(cfg: DictConfig, saved: dict[str, Any], run_dir: Path) -> Non
         if free(key) or key not in before:  # other new keys take their defaults
             continue
         if now.get(key) != before[key]:
+            why = ("resume continues the same run; start a new run folder to change it (a resume may change "
+                   "train.iterations and how the run is watched: logging, evaluation, checkpoints, output)")
+            if key.endswith("._target_"):  # another group option (model=mlp), not a class path
+                group = key.removesuffix("._target_")
+                raise ConfigError(group, _option(now.get(key)), f"{_option(before[key])}, the choice the run in "
+                                                                f"{run_dir} was trained with", why)
             raise ConfigError(key, now.get(key), f"{before[key]!r}, the value the run in {run_dir} was trained with",
-                              "resume continues the same run; start a new run folder to change it "
-                              f"(these may change: {', '.join(MAY_CHANGE[1:10])}, eval.*, logger.*)")
+                              why)
+
+
+def _option(target: Any) -> str:
+    """A group option as the command line names it, from what it builds: gan_lab.nets.mlp.build -> mlp."""
+    parts = str(target).split(".")
+    return parts[-2] if len(parts) >= 2 and parts[-1][:1].islower() else parts[-1]
 
 
 def finished(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:

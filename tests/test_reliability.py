@@ -145,6 +145,11 @@ def test_resume_refuses_a_different_run_and_a_folder_without_one(reference, tmp_
         train(compose_cfg(*RUN, "train.k=1", f"resume={reference[0]}"), None)
     with pytest.raises(ConfigError, match="resume.*holds no run"):
         train(compose_cfg(*RUN, f"resume={tmp_path}"), None)
+    with pytest.raises(ConfigError) as info:  # another model: named as the command line names it, briefly
+        train(compose_cfg(*[a for a in RUN if not a.startswith("model.")], "model=mlp", f"resume={reference[0]}"),
+              None)
+    assert str(info.value).startswith("model='mlp' is not allowed: dcgan, the choice the run in")
+    assert "_target_" not in str(info.value) and len(str(info.value)) < 400
 
 
 def test_keys_added_since_a_run_began_take_the_value_it_trained_with(tmp_path):
@@ -167,7 +172,9 @@ def test_nan_stops_the_run_keeps_the_checkpoint_and_exits_3(tmp_path):
     proc = run_cli(*RUN, "train.checkpoint_every=2", *fault("PoisonRank", at=4), f"hydra.run.dir={run_dir}",
                    cwd=tmp_path)
     assert proc.returncode == DIVERGED_STATUS, proc.stderr[-2000:]
-    assert "diverged by iteration 6" in proc.stdout  # found at the next logged row (log_every=2)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gan_lab: error:")]
+    assert len(errors) == 1 and "diverged by iteration 6" in errors[0]  # found at the next logged row (log_every=2)
+    assert "optimizer.d.lr" in errors[0]  # what to change, not only how to repeat it
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["status"] == "diverged" and "non-finite" in summary["reason"]
     assert summary["last_good_checkpoint"]["iteration"] == 4
