@@ -241,8 +241,8 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
     else:
         system = GAN
     system = system(c.generator, c.discriminator, c.loss, c.regularizer, build(cfg.optimizer.d),
-                    build(cfg.optimizer.g), k=t.k, z_dim=cfg.model.z_dim, log_every=t.log_every, seed=cfg.seed,
-                    iterations=t.iterations, tricks=c.tricks, conditioning=c.conditioning,
+                    build(cfg.optimizer.g), k=t.k, g_steps=t.g_steps, z_dim=cfg.model.z_dim, log_every=t.log_every,
+                    seed=cfg.seed, iterations=t.iterations, tricks=c.tricks, conditioning=c.conditioning,
                     schedule=schedule(t.simultaneous), runner=Runner(t.cuda_graphs, rules.capture_blockers),
                     lr_decay=c.settings.optimizer.lr_decay, channels_last=t.channels_last,
                     run_config=OmegaConf.to_container(cfg, resolve=True))

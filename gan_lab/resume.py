@@ -79,7 +79,7 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 # Keys added since runs began saving their configs, with the value every run from before them trained with
 # (a preset may now set another: experiment=ring_collapse has train.simultaneous=true).
 ADDED_KEYS = {"train.simultaneous": False, "model.init": "torch", "tricks.instance_noise_until": 1.0,
-              "train.tf32": False}
+              "train.tf32": False, "train.g_steps": 1}
 
 
 def upgrade(saved: dict[str, Any]) -> dict[str, Any]:

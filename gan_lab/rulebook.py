@@ -47,6 +47,14 @@ def _simultaneous_scale(s: Setup):
                            "trainer.precision=bf16-mixed, which needs no loss scale.")
 
 
+@rule("simultaneous updates with several G steps", ("train.simultaneous=true", "train.g_steps=2"), "train.g_steps")
+def _simultaneous_g_steps(s: Setup):
+    g_steps = s.settings.train.g_steps
+    if s.settings.train.simultaneous and g_steps > 1:
+        return ConfigError("train.g_steps", g_steps, "1 with train.simultaneous=true",
+                           "a simultaneous update takes G's one gradient against the iteration's starting D.")
+
+
 @rule("CUDA graphs with fp16's loss scale", ("train.cuda_graphs=stand_in", "trainer.precision=16-mixed"),
       "train.cuda_graphs")
 def _graphs_scale(s: Setup):

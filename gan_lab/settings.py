@@ -33,6 +33,8 @@ Float0 = Annotated[float, at_least(0.0)]
 @dataclass
 class Train:
     k: Annotated[Int1, "D updates per G update (Algorithm 1); each on a fresh real minibatch and fresh z"] = 1
+    g_steps: Annotated[Int1, "G updates per iteration, each on fresh z, after the k D updates (the PacGAN/VEEGAN "
+                             "DCGAN code steps G twice)"] = 1
     simultaneous: Annotated[bool, "true: G's gradient is taken against the D and G of the iteration's start, before "
                                   "D's k updates, and applied after them (simultaneous gradient descent); false: G "
                                   "steps against the D just updated"] = False

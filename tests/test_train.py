@@ -107,6 +107,7 @@ BAD = [  # overrides, the key the message must name, words it must contain
     (["trainer.precision=16-mixed"], "trainer.precision", ["on a CPU"]),
     (["regularizer=cr", "tricks.pack=4"], "tricks.pack", ["1 with regularizer=cr"]),
     (["trainer.threads=0"], "trainer.threads", ["integer >= 1"]),
+    (["train.g_steps=0"], "train.g_steps", ["integer >= 1"]),
     (["eval.samples=1"], "eval.samples", ["an integer >= 2"]),
     (["output.final_samples=0"], "output.final_samples", ["an integer >= 1"]),
 ]
@@ -223,3 +224,12 @@ def test_curves_run_through_evaluation_rows_without_gaps():
                {"iteration": 50, "val/fid_1k_mnist5k_classifier": 30.0}, {"iteration": 75, "train/d_loss": 1.0}]
     assert series(history, "train/d_loss") == ([25, 50, 75], [1.5, 1.25, 1.0])
     assert series(history, "val/fid_1k_mnist5k_classifier") == ([50], [30.0])
+
+
+def test_g_steps_updates_g_that_many_times_per_iteration_on_fresh_z(tiny, tmp_path):
+    """train.g_steps=2 (the PacGAN/VEEGAN DCGAN code): after 3 iterations with k=1, G's optimiser has stepped 6
+    times and D's 3."""
+    train(tiny("dataset=digits", "model.width=8", "logger=none", "train.iterations=3", "train.g_steps=2"), tmp_path)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    steps = [int(next(iter(opt["state"].values()))["step"]) for opt in state["optimizer_states"]]
+    assert steps == [3, 6] and state["gan_lab"]["d_updates"] == 3

@@ -62,22 +62,23 @@ class GAN(L.LightningModule):
     caps = SystemCaps()
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss, regularizer: Regularizer,
-                 optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory, *, k: int = 1, z_dim: int = 100,
+                 optimizer_d: OptimizerFactory, optimizer_g: OptimizerFactory, *, k: int = 1, g_steps: int = 1,
+                 z_dim: int = 100,
                  log_every: int = 25, seed: int = 0, iterations: int = 1, tricks: Tricks | None = None,
                  conditioning: Unconditional | None = None, schedule: Alternating | None = None,
                  runner: Runner | None = None, lr_decay: str = "none", channels_last: bool = False,
                  run_config: dict | None = None):
-        """``k``: D updates per G update. ``log_every``: generator iterations between log rows. ``iterations``:
-        the run's length (schedules run over it). ``tricks``: the parts acting inside the step, attached here
-        (their state becomes part of the checkpoint). ``channels_last``: NHWC layout for both networks and every
-        real batch (faster convolutions on recent CPUs and tensor cores)."""
+        """``k``: D updates per G update; ``g_steps``: G updates per iteration. ``log_every``: generator
+        iterations between log rows. ``iterations``: the run's length (schedules run over it). ``tricks``: the parts
+        acting inside the step, attached here (their state becomes part of the checkpoint). ``channels_last``: NHWC
+        layout for both networks and every real batch (faster convolutions on recent CPUs and tensor cores)."""
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = regularizer.wrap(discriminator)
         self.loss, self.regularizer = loss, regularizer
         self.optimizer_factories = (optimizer_d, optimizer_g)
-        self.k, self.z_dim, self.log_every, self.seed = k, z_dim, log_every, seed
+        self.k, self.g_steps, self.z_dim, self.log_every, self.seed = k, g_steps, z_dim, log_every, seed
         self.iterations, self.run_config = iterations, run_config
         self.tricks = tricks or Tricks()
         self.conditioning = conditioning or Unconditional()
@@ -129,9 +130,10 @@ class GAN(L.LightningModule):
                 measure = log_now and j == self.k - 1
                 self.runner.update(self, ("d", measure), partial(self.d_step, opt_d, measure_grad=measure), real)
 
-        def g_update() -> None:  # one G update on fresh z
+        def g_update() -> None:  # one G update on fresh z (train.g_steps of them)
             step = partial(self.g_step, opt_g, extra_reals=reals[self.k:], measure_grad=log_now)
-            self.runner.update(self, ("g", log_now), step, reals[self.k - 1])
+            for _ in range(self.g_steps):
+                self.runner.update(self, ("g", log_now), step, reals[self.k - 1])
 
         self.schedule.iterate(d_updates, g_update)
         self.iteration += 1
