@@ -158,3 +158,13 @@ def test_quick_overrides_go_into_the_presets_so_they_may_name_a_rows_own_keys(tm
     root = write_presets(table, table.all_rows()[:1], tmp_path, Path(config_dir()), quick=True)
     cfg = _compose("experiment=repro_dcgan", f"hydra.searchpath=[file://{root}]")
     assert cfg["dataset"]["size"] == 10000 and cfg["train"]["iterations"] == 600  # quick wins over the base
+
+
+def test_pacgan_presets_follow_the_authors_code():
+    """The toy code (on ALI's ali_algorithm) updates both players from one gradient computation; the Stacked MNIST
+    DCGAN code steps G's optimiser twice per D step."""
+    from gan_lab.reproduce.tables import TABLES
+    from tests.conftest import compose_cfg
+
+    assert compose_cfg("experiment=pacgan_toy").train.simultaneous is True
+    assert "train.g_steps=2" in TABLES["stacked_mnist"].base
