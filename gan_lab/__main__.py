@@ -20,6 +20,7 @@ def _run(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from gan_lab.callbacks.checkpoint import CheckpointWriteError
     from gan_lab.outcome import INTERRUPT_STATUS, SIGTERM_STATUS, Stopped
     from gan_lab.train import train
 
@@ -42,6 +43,9 @@ def _run(cfg: DictConfig):
                 print(f"gan_lab: error: {e}", file=sys.stderr)
             logging.getLogger("gan_lab").error("rank %d stopped: %s", e.rank, e)
             sys.exit(RANK_FAILURE_STATUS)
+        if isinstance(e, CheckpointWriteError):  # the disk, not the code: one line, the earlier files intact
+            print(f"gan_lab: error: {e}", file=sys.stderr)
+            sys.exit(1)
         if isinstance(e, ConfigError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
             text = str(e)
             if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the error's own line

@@ -35,6 +35,13 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
             refusal = rulebook.sampler_refusal(loaded.setup, name) if getattr(filters, name).enabled else None
             if refusal is not None:
                 raise refusal
+    if not (loaded.run_dir / "metrics.json").is_file():  # deleted: rebuilt from the checkpoint, status included
+        from gan_lab.outcome import record_stop
+
+        done = loaded.system.iteration >= loaded.cfg.train.iterations
+        record_stop(loaded.run_dir, loaded.system, "finished" if done else "stopped",
+                    f"metrics.json was missing: rebuilt from {loaded.checkpoint.name} (iteration "
+                    f"{loaded.system.iteration}; the wall time is not in the checkpoint)")
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
                               inception_weights=inception_weights)
     if filters is not None:

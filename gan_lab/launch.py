@@ -14,6 +14,7 @@ from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.compose import build
 from gan_lab.distributed import resolve_strategy
+from gan_lab.errors import ConfigError
 from gan_lab.settings import Settings
 
 
@@ -85,6 +86,10 @@ def device_math(s: Settings) -> None:
 def build_trainer(s: Settings, run_dir: Path, callbacks: list, loggers: list, threads: str = "") -> L.Trainer:
     """``threads``: the process's thread budget in words, for the first progress line (gan_lab/threads.py)."""
     tc = s.trainer
+    if tc.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # the machine, not the settings
+        raise ConfigError("trainer.accelerator", tc.accelerator, "cpu on this machine (no CUDA device is visible)",
+                          "Run with accelerator=cpu (or accelerator=ddp_cpu for several processes), or on a "
+                          "machine with a GPU.")
     strategy = resolve_strategy(tc.strategy, tc.accelerator, tc.devices, tc.num_nodes, tc.timeout_minutes)
     bar = tc.enable_progress_bar and sys.stdout.isatty()
     if bar:

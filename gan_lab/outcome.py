@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from gan_lab import filters as sample_filters
 from gan_lab import watchdog
+from gan_lab.callbacks.checkpoint import CheckpointWriteError
 from gan_lab.data import GANDataModule, Source
 from gan_lab.distributed import Ranks, is_collective_error
 from gan_lab.launch import Callbacks
@@ -133,6 +134,13 @@ def stopped_early(run: Run, err: BaseException) -> dict:
         return record_divergence(run_dir, system, err) if trainer.is_global_zero else {}
     if isinstance(err, (StopRequested, SIGTERMException)):
         raise record_sigterm(run_dir, system, trainer) from None
+    if isinstance(err, CheckpointWriteError):  # a full disk, a read-only folder: say so, keep what is on disk
+        if trainer.is_global_zero:
+            try:
+                record_stop(run_dir, system, "failed", str(err))
+            except OSError:  # the same disk may refuse metrics.json too
+                pass
+        raise err
     if isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and trainer.interrupted):
         # Ctrl-C (Lightning turns it into SystemExit after its own shutdown)
         reason = f"interrupted (Ctrl-C) at iteration {system.iteration}"

@@ -236,6 +236,17 @@ def _minibatch_penalty(s: Setup):
                            "penalty is meaningless.")
 
 
+@rule("a minibatch larger than the training set", ("dataset=digits", "model.width=8", "train.batch_size=100000"),
+      "train.batch_size")
+def _batch_beyond_the_set(s: Setup):
+    size, batch = s.source.size, s.settings.train.batch_size
+    if size is not None and batch * s.processes > size:
+        per = f" per process × {s.processes} processes" if s.processes > 1 else ""
+        return ConfigError("train.batch_size", batch, f"at most {size // s.processes} (dataset={s.spec.name} holds "
+                                                      f"{size} training samples{per})",
+                           "a larger minibatch would hold the same images more than once.")
+
+
 @rule("packs that do not divide the batch", ("tricks.pack=3",), "tricks.pack")
 def _pack_batch(s: Setup):
     pack, batch = s.tricks.pack, s.settings.train.batch_size

@@ -81,7 +81,10 @@ def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool =
     system, spec = loaded.system, loaded.source.spec
     wanted = chosen_classes(system, label, classes)
     out_dir = Path(out) if out else loaded.run_dir / f"samples_{n}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file of that name, a file on its path, a read-only place
+        raise ConfigError("out", str(out_dir), "a folder it can write to", f"{err.strerror or err}") from None
     g = torch.Generator().manual_seed(seed)
     z = system.sample_z(n, g).cpu()
     if wanted is None:

@@ -141,3 +141,25 @@ def test_commands_refuse_counts_below_one_in_one_line(ring_run, command, arg, wo
         main([f"run={ring_run}", arg])
     err = capsys.readouterr().err
     assert info.value.code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sample_refuses_an_out_that_is_a_file_in_one_line(ring_run, tmp_path, capsys):
+    from gan_lab.sample import main
+
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as info:
+        main([f"run={ring_run}", "n=10", f"out={tmp_path / 'taken'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("gan_lab: error: out=") and "a folder it can write to" in err
+
+
+def test_evaluate_rebuilds_a_deleted_summary_from_the_checkpoint(tmp_path):
+    """metrics.json deleted after a finished run: evaluate writes it again with the status and iteration count the
+    checkpoint holds (not an unknown status), then adds its measurements."""
+    run = tmp_path / "run"
+    train(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none"), run)
+    (run / "metrics.json").unlink()
+    summary = evaluate(str(run), n=200)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["status"] == "finished" and saved["iterations"] == 4 and "rebuilt from last.ckpt" in saved["reason"]
+    assert "toy/modes_captured" in summary["metrics"] and "train/d_loss" in saved["metrics"]

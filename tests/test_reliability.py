@@ -230,7 +230,10 @@ def _bad_inputs(root):
         (["model=mlp", "dataset=ring", "regularizer=r1", "tricks.unroll_steps=2"], "tricks.unroll_steps", ["r1"]),
         ([f"resume={root}/empty"], "resume", ["holds no run"]),
         (["optimizer.d.lr=-1"], "optimizer.d.lr", ["Invalid learning rate"]),  # more in tests/test_train.py's BAD
-    ]
+        (["regularizer=gp", "loss=wasserstein", "trainer.precision=16-mixed"], "trainer.precision", ["bf16-mixed"]),
+    ] + ([] if torch.cuda.is_available() else [  # what the machine lacks, said as one line
+        (["accelerator=gpu"], "trainer.accelerator", ["no CUDA device", "accelerator=cpu"]),
+    ])
 
 
 def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
@@ -343,3 +346,37 @@ def test_ctrl_c_during_the_final_evaluation_is_finished_by_the_next_run(tmp_path
     summary = train(compose_cfg(*args), tmp_path)
     assert summary["status"] == "finished" and summary["iterations"] == 8
     assert any(k.startswith("val/fid_") for k in summary["metrics"])
+
+
+def test_a_full_disk_while_checkpointing_stops_in_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The disk fills while iteration 4's checkpoint is written: the run stops saying so, metrics.json records the
+    failure, no partial file stays in checkpoints/ (nor one a killed writer left), and the run resumes from
+    iteration 2's checkpoint once there is room."""
+    import errno
+    from pathlib import Path
+
+    from lightning import Trainer
+
+    from gan_lab.callbacks.checkpoint import CheckpointWriteError
+
+    real = Trainer.save_checkpoint
+
+    def full(self, path, weights_only=False, storage_options=None):
+        if self.lightning_module.iteration >= 4:
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, weights_only=weights_only)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", full)
+    args = [*RUN, "train.checkpoint_every=2"]
+    with pytest.raises(CheckpointWriteError, match="iteration 4 .*No space left on device.*iteration 2 is intact"):
+        train(compose_cfg(*args), tmp_path)
+    folder = tmp_path / "checkpoints"
+    assert not list(folder.glob(".last.ckpt.tmp*"))
+    assert read_checkpoint(folder / "last.ckpt")["gan_lab"]["iteration"] == 2
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary["status"] == "failed" and "No space left" in summary["reason"]
+    monkeypatch.undo()
+    (folder / ".last.ckpt.tmp12345").write_bytes(b"left by a writer that was killed")
+    assert train(compose_cfg(*args, f"resume={tmp_path}"), None)["status"] == "finished"
+    assert not list(folder.glob(".last.ckpt.tmp*"))

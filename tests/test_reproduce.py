@@ -113,6 +113,7 @@ def test_a_table_runs_as_one_multirun_and_is_written_beside_the_paper(tmp_path):
         assert all((j / "checkpoints" / "last.ckpt").is_file() for j in jobs)
     table = (out / "table.md").read_text()
     assert "| ring: PacGAN2 | modes | 7.9 ± 0.1 |" in table
+    assert "|  | high quality % |" in table  # a row's label once, on its first metric
     report = (out / "report.html").read_text()
     assert "Reproduction: PacGAN Table 1" in report and "<td>modes</td><td>7.9 ± 0.1</td>" in report
 
@@ -121,6 +122,8 @@ def test_a_table_runs_as_one_multirun_and_is_written_beside_the_paper(tmp_path):
     (["nope"], "table='nope' is not one of: pacgan_toy"),
     (["pacgan_toy", "--rows", "ring_gan,nope"], "--rows 'nope' is not a row of pacgan_toy"),
     (["pacgan_toy", "--sedes", "2"], "'--sedes' is neither an option"),
+    (["pacgan_toy", "--quick", "hydra.sweep.dir=elsewhere"], "the table sets hydra.sweep.dir itself; use --out"),
+    (["pacgan_toy", "seed=3"], "the table sets seed itself; use --seeds"),
 ])
 def test_bad_input_gets_one_line_and_status_2(tmp_path, args, words):
     proc = run_cli(*args, cwd=tmp_path, module="gan_lab.reproduce")

@@ -108,6 +108,7 @@ BAD = [  # overrides, the key the message must name, words it must contain
     (["regularizer=cr", "tricks.pack=4"], "tricks.pack", ["1 with regularizer=cr"]),
     (["trainer.threads=0"], "trainer.threads", ["integer >= 1"]),
     (["train.g_steps=0"], "train.g_steps", ["integer >= 1"]),
+    (["dataset=digits", "train.batch_size=100000"], "train.batch_size", ["at most", "training samples"]),
     (["eval.samples=1"], "eval.samples", ["an integer >= 2"]),
     (["output.final_samples=0"], "output.final_samples", ["an integer >= 1"]),
 ]

@@ -17,6 +17,10 @@ import lightning as L
 from gan_lab.systems.statistics import StopRequested
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one is intact."""
+
+
 class IterationCheckpoint(L.Callback):
     def __init__(self, run_dir: Path, every: int):
         self.dir = Path(run_dir) / "checkpoints"
@@ -34,14 +38,28 @@ class IterationCheckpoint(L.Callback):
     def save(self, trainer: L.Trainer, module, iteration: int) -> None:
         module.check_finite()  # never overwrite a good checkpoint with diverged weights
         tmp = self.dir / f".last.ckpt.tmp{os.getpid()}"
-        if trainer.is_global_zero:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
-        if trainer.is_global_zero:
-            if self.last.exists():
-                os.replace(self.last, self.prev)
-            os.replace(tmp, self.last)
+        try:
+            if trainer.is_global_zero:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
+            if trainer.is_global_zero:
+                if self.last.exists():
+                    os.replace(self.last, self.prev)
+                os.replace(tmp, self.last)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)  # no partial file is left behind
+            kept = f"the checkpoint of iteration {self.saved_at} is intact" if self.saved_at is not None else \
+                "no earlier checkpoint of this run exists"
+            raise CheckpointWriteError(f"could not write the checkpoint of iteration {iteration} to {self.dir} "
+                                       f"({err.strerror or err}); {kept}") from None
         self.saved_at = iteration
+
+    def on_train_start(self, trainer, module) -> None:
+        if trainer.is_global_zero and self.dir.is_dir():  # partial files of a process that died writing
+            for stale in self.dir.glob(".last.ckpt.tmp*"):
+                stale.unlink(missing_ok=True)
+        if self.saved_at is None and module.iteration:
+            self.saved_at = module.iteration  # resumed: its checkpoint is on disk
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         stats = module.statistics

@@ -219,8 +219,11 @@ def markdown(table: Table, cells: list[Cell], quick: bool, seeds: int, command: 
              + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ".", "",
              "| setup | metric | paper | lab mean ± s.e. | n | verdict |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for cell in cells:
-        cells_md = (cell.label, cell.metric, cell.paper_text, cell.lab_text, str(cell.n), cell.verdict)
+    previous = None
+    for cell in cells:  # a row's label once, on its first metric (the best rows' labels are long)
+        label = cell.label if cell.label != previous else ""
+        previous = cell.label
+        cells_md = (label, cell.metric, cell.paper_text, cell.lab_text, str(cell.n), cell.verdict)
         lines.append("| " + " | ".join(text.replace("|", "\\|") for text in cells_md) + " |")
     lines += ["", "Verdict: *agrees* when |lab − paper| ≤ 2·√(s.e.²_lab + s.e.²_paper) (the paper's s.e. when it "
               "publishes one) or within the row's stated tolerance; *meets*/*short* for the lab's best rows "

@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = [x for x in extra if x.startswith("-") or "=" not in x]
     if bad:
         return fail(f"{bad[0]!r} is neither an option of gan_lab.reproduce nor a key=value override")
+    owned = [x for x in extra if x.lstrip("+~").split("=", 1)[0] in ("hydra.sweep.dir", "experiment", "seed")]
+    if owned:  # the table sets these itself: an override would be recorded in its Command line but not applied
+        key = owned[0].lstrip("+~").split("=", 1)[0]
+        how = {"hydra.sweep.dir": "--out", "experiment": "--rows", "seed": "--seeds"}[key]
+        return fail(f"{owned[0]}: the table sets {key} itself; use {how}")
     table = TABLES[args.table]
     rows = table.all_rows()
     if args.list_rows:
