@@ -20,9 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 train: $(STAMP)
 	$(PY) -m gan_lab $(ARGS)
 
-# one pytest worker per core; the multi-process tests share one worker (tests/conftest.py), one after another
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring), then the measurements behind
 # the CPU thread budget (model sizes at 1 thread vs all cores, a 2-job sweep); run on an idle machine

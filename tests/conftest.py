@@ -106,8 +106,6 @@ def weight_digests():
 
     def check(case: str, run_dir: Path) -> None:
         digest = state_digest(run_dir)
-        if record and os.environ.get("PYTEST_XDIST_WORKER"):
-            pytest.fail("record weight digests in one process (without -n): each worker would overwrite the file")
         if record:
             book["runs"][case] = digest
         elif case not in book["runs"]:
@@ -146,14 +144,3 @@ def interrupted_then_resumed(args: list[str], run_dir: Path, at: int) -> dict:
         gan_mod.GAN.on_train_batch_start = original
     return train(compose_cfg(*args, f"resume={run_dir}"), None)
 
-
-# Tests that start several processes (DDP ranks, sweep jobs side by side): under ``make test`` (pytest-xdist, one
-# worker per core, --dist loadgroup) they all run on one worker, one after another, so two of them never compete
-# for the cores and their collectives' time-outs.
-PROCESS_MODULES = ("test_ddp.py", "test_launchers.py", "test_sweep.py", "test_reproduce.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in PROCESS_MODULES or "ddp" in item.name:
-            item.add_marker(pytest.mark.xdist_group("processes"))
