@@ -144,3 +144,21 @@ def interrupted_then_resumed(args: list[str], run_dir: Path, at: int) -> dict:
         gan_mod.GAN.on_train_batch_start = original
     return train(compose_cfg(*args, f"resume={run_dir}"), None)
 
+
+
+def signalled_once_checkpointed(args: list[str], run_dir: Path, signum: int, cwd: Path,
+                                timeout: int = 120) -> subprocess.CompletedProcess:
+    """``python -m gan_lab *args`` sent ``signum`` as soon as ``run_dir`` holds a checkpoint, as a user's Ctrl-C or
+    a scheduler's SIGTERM would arrive mid-run; its exit status and output."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args], cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + timeout
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

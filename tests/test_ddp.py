@@ -238,21 +238,12 @@ def test_sigterm_stops_every_rank_and_keeps_the_checkpoint(tmp_path):
     """What a scheduler's time limit sends (to rank 0 only here): both ranks stop at the same iteration after
     checkpointing it, metrics.json says so, exit status 143, and the run resumes from there."""
     import signal
-    import subprocess
-    import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import signalled_once_checkpointed
 
     args = [*TOY_DDP, "train.iterations=100000", "train.checkpoint_every=50", f"hydra.run.dir={tmp_path}/run"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    proc = signalled_once_checkpointed(args, tmp_path / "run", signal.SIGTERM, cwd=tmp_path)
+    err = proc.stderr
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "gan_lab: error: stopped by SIGTERM at iteration" in err
     summary = _summary(tmp_path / "run")

@@ -297,24 +297,12 @@ def test_decompression_bomb_limit_stays_on():
 def test_ctrl_c_during_training_says_so_records_it_and_resumes(tmp_path):
     """Ctrl-C as a user presses it (SIGINT to the process): one line on stderr, exit status 130, metrics.json
     says stopped with the last good checkpoint, and the run's own command with resume= continues it."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ROOT
+    from tests.conftest import signalled_once_checkpointed
 
     args = ["model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none", "trainer.enable_progress_bar=false",
             "eval.every=0", "train.checkpoint_every=20", f"hydra.run.dir={tmp_path}/run"]
-    proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args, "train.iterations=1000000"], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    proc = signalled_once_checkpointed([*args, "train.iterations=1000000"], tmp_path / "run", signal.SIGINT, tmp_path)
+    err = proc.stderr
     assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
     lines = [ln for ln in err.splitlines() if ln.startswith("gan_lab: error:")]
     assert len(lines) == 1 and "interrupted (Ctrl-C) at iteration" in lines[0] and "resume=" in lines[0], err[-2000:]
