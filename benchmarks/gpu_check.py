@@ -15,9 +15,9 @@ exits 1 if a step failed. Without a CUDA device each GPU step is recorded as ski
 the same steps' CPU stand-ins at tiny sizes, so that the check itself is tested on any machine
 (tests/test_bench.py).
 
-On the GPU machine, after ``bash ../shared/device/prepare.sh`` here (the wheels it lacks) and with ``.device``
-carried there: ``pip install --no-index --target /tmp/site .device/wheels/*.whl``, ``PYTHONPATH=/tmp/site:$PWD``,
-then ``python3 -m benchmarks.gpu_check --out $OUT``.
+On a GPU machine that has torch, Lightning and torchmetrics but not Hydra (and no package index), install the
+missing packages from wheels into a folder (``pip install --no-index --target <dir> <wheels>``), then run
+``PYTHONPATH=<dir>:$PWD python3 -m benchmarks.gpu_check --out <folder>`` from the checkout.
 """
 
 from __future__ import annotations
