@@ -71,7 +71,7 @@ def test_no_dispatch_on_system_types_outside_the_rulebook():
     """Systems are told apart by what they declare (their caps), never by their type."""
     package = pathlib.Path(rules.__file__).parent
     pattern = re.compile(r"isinstance\([^)]*\b(LAPGAN|MixtureGAN|ProgressiveGAN|GAN)\b|type\((system|module|self)\) is")
-    files = [path for path in package.rglob("*.py") if path.name not in ("rules.py", "rulebook.py")]
+    files = [path for path in package.rglob("*.py") if path.name not in ("rules.py", "rulebook.py", "rulebook_late.py")]
     offenders = [f"{path.relative_to(package)}:{n}" for path in files
                  for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == []
