@@ -41,7 +41,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
         done = loaded.system.iteration >= loaded.cfg.train.iterations
         record_stop(loaded.run_dir, loaded.system, "finished" if done else "stopped",
                     f"metrics.json was missing: rebuilt from {loaded.checkpoint.name} (iteration "
-                    f"{loaded.system.iteration}; the wall time is not in the checkpoint)")
+                    f"{loaded.system.iteration}, {loaded.system.clock.seconds():.0f} s of training)")
     summary = evaluate_system(loaded.system, loaded.source, loaded.run_dir, n, seed, inception=inception,
                               inception_weights=inception_weights)
     if filters is not None:

@@ -11,7 +11,6 @@ import json
 import logging
 import signal
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +88,10 @@ def fit(run: Run) -> dict[str, Any]:
     """Train, then finish the run; a run that stops early is recorded as what stopped it (:func:`stopped_early`)."""
     multi = run.trainer.world_size > 1
     with watchdog.monitored(run.run_dir, run.trainer.global_rank) if multi else nullcontext():
-        started = time.perf_counter()
         try:
             run.trainer.fit(run.system, datamodule=run.data)
-            summary = finish(run, time.perf_counter() - started, Ranks.current())
+            # the training seconds of every session of the run (a resumed run's earlier ones from its checkpoint)
+            summary = finish(run, run.system.clock.seconds(), Ranks.current())
         except BaseException as err:
             _finish_loggers(run.loggers, "failed")
             return stopped_early(run, err)
@@ -289,7 +288,8 @@ def record_stop(run_dir: Path, system: GAN, status: str, reason: str, iteration:
     last = latest_good(run_dir)
     summary = {"status": status, "reason": reason,
                "iterations": system.iteration if iteration is None else iteration, "k": system.k,
-               "metrics": write_history(run_dir, system.history), "protocols": {}, "run_dir": str(run_dir),
+               "wall_time_s": round(system.clock.seconds(), 2), "metrics": write_history(run_dir, system.history),
+               "protocols": {}, "run_dir": str(run_dir),
                "last_good_checkpoint": {"path": str(last[1]), "iteration": int(last[0]["gan_lab"]["iteration"])}
                if last else None}
     write_summary(run_dir, summary)

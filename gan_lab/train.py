@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         check_same_run(cfg, found[0]["gan_lab"].get("config") or {}, run_dir)
     done = finished(run_dir, cfg)
     if done is not None:  # re-running a sweep (or a command) skips what already finished
-        print(f"gan_lab: already finished ({done['iterations']} iterations): run folder {run_dir}")
+        print(f"gan_lab: already finished ({done['iterations']} iterations), nothing to do: run folder {run_dir}",
+              file=sys.stderr)  # not the run's output: a note, where the errors go
         return done
     quiet()
     L.seed_everything(typed.seed, workers=True, verbose=False)

@@ -157,9 +157,11 @@ def test_evaluate_rebuilds_a_deleted_summary_from_the_checkpoint(tmp_path):
     """metrics.json deleted after a finished run: evaluate writes it again with the status and iteration count the
     checkpoint holds (not an unknown status), then adds its measurements."""
     run = tmp_path / "run"
-    train(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none"), run)
+    first = train(compose_cfg("debug=tiny", "model=mlp", "dataset=ring", "model.hidden=[16]", "logger=none"), run)
     (run / "metrics.json").unlink()
     summary = evaluate(str(run), n=200)
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["status"] == "finished" and saved["iterations"] == 4 and "rebuilt from last.ckpt" in saved["reason"]
+    # the training seconds come from the checkpoint, written at the last iteration, before the final evaluation
+    assert 0 < saved["wall_time_s"] <= first["wall_time_s"]
     assert "toy/modes_captured" in summary["metrics"] and "train/d_loss" in saved["metrics"]

@@ -63,12 +63,14 @@ def test_killed_run_resumes_to_the_same_weights(injected, last_good, reference, 
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     ckpt, path = latest_good(run_dir)  # the previous checkpoint survived the kill, complete
     assert path.name == "last.ckpt" and ckpt["gan_lab"]["iteration"] == last_good
+    before = ckpt["gan_lab"]["trained_seconds"]  # the killed session's training time, kept for the summary
     resumed = run_cli(*RUN, f"resume={run_dir}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {path} at iteration {last_good}" in resumed.stdout
     _assert_same_weights(run_dir, reference)
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["status"] == "finished" and summary["iterations"] == 8 and summary["d_updates"] == 16
+    assert 0 < before < summary["wall_time_s"]  # both sessions' training seconds
     ref_history = [json.loads(r) for r in (reference[0] / "history.jsonl").read_text().splitlines()]
     history = [json.loads(r) for r in (run_dir / "history.jsonl").read_text().splitlines()]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "perf/iterations_per_s"} for r in rows]
@@ -196,7 +198,7 @@ def test_sweep_with_a_diverging_job_finishes_the_others_and_skips_them_on_rerun(
     assert "1 of 2 jobs finished" in proc.stdout and "diverged: 1_" in proc.stdout
     again = run_cli(*args, cwd=tmp_path)  # the fault fired once: the finished job is skipped, the other resumes
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "already finished (4 iterations)" in again.stdout
+    assert "already finished (4 iterations)" in again.stderr and "already finished" not in again.stdout
     assert "resuming from" in again.stdout and "at iteration 4" in again.stdout
     assert "2 of 2 jobs finished" in again.stdout
 
@@ -368,3 +370,18 @@ def test_a_full_disk_while_checkpointing_stops_in_one_line_and_leaves_no_partial
     (folder / ".last.ckpt.tmp12345").write_bytes(b"left by a writer that was killed")
     assert train(compose_cfg(*args, f"resume={tmp_path}"), None)["status"] == "finished"
     assert not list(folder.glob(".last.ckpt.tmp*"))
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "is_a_file"])
+def test_a_run_folder_that_cannot_be_made_is_one_line_and_writes_nothing(where, tmp_path):
+    """Hydra would make the folder first and fail with its own traceback: the lab checks it before (a read-only
+    file system takes the same path: the folder cannot be made or written)."""
+    (tmp_path / "taken").write_text("a file")
+    folder = tmp_path / "taken" / "run" if where == "under_a_file" else tmp_path / "taken"
+    proc = run_cli("debug=tiny", "logger=none", f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gan_lab: error: hydra.run.dir={folder}: ")
+    assert "is a file, not a folder" in lines[0] and (tmp_path / "taken").read_text() == "a file"
+    sweep = run_cli("-m", "debug=tiny", "logger=none", "seed=1,2", f"hydra.sweep.dir={folder}", cwd=tmp_path)
+    assert sweep.returncode == 2 and sweep.stderr.strip().startswith(f"gan_lab: error: hydra.sweep.dir={folder}: ")

@@ -1,9 +1,12 @@
 """What the lab's clock (the generator iteration) decides before each iteration: the seed of every random draw in
-it and the learning rates (``optimizer.lr_decay``). Both are pure functions of the iteration, so a run resumed at
+it and the learning rates (``optimizer.lr_decay``); and the seconds spent training, over every session of a resumed
+run (kept in its checkpoints). Both are pure functions of the iteration, so a run resumed at
 any iteration, on any machine state, continues exactly as the uninterrupted run.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 
@@ -38,6 +41,15 @@ class Clock:
 
     def __init__(self, seed: int = 0, iterations: int = 1, lr_decay: str = "none"):
         self.seed, self.iterations, self.lr_decay = seed, iterations, lr_decay
+        self.seconds_before = 0.0  # training seconds of the sessions before this one (a resumed run's checkpoint)
+        self._since: float | None = None  # when this session's training began
+
+    def begin_session(self) -> None:
+        self._since = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Seconds spent training so far, every session of the run counted (evaluation at the end excluded)."""
+        return self.seconds_before + (0.0 if self._since is None else time.perf_counter() - self._since)
 
     def start(self, system) -> None:
         seed = step_seed(self.seed, system.global_rank, system.iteration)

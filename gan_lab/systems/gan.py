@@ -338,6 +338,7 @@ class GAN(L.LightningModule):
         self.statistics.clock = (time.perf_counter(), self.iteration)
 
     def on_train_start(self) -> None:
+        self.clock.begin_session()
         self.runner.choose(self, self.trainer)
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
             # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
@@ -350,7 +351,7 @@ class GAN(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gan_lab"] = {"iteration": self.iteration, "d_updates": self.d_updates,
                                  "config": self.run_config, "history": list(self.history),
-                                 **self.statistics.pending()}
+                                 "trained_seconds": round(self.clock.seconds(), 3), **self.statistics.pending()}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from ``checkpoint`` (a dict from :func:`gan_lab.resume.read_checkpoint`): weights, EMA /
@@ -360,5 +361,6 @@ class GAN(L.LightningModule):
         state = checkpoint["gan_lab"]
         self.iteration, self.d_updates = int(state["iteration"]), int(state.get("d_updates", 0))
         self.history = list(state.get("history", []))
+        self.clock.seconds_before = float(state.get("trained_seconds", 0.0))
         self.statistics.restore(state, self.device)
         self.resume_state = {"optimizer_states": checkpoint.get("optimizer_states", [])}
