@@ -16,7 +16,8 @@ POINTS2, POINTS1 = DataSpec("ring", (2,), "points"), DataSpec("gauss1d", (1,), "
 DIGITS, ODD = DataSpec("digits", (1, 8, 8), "image"), DataSpec("odd", (1, 15, 15), "image")
 # model group: (a shape it fits, a shape it refuses: None when it refuses none)
 CASES = {"affine1d": (POINTS1, POINTS2), "parallel_lines": (POINTS2, POINTS1), "mlp": (POINTS2, None),
-         "dcgan": (DIGITS, ODD), "resnet": (DIGITS, POINTS2), "progressive": (DIGITS, ODD), "lapgan": (DIGITS, ODD)}
+         "dcgan": (DIGITS, ODD), "resnet": (DIGITS, POINTS2), "progressive": (DIGITS, ODD), "lapgan": (DIGITS, ODD),
+         "r3gan": (DIGITS, ODD)}
 
 
 def model_kwargs(name: str) -> tuple[str, dict]:
@@ -52,6 +53,8 @@ def test_fits_accepts_a_good_shape_and_refuses_a_bad_one(name):
     ("lapgan", {"levels": 2}, "model.levels"),  # 8 px halves once to >= 4
     ("lapgan", {"z_dim": 16, "level_z_dim": 16}, "model.z_dim"),  # the coarsest level would get no noise
     ("progressive", {"d_norm": "batch"}, "model.d_norm"),  # auto resolved to batch
+    ("r3gan", {"d_norm": "batch"}, "model.d_norm"),  # R3GAN has no normalisation
+    ("r3gan", {"group_size": 48}, "model.group_size"),  # 48 does not divide the expanded width 2 x 64
 ])
 def test_fits_refuses_settings_that_do_not_suit_the_shape(name, settings, key):
     target, kwargs = model_kwargs(name)
