@@ -16,7 +16,8 @@ POINTS2, POINTS1 = DataSpec("ring", (2,), "points"), DataSpec("gauss1d", (1,), "
 DIGITS, ODD = DataSpec("digits", (1, 8, 8), "image"), DataSpec("odd", (1, 15, 15), "image")
 # model group: (a shape it fits, a shape it refuses: None when it refuses none)
 CASES = {"affine1d": (POINTS1, POINTS2), "parallel_lines": (POINTS2, POINTS1), "mlp": (POINTS2, None),
-         "dcgan": (DIGITS, ODD), "resnet": (DIGITS, POINTS2), "progressive": (DIGITS, ODD), "lapgan": (DIGITS, ODD)}
+         "dcgan": (DIGITS, ODD), "resnet": (DIGITS, POINTS2), "progressive": (DIGITS, ODD), "lapgan": (DIGITS, ODD),
+         "stylegan2": (DIGITS, ODD)}
 
 
 def model_kwargs(name: str) -> tuple[str, dict]:
