@@ -17,7 +17,7 @@ DIGITS, ODD = DataSpec("digits", (1, 8, 8), "image"), DataSpec("odd", (1, 15, 15
 # model group: (a shape it fits, a shape it refuses: None when it refuses none)
 CASES = {"affine1d": (POINTS1, POINTS2), "parallel_lines": (POINTS2, POINTS1), "mlp": (POINTS2, None),
          "dcgan": (DIGITS, ODD), "resnet": (DIGITS, POINTS2), "progressive": (DIGITS, ODD), "lapgan": (DIGITS, ODD),
-         "r3gan": (DIGITS, ODD)}
+         "r3gan": (DIGITS, ODD), "stylegan2": (DIGITS, ODD)}
 
 
 def model_kwargs(name: str) -> tuple[str, dict]:
