@@ -21,7 +21,7 @@ from gan_lab.data import Source
 from gan_lab.distributed import processes
 from gan_lab.errors import ConfigError
 from gan_lab.losses.base import GANLoss
-from gan_lab.nets import fits_of
+from gan_lab.nets import fits_of, native_conditioning_of
 from gan_lab.nets.conditional import build_conditional
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
@@ -220,7 +220,8 @@ def networks(cfg: DictConfig, factory, source: Source, strategy) -> tuple[nn.Mod
     def pair():
         if strategy.mode == "none":
             return factory(spec=source.spec)
-        return build_conditional(factory, source.spec, cfg.model.z_dim, source.num_classes, strategy.mode)
+        return build_conditional(factory, source.spec, cfg.model.z_dim, source.num_classes, strategy.mode,
+                                 native_conditioning_of(cfg.model._target_))
 
     generator, discriminator = pair()
     if mixture_on(cfg):

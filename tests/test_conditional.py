@@ -49,6 +49,30 @@ def _initial(cfg) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in system.state_dict().items()}
 
 
+# networks that condition on the class themselves (NATIVE_CONDITIONING): their own label parameters must learn
+NATIVE = {
+    "stylegan2": (["model=stylegan2", "model.channel_max=16", "model.channel_base=64", "model.w_dim=16",
+                   "model.z_dim=16", "model.mapping_layers=2"], ("generator.mapping.embed.", "discriminator.mapping.")),
+    "r3gan": (["model=r3gan", "model.widths=[16]", "model.group_size=8"], ("generator.embed.", "discriminator.embed.")),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(NATIVE))
+def test_native_projection_conditioning_trains_the_networks_own_label_parameters(arch, tmp_path):
+    overrides, label_params = NATIVE[arch]
+    cfg = compose_cfg("debug=tiny", "dataset=digits", *overrides, "model.conditional=projection", "eval.at_end=true",
+                      "eval.samples=60")
+    before = _initial(cfg)
+    assert not any(k.startswith(("generator.net.", "discriminator.net.")) for k in before)  # not the lab's wrappers
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "finished"
+    assert 0.0 <= summary["metrics"]["val/class_accuracy_60_digits_classifier"] <= 1.0
+    after = _state(tmp_path)
+    for prefix in label_params:
+        keys = [k for k in before if k.startswith(prefix)]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys), prefix
+
+
 @pytest.mark.parametrize("mode", sorted(CONDITIONING))
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_every_mode_trains_every_architecture(arch, mode, tmp_path):

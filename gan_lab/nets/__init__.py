@@ -6,6 +6,11 @@ module that says whether the data's shape suits it (the same keyword arguments a
 resolved); :func:`fits_of` finds it. Every discriminator maps (N, *shape) to logits (N,) and, but LAPGAN's,
 exposes ``features(x)`` -> (N, F), the layer below its head (feature matching and minibatch discrimination hook
 in there).
+
+A module whose networks condition on the class their own way (StyleGAN2-ADA's label embedding in the mapping network,
+R3GAN's) lists those ``model.conditional`` modes in ``NATIVE_CONDITIONING``: for them its factory is called with
+``n_classes`` and returns G(z, y) and D(x, y) (with ``judge(x, y)``) itself, instead of the lab's wrappers
+(gan_lab/nets/conditional.py).
 """
 
 from __future__ import annotations
@@ -22,3 +27,8 @@ def fits_of(target: str) -> Callable[..., Any]:
     module = importlib.import_module(module_name)
     table = getattr(module, "FITS", None)
     return table[name] if table is not None else module.fits
+
+
+def native_conditioning_of(target: str) -> tuple[str, ...]:
+    """The ``model.conditional`` modes the networks of the factory ``target`` implement themselves."""
+    return tuple(getattr(importlib.import_module(target.rsplit(".", 1)[0]), "NATIVE_CONDITIONING", ()))

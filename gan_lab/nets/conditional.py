@@ -140,9 +140,12 @@ def widened(spec: DataSpec, n_classes: int) -> DataSpec:
 
 
 def build_conditional(factory: Callable[..., tuple[nn.Module, nn.Module]], spec: DataSpec, z_dim: int,
-                      n_classes: int, mode: str) -> tuple[nn.Module, nn.Module]:
+                      n_classes: int, mode: str, native: tuple[str, ...] = ()) -> tuple[nn.Module, nn.Module]:
     """(G(z, y), D(x, y)) from the lab's ``factory(spec=, z_dim=)`` of an unconditional pair. Whether the pair
-    suits ``mode`` (projection: ``G.norms`` > 0) is the rulebook's to judge (gan_lab/rules.py)."""
+    suits ``mode`` (projection: ``G.norms`` > 0) is the rulebook's to judge (gan_lab/rules.py). A mode in ``native``
+    (the model's ``NATIVE_CONDITIONING``) is the networks' own: ``factory(…, n_classes=)`` builds the pair."""
+    if mode in native:
+        return factory(spec=spec, z_dim=z_dim, n_classes=n_classes)
     if mode == "projection":
         g, d = factory(spec=spec, z_dim=z_dim)
     else:  # G reads z and onehot(y)
