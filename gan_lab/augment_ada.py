@@ -324,7 +324,7 @@ def _recolour(y: Tensor, c: Tensor) -> Tensor:
 class AdaTransform:
     """One draw of the pipeline for a batch of ``shape``: ``geometry`` G⁻¹ (N, 3, 3) and ``colour`` C (N, 4, 4),
     None where no transform of that kind is enabled. ``T(y)`` applies them to any y of that shape, in its dtype
-    (half precision is resampled in float32)."""
+    (half precision is resampled in float32; autocast is off inside)."""
 
     def __init__(self, shape: tuple[int, ...], geometry: Tensor | None, colour: Tensor | None):
         self.shape, self.geometry, self.colour = shape, geometry, colour
@@ -333,10 +333,12 @@ class AdaTransform:
         if tuple(y.shape) != self.shape:
             raise ValueError(f"this draw is for a batch of shape {self.shape}, got {tuple(y.shape)}")
         work = y if y.dtype in (torch.float32, torch.float64) else y.float()
-        if self.geometry is not None:
-            work = _resample(work, self.geometry)
-        if self.colour is not None:
-            work = _recolour(work, self.colour)
+        # under mixed precision autocast would run the resampling products in bf16/fp16: errors of 0.5 measured
+        with torch.autocast(y.device.type, enabled=False):
+            if self.geometry is not None:
+                work = _resample(work, self.geometry)
+            if self.colour is not None:
+                work = _recolour(work, self.colour)
         return work.to(y.dtype)
 
 
@@ -356,6 +358,7 @@ def draw_ada(x: Tensor, probability: Tensor | float, generator: torch.Generator 
                           f"{x.dtype} of shape {tuple(x.shape)}.")
     draws = _Draws(x, probability, generator)
     _, channels, height, width = x.shape
-    geometry = _draw_geometry(draws, strengths, height, width) if set(strengths) & set(GEOMETRIC) else None
-    colour = _draw_colour(draws, strengths, channels) if set(strengths) & set(COLOR) else None
+    with torch.autocast(x.device.type, enabled=False):  # the matrices in float32, under mixed precision too
+        geometry = _draw_geometry(draws, strengths, height, width) if set(strengths) & set(GEOMETRIC) else None
+        colour = _draw_colour(draws, strengths, channels) if set(strengths) & set(COLOR) else None
     return AdaTransform(tuple(x.shape), geometry, colour)

@@ -172,8 +172,9 @@ def test_one_draw_gives_the_same_output_twice_and_an_exact_gradient():
     small = images(n=2, size=5).double().requires_grad_(True)
     u = draw_ada(small, torch.tensor(1.0), seeded(6))
     assert not torch.equal(u(small), small)
-    assert torch.autograd.gradcheck(u, (small,), eps=1e-6, atol=1e-6)
-    # R1 through T differentiates the backward again; a random projection of the Jacobian keeps it quick
+    # analytic against numerical derivatives along random directions (fast mode: the full Jacobian takes 30 s);
+    # R1 through T differentiates the backward again
+    assert torch.autograd.gradcheck(u, (small,), eps=1e-6, atol=1e-6, fast_mode=True)
     assert torch.autograd.gradgradcheck(u, (small,), eps=1e-6, atol=1e-6, fast_mode=True)
 
 
@@ -185,6 +186,17 @@ def test_shape_dtype_and_device_are_the_inputs():
     x = images(n=4)
     with pytest.raises(ValueError, match="shape"):
         draw_ada(x, torch.tensor(1.0))(x[:2])
+
+
+def test_mixed_precision_draws_and_applies_in_float32():
+    """Under bf16 autocast (trainer.precision=bf16-mixed) the resampling products would lose 0.5 in bf16."""
+    x = images(n=4)
+    t = draw_ada(x, torch.tensor(1.0), seeded(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        u = draw_ada(x, torch.tensor(1.0), seeded(2))
+        y = t(x)
+    assert torch.equal(u.geometry, t.geometry) and torch.equal(u.colour, t.colour)
+    assert y.dtype == torch.float32 and torch.equal(y, t(x))
 
 
 @pytest.mark.parametrize("x, transforms", [(torch.zeros(2, 2, 4, 4), BGC), (torch.zeros(2, 8), BGC),
