@@ -114,7 +114,8 @@ def render() -> str:
     lines += ["## `model.*` keys every model has", ""] + _table(_section_rows("model", Model))
     lines += ["## `loss.*` keys every loss has", ""] + _table([("loss.aux_weight", None, describe(AuxWeight),
                                                                 doc_of(AuxWeight))])
-    lines += ["## `tricks.*`", "", "All off by default and composable; the first key of each trick switches it on.", ""]
+    lines += ["## `tricks.*`", "", "All off by default and composable; the first key of each trick switches it on "
+              "(`tricks.ada_target` also does, alone: ADA on its own bgc pipeline).", ""]
     for cls in part_classes():
         kinds = cls.annotations()
         rows = [(f"tricks.{k}", cls.settings[k], describe(kinds[k]), doc_of(kinds[k])) for k in cls.settings]

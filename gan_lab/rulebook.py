@@ -215,13 +215,22 @@ def _noise_until(s: Setup):
                            "1.0 with tricks.instance_noise_schedule=constant (σ never falls)")
 
 
-@rule("ADA without transforms", ("tricks.ada_target=0.6",), "tricks.ada_target")
-def _ada_transforms(s: Setup):
-    ada = s.tricks.ada_target
-    if ada and not s.tricks.diffaug:
-        return ConfigError("tricks.ada_target", ada, '0 with tricks.diffaug="" (no transforms)',
-                           "ADA adapts the probability of the DiffAugment transforms: choose them, "
-                           "e.g. tricks.diffaug=[color,translation,cutout].")
+@rule("ADA on DiffAugment's transforms without any", ("tricks.ada_target=0.6", "tricks.ada_pipeline=diffaug"),
+      "tricks.ada_pipeline")
+def _ada_on_diffaug(s: Setup):
+    if s.tricks.ada_pipeline == "diffaug" and not s.tricks.diffaug:
+        return ConfigError("tricks.ada_pipeline", "diffaug", 'auto or bgc with tricks.diffaug="" (no transforms)',
+                           "ADA would adapt the probability of the DiffAugment transforms: choose them, e.g. "
+                           "tricks.diffaug=[color,translation,cutout], or let ADA run its own bgc pipeline.")
+
+
+@rule("ADA's bgc pipeline beside DiffAugment's transforms",
+      ("tricks.diffaug=translation", "tricks.ada_target=0.6", "tricks.ada_pipeline=bgc"), "tricks.ada_pipeline")
+def _bgc_beside_diffaug(s: Setup):
+    if s.tricks.ada_pipeline == "bgc" and s.tricks.diffaug:
+        return ConfigError("tricks.ada_pipeline", "bgc", f"auto or diffaug with tricks.diffaug={s.tricks.diffaug}",
+                           "ADA gates one pipeline with its p: either the bgc pipeline (tricks.diffaug=\"\") or the "
+                           "chosen DiffAugment transforms, not both at once.")
 
 
 @rule("minibatch discrimination under a per-sample penalty",

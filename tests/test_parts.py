@@ -249,7 +249,8 @@ def test_combinations_train(choice, base, tmp_path):
      "model=lapgan"),
     (["model=mlp", "dataset=ring", "mixture.generators=2", "regularizer=[sn,lecam]"], "regularizer",
      "mixture.generators=2"),
-    ([*RING, "tricks.ada_target=0.6"], "tricks.ada_target", "tricks.diffaug"),
+    ([*RING, "tricks.ada_target=0.6"], "tricks.ada_target", "point data"),  # ADA alone: its bgc pipeline, on images
+    ([*DIGITS, "tricks.ada_target=0.6", "tricks.ada_pipeline=diffaug"], "tricks.ada_pipeline", "tricks.diffaug"),
     ([*RING, "tricks.diffaug=[color]", "tricks.ada_target=1.5"], "tricks.ada_target", "[0.0, 1.0)"),
     ([*RING, "regularizer=lecam", "regularizer.lecam.decay=1.0"], "regularizer.lecam.decay", "[0.0, 1.0)"),
     ([*RING, "regularizer=cr", "regularizer.cr.policy=[]"], "regularizer.cr.policy", "color, translation, cutout"),

@@ -11,17 +11,20 @@ Because T is differentiable w.r.t. its input, G's gradient flows through T(G(z))
 fresh per-sample randomness, so real and fake batches get independent draws from the same distribution
 (as in the reference, where every D call augments its own input). R1 and R2 differentiate D(T(x)) with
 respect to the un-augmented x, through the same draw of T that D's loss saw, as the reference's R1 does
-(docs/science.md, "Lipschitz constraints and penalties"). The transforms themselves are gan_lab/augment.py's.
+(docs/science.md, "Lipschitz constraints and penalties"). The transforms themselves are gan_lab/augment.py's;
+ADA alone (``tricks.ada_target`` without ``tricks.diffaug``) adapts the paper's own bgc pipeline,
+gan_lab/augment_ada.py's.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
 from gan_lab.augment import ALLOWED, Transform, draw_augment, parse_policy
+from gan_lab.augment_ada import draw_ada
 from gan_lab.capabilities import TrickCaps
 from gan_lab.checks import Validator, above, at_least, fraction
 from gan_lab.distributed import Ranks
@@ -47,19 +50,45 @@ class DiffAugment(Trick):
     ``ada_kimg`` thousand real images. p, r_t's running sum and their count are buffers of the system (exact
     resume); the update happens on the device (no host sync); under DDP r_t is averaged over ranks so every
     rank holds the same p. Logged as ``train/ada_p`` and ``train/ada_rt``.
+
+    What p gates is ``ada_pipeline``: ``bgc``, the paper's blit + geometric + colour pipeline
+    (gan_lab/augment_ada.py), or ``diffaug``, the ``tricks.diffaug`` transforms; ``auto`` is diffaug's when
+    ``tricks.diffaug`` names any, else bgc. So ``tricks.ada_target=0.6`` alone runs the paper's ADA, and
+    ``tricks.diffaug=… tricks.ada_target=0.6`` ADA's controller on DiffAugment's transforms. The part is on when
+    either ``diffaug`` or ``ada_target`` is.
     """
 
     name = "diffaug"
     diffaug: Annotated[Any, Validator(_policy, ALLOWED), "DiffAugment: the same kind of random differentiable "
                                                         "transform on every D input, real and fake; \"\" = off"] = ""
-    ada_target: Annotated[float, fraction(), "ADA: the target of r_t = E[sign D(x_real)], e.g. 0.6; 0 = off (p = "
-                                             "1)"] = 0.0
+    ada_target: Annotated[float, fraction(), "ADA: the target of r_t = E[sign D(x_real)], e.g. 0.6, on its own "
+                                             "the paper's bgc pipeline; 0 = off (tricks.diffaug at p = 1)"] = 0.0
+    ada_pipeline: Annotated[Literal["auto", "bgc", "diffaug"], "ADA's transforms: bgc = the paper's (flips, 90° "
+                                                               "turns, shifts, scale, rotation, colour); diffaug "
+                                                               "= tricks.diffaug's; auto = diffaug's when "
+                                                               "tricks.diffaug names any, else bgc"] = "auto"
     ada_interval: Annotated[int, at_least(1), "D updates between adjustments of ADA's p"] = 4
     ada_kimg: Annotated[float, above(0.0), "thousands of real images for p to cross [0, 1]"] = 500
     order = 20
 
     def canonicalise(self) -> None:
         self.diffaug = ",".join(parse_policy(self.diffaug))
+
+    @property
+    def on(self) -> bool:
+        return bool(self.diffaug or self.ada_target)
+
+    @property
+    def switch(self) -> str:
+        """The setting that turned the part on, for refusals: ``ada_target`` when ADA runs on its own pipeline."""
+        return "ada_target" if self.ada_target and not self.diffaug else "diffaug"
+
+    @property
+    def pipeline(self) -> str:
+        """What p gates: "bgc" or "diffaug" (``ada_pipeline`` with auto resolved)."""
+        if self.ada_pipeline != "auto":
+            return self.ada_pipeline
+        return "diffaug" if self.diffaug else "bgc"
 
     @property
     def caps(self) -> TrickCaps:
@@ -74,6 +103,8 @@ class DiffAugment(Trick):
 
     def d_draw(self, system, x: Tensor) -> Transform:
         self.images = x.shape[0]  # images per minibatch on this rank, before any packing (tricks.pack is last)
+        if self.ada_target and self.pipeline == "bgc":
+            return draw_ada(x, system.ada_p)
         return draw_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
 
     def d_input(self, system, x: Tensor) -> Tensor:
