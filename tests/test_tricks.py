@@ -272,6 +272,15 @@ def test_unrolling_accepts_what_its_copy_models():
     assert c.tricks.unroll_steps == 2
 
 
+def test_unrolling_steps_with_the_decayed_learning_rate(tiny, tmp_path):
+    """optimizer.lr_decay keeps the configured rate in each group (``initial_lr``); the unrolled copy steps with the
+    decayed ``lr`` of the moment (it once refused the bookkeeping key with a TypeError)."""
+    cfg = tiny("logger=none", *MODELS["mlp"], "tricks.unroll_steps=2", "optimizer.lr_decay=linear",
+               "train.iterations=3")
+    summary = train(cfg, tmp_path)
+    assert summary["iterations"] == 3 and math.isfinite(summary["metrics"]["train/g_loss"])
+
+
 # ------------------------------------------------------------------------------ composition
 # The table of every trick crossed with the mlp and dcgan models (and the weight digests) is in tests/test_parts.py.
 

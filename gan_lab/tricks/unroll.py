@@ -55,7 +55,9 @@ _UPDATES = {torch.optim.Adam: _adam, torch.optim.RMSprop: _rmsprop, torch.optim.
 # AMSGrad, maximize, …) it would drop without a word, so it must be off (0 or false).
 _MODELLED = {torch.optim.Adam: ("lr", "betas", "eps"), torch.optim.RMSprop: ("lr", "alpha", "eps"),
              torch.optim.SGD: ("lr", "momentum", "dampening")}
-_HOW_IT_RUNS = ("params", "foreach", "fused", "capturable", "differentiable")  # the same step, computed otherwise
+# the same step, computed otherwise; and the configured rate optimizer.lr_decay scales ``lr`` from (the copy reads the
+# scaled ``lr`` of the moment)
+_HOW_IT_RUNS = ("params", "foreach", "fused", "capturable", "differentiable", "initial_lr")
 MODELLED = tuple(_UPDATES)  # the optimisers the unrolled copy can step with
 
 
