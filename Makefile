@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench gpu-check clean
+.PHONY: install train test test-all lint format bench gpu-check data clean
 
 install: $(STAMP)
 
@@ -33,6 +33,20 @@ bench: $(STAMP)
 # in outputs/gpu-check/; without a GPU its GPU steps are recorded as skipped
 gpu-check: $(STAMP)
 	$(PY) -m benchmarks.gpu_check $(ARGS)
+
+# Fashion-MNIST offline: Debian's package puts its four IDX files where dataset=fashion_mnist finds them with no setting
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+data:
+	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST is installed in $(FASHION_MNIST_DIR)/ (dataset=fashion_mnist reads it)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get install -y dataset-fashion-mnist || { echo "apt-get could not install dataset-fashion-mnist" \
+			"(try: $$SUDO apt-get update first), or run with dataset.download=true where a network exists"; exit 1; }; \
+	else \
+		echo "no apt-get here: run with dataset.download=true where a network exists, or put train-images-idx3-ubyte.gz" \
+			"and the other three IDX files in <paths.data_dir>/FashionMNIST/raw/"; exit 1; \
+	fi
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from gan_lab.errors import ConfigError
 from gan_lab.rules import Setup, rule
 
-LABELLED_SETS = "mnist5k, digits, mnist, fashion_mnist, cifar10, stacked_mnist, a folder with one subfolder per class"
+LABELLED_SETS = ("mnist5k, digits, mnist, fashion_mnist, cifar10, stacked_mnist, a folder with one subfolder per "
+                 "class, a zip whose dataset.json has labels")
 # Trick hooks a class-conditional step cannot serve: they call D or G without the labels.
 UNLABELLED_HOOKS = {"networks": "wraps G or D in a network of its own", "g_loss": "replaces G's loss",
                     "critic": "judges with a copy of D"}

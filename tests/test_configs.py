@@ -44,7 +44,7 @@ EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): 
 # (a minibatch is at most the training set: the tiny cifar10, celeba and folder sets hold 15, 3 and 4 images)
 ON_DISK = {"mnist": [], "fashion_mnist": [], "cifar10": ["train.batch_size=2"],
            "celeba": ["dataset.size=8", "dataset.crop=140", "train.batch_size=2"],
-           "folder": ["dataset.size=8", "train.batch_size=2"]}
+           "folder": ["dataset.size=8", "train.batch_size=2"], "zip": ["train.batch_size=4"]}
 COMPOSE_ONLY = {
     ("accelerator", "gpu"): "needs a CUDA device",
     ("accelerator", "ddp"): "needs CUDA devices",
@@ -65,6 +65,7 @@ def test_every_group_has_a_base():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     from tests.test_data_files import solid, write_celeba, write_cifar, write_idx_set
+    from tests.test_dataset_tool import tiny_set
 
     root = tmp_path_factory.mktemp("data")
     write_idx_set(root, "MNIST")
@@ -73,6 +74,7 @@ def data_dir(tmp_path_factory):
     write_celeba(root)
     for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9)]):
         solid(root / "folder" / f"{i}.png", colour)
+    tiny_set(root / "set.zip")  # 24 labelled 8×8 images in the field's archive layout
     return root
 
 
@@ -81,8 +83,8 @@ def test_group_file_composes_and_trains(group, option, tmp_path, request, weight
     disk = []
     if group == "dataset" and option in ON_DISK:
         root = request.getfixturevalue("data_dir")
-        disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={root / 'folder'}"]
-                                                               if option == "folder" else [])
+        path = {"folder": root / "folder", "zip": root / "set.zip"}.get(option)
+        disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={path}"] if path else [])
     base = OWN_BASE.get((group, option), BASE[group])
     cfg = compose_cfg("debug=tiny", *EVAL_ON, *base, f"{group}={option}", *EXTRA.get((group, option), []),
                       *disk)

@@ -250,7 +250,8 @@ def test_download_checksum_mismatch_is_refused(tmp_path, serve):
     assert not any(raw.iterdir())  # neither the file nor a partial one is kept
 
 
-def test_download_without_network_says_what_is_expected(tmp_path, serve):
+def test_download_without_network_says_what_is_expected(tmp_path, serve, monkeypatch):
+    monkeypatch.setattr(files.idx, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")  # not Debian's copy either
     with pytest.raises(ConfigError) as err:
         files.fashion_mnist(tmp_path, split="test", download=True)
     text = message(err)

@@ -1,5 +1,9 @@
 """MNIST and Fashion-MNIST from their IDX files (optionally gzipped) in torchvision's layout, loaded whole into
 memory; each file's header (magic number, item shape, length) is checked before its bytes are used.
+
+Fashion-MNIST is looked for in ``<data_dir>/FashionMNIST/raw/``, then in :data:`FASHION_MNIST_SYSTEM_DIR`, where
+Debian's package ``dataset-fashion-mnist`` installs the same four ``.gz`` files (``apt-get install
+dataset-fashion-mnist``; ``make data``): with the package installed, ``dataset=fashion_mnist`` needs no setting.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ _IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 Split = Annotated[Literal["train", "test", "all"], "train | test | all (both, train first)"]
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
 def read_idx(path: Path, magic: int, item_shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -77,13 +82,21 @@ def _idx_split(raw_dir: Path, split: str, root: Path, what: str) -> tuple[np.nda
 
 
 def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir: str | os.PathLike,
-             split: str, download: bool) -> TensorSource:
+             split: str, download: bool, system_dir: Path | None = None, package: str = "") -> TensorSource:
+    """``system_dir``: where a system package (``package``) puts the same files, searched after the data_dir."""
     root = resolve_dir(data_dir)
     raw_dir = root / folder / "raw"
     splits = ("train", "test") if split == "all" else (split,)
     wanted = [n for s in splits for n in _IDX_NAMES[s]]
     missing = [n for n in wanted if _idx_file(raw_dir, n) is None]
     what = f"{folder} (split={split})"
+    hint = ""
+    if missing and system_dir is not None:
+        if all(_idx_file(system_dir, n) is not None for n in wanted):
+            raw_dir, missing = system_dir, []
+        else:
+            hint = (f"They are not in {system_dir}/ either, where `apt-get install {package}` (Debian, Ubuntu; "
+                    "`make data`) puts them to be found with no setting. ")
     if missing and download:
         also = [n for n in _IDX_NAMES["test"] if split == "train" and _idx_file(raw_dir, n) is None]
         try:
@@ -92,7 +105,7 @@ def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir
             raise _missing(root, what, [f"{raw_dir / n}[.gz]" for n in missing], True, f"{err}. ") from err
         missing = [n for n in wanted if _idx_file(raw_dir, n) is None]
     if missing:
-        raise _missing(root, what, [f"{raw_dir / n} (or {n}.gz)" for n in missing], True)
+        raise _missing(root, what, [f"{raw_dir / n} (or {n}.gz)" for n in missing], True, hint)
     parts = [_idx_split(raw_dir, s, root, what) for s in splits]
     spec = DataSpec(name, (1, 28, 28), "image")
     data = _to_signed_unit(np.concatenate([p[0] for p in parts]), 255.0).view(-1, *spec.shape)
@@ -115,9 +128,11 @@ def mnist(data_dir: DataDir = "data", split: Split = "train", download: Download
 
 
 def fashion_mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False) -> TensorSource:
-    """Fashion-MNIST (60,000 / 10,000 clothing images), 1×28×28, from ``<data_dir>/FashionMNIST/raw/``.
+    """Fashion-MNIST (60,000 / 10,000 clothing images), 1×28×28, from ``<data_dir>/FashionMNIST/raw/``, else from
+    :data:`FASHION_MNIST_SYSTEM_DIR` (Debian's ``dataset-fashion-mnist``).
 
-    Same IDX layout, splits and ``download`` as :func:`mnist`.
+    Same IDX layout, splits and ``download`` as :func:`mnist`; ``download`` fetches into ``<data_dir>`` only when
+    neither folder has the files.
     """
     return _idx_set("fashion_mnist", "FashionMNIST", dl.FASHION_MNIST_MIRROR, dl.FASHION_MNIST_MD5,
-                    data_dir, split, download)
+                    data_dir, split, download, FASHION_MNIST_SYSTEM_DIR, "dataset-fashion-mnist")
