@@ -45,6 +45,7 @@ TRICKS = {
     "diffaug": ["tricks.diffaug=[color,translation,cutout]"],
     "ada": ["tricks.diffaug=[translation,cutout]", "tricks.ada_target=0.6", "tricks.ada_kimg=0.05"],
     "pack": ["tricks.pack=2"],
+    "phema": ["tricks.phema=true"],
     "fgan_js_pi": ["loss=fgan", "loss.divergence=js_pi", "loss.pi=0.1"],
     "fgan_rkl_saturating": ["loss=fgan", "loss.divergence=rkl", "loss.generator_objective=saturating"],
     "mixture": ["mixture.generators=2", "mixture.discriminators=2"],
