@@ -27,10 +27,10 @@ from gan_lab.threads import SMALL_MODEL, usable_cores
 QUIET = ["eval.every=0", "eval.at_end=false", "logger=none", "train.sample_every=0", "train.checkpoint_every=0",
          "trainer.enable_progress_bar=false"]
 SIZES = {  # name: overrides
-    "mlp [16,16] ring": ["model=mlp", "dataset=ring", "model.hidden=[16,16]"],
-    "mlp [64,64] ring": ["model=mlp", "dataset=ring", "model.hidden=[64,64]"],
-    "mlp [128,128] ring": ["model=mlp", "dataset=ring", "model.hidden=[128,128]"],
-    "mlp default ring": ["model=mlp", "dataset=ring"],
+    "mlp [16,16] ring": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "~dataset_model"],
+    "mlp [64,64] ring": ["model=mlp", "dataset=ring", "model.hidden=[64,64]", "~dataset_model"],
+    "mlp [128,128] ring": ["model=mlp", "dataset=ring", "model.hidden=[128,128]", "~dataset_model"],
+    "mlp default ring": ["model=mlp", "dataset=ring", "~dataset_model"],
     "dcgan width 32 mnist5k": ["dataset=mnist5k", "model.width=32"],
 }
 
@@ -76,7 +76,8 @@ def model_sizes(iterations: int, repeats: int, tmp: Path, progress) -> list[dict
 
 def sweep(iterations: int, repeats: int, tmp: Path, progress) -> dict:
     cores = usable_cores()
-    base = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=mlp", "dataset=ring", "seed=0,1",
+    base = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=mlp", "dataset=ring", "~dataset_model",
+            "seed=0,1",
             *QUIET, f"train.iterations={iterations}"]
     walls: dict[str, list[float]] = {"default threads": [], "budget": []}
     for r in range(repeats):

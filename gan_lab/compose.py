@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from gan_lab.nets.conditional import build_conditional
 from gan_lab.nets.mixture import DiscriminatorMixture, GeneratorMixture
 from gan_lab.regularizers.base import Regularizer
 from gan_lab.regularizers.composite import build_regularizer
+from gan_lab.schedules import Schedules, schedules_of
 from gan_lab.systems import GAN
 from gan_lab.systems.conditioning import conditioning
 from gan_lab.systems.mixture import MixtureGAN
@@ -148,6 +150,7 @@ class Components:
     system: type[GAN]
     conditioning: Any  # gan_lab.systems.conditioning.Unconditional or ClassConditional
     setup: rules.Setup  # what the rulebook saw (python -m gan_lab.evaluate asks it again)
+    schedules: Schedules  # the settings that change over the run (gan_lab/schedules.py)
 
 
 def mixture_on(cfg: DictConfig) -> bool:
@@ -190,6 +193,8 @@ def build_components(cfg: DictConfig, typed: settings.Settings | None = None) ->
     typed = typed or check_settings(cfg)
     loss, regularizer = build(cfg.loss), build_regularizer(cfg.regularizer, build)
     tricks = Tricks(**OmegaConf.to_container(cfg.tricks))
+    schedules = Schedules(schedules_of(cfg))
+    schedules.check(SimpleNamespace(regularizer=regularizer, tricks=tricks, loss=loss))
     system, chosen_by = system_class(cfg)
     source = build(cfg.dataset)
     nets = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in MODEL_KEYS])
@@ -205,7 +210,8 @@ def build_components(cfg: DictConfig, typed: settings.Settings | None = None) ->
     rules.check(setup, "networks")
     generator, discriminator = tricks.networks(setup.generator, setup.discriminator, source.spec, cfg.model.z_dim,
                                                cfg.seed, lambda spec: factory(spec=spec))
-    return Components(typed, source, loss, regularizer, generator, discriminator, tricks, system, strategy, setup)
+    return Components(typed, source, loss, regularizer, generator, discriminator, tricks, system, strategy, setup,
+                      schedules)
 
 
 def conditioning_of(model: settings.Model, source: Source):
@@ -245,7 +251,7 @@ def build_system(cfg: DictConfig, c: Components) -> GAN:
                     build(cfg.optimizer.g), k=t.k, g_steps=t.g_steps, z_dim=cfg.model.z_dim, log_every=t.log_every,
                     seed=cfg.seed, iterations=t.iterations, tricks=c.tricks, conditioning=c.conditioning,
                     schedule=schedule(t.simultaneous), runner=Runner(t.cuda_graphs, rules.capture_blockers),
-                    lr_decay=c.settings.optimizer.lr_decay, channels_last=t.channels_last,
+                    schedules=c.schedules, channels_last=t.channels_last,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
     if t.compile_generator:
         # in place, so parameter names and checkpoints are unchanged (CPU; D is never compiled: the gradient

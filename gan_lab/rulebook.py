@@ -234,6 +234,15 @@ def _bgc_beside_diffaug(s: Setup):
                            "chosen DiffAugment transforms, not both at once.")
 
 
+@rule("ADA's controller and a fixed augmentation probability", ("tricks.ada_target=0.6", "tricks.augment_p=0.3"),
+      "tricks.augment_p")
+def _ada_and_fixed_p(s: Setup):
+    if s.tricks.ada_target and s.tricks.augment_p:
+        return ConfigError("tricks.augment_p", s.tricks.augment_p, "0 with tricks.ada_target (or ada_target=0)",
+                           "ADA's controller sets the probability p itself; tricks.augment_p fixes (or schedules) it "
+                           "instead: choose one.")
+
+
 @rule("minibatch discrimination under a per-sample penalty",
       ("dataset=digits", "regularizer=gp", "tricks.minibatch_discrimination=true"), "tricks.minibatch_discrimination")
 def _minibatch_penalty(s: Setup):

@@ -113,9 +113,10 @@ _EAGER = [
     ("simultaneous updates", ("train.simultaneous=true",),
      lambda s: s.schedule.simultaneous and "train.simultaneous=true: G's update holds its gradient across D's "
                                            "updates (they would be captured inside G's graph)"),
-    ("a learning-rate schedule", ("optimizer.lr_decay=linear",),
-     lambda s: s.clock.lr_decay != "none" and f"optimizer.lr_decay={s.clock.lr_decay}: the learning rate changes "
-                                              "every iteration (a captured update would replay the first one's)"),
+    ("a schedule", ("optimizer.lr_decay=linear",),
+     lambda s: bool(s.clock.schedules) and f"{', '.join(x.key for x in s.clock.schedules.schedules)} change every "
+                                          "iteration (schedules, optimizer.lr_decay; a captured update would replay "
+                                          "the first one's)"),
     ("a regularizer deciding on the host", ("regularizer=r1", "regularizer.every=4"),
      lambda s: s.regularizer.caps.capture_blocker),
     ("a trick deciding on the host", ("tricks.historical_averaging=0.1",),

@@ -1,7 +1,7 @@
 """What the lab's clock (the generator iteration) decides before each iteration: the seed of every random draw in
-it and the learning rates (``optimizer.lr_decay``); and the seconds spent training, over every session of a resumed
-run (kept in its checkpoints). Both are pure functions of the iteration, so a run resumed at
-any iteration, on any machine state, continues exactly as the uninterrupted run.
+it and the scheduled settings (gan_lab/schedules.py: learning rates, β₂, γ, …). Both are pure functions of the
+iteration, so a run resumed at any iteration, on any machine state, continues exactly as the uninterrupted run. It
+also keeps the seconds spent training, over every session of a resumed run (kept in its checkpoints).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import torch
 
-LR_DECAYS = ("none", "linear")  # optimizer.lr_decay
+from gan_lab.schedules import Schedules
 
 
 def _splitmix64(x: int) -> int:
@@ -27,20 +27,13 @@ def step_seed(seed: int, rank: int, iteration: int) -> int:
     return _splitmix64(_splitmix64(_splitmix64(seed) ^ rank) ^ iteration) & 0x7FFFFFFFFFFFFFFF
 
 
-def lr_factor(decay: str, iteration: int, iterations: int) -> float:
-    """The learning rates' multiplier at ``iteration``: ``none`` 1; ``linear`` 1 − t/T, falling from the configured
-    rate at iteration 0 towards 0 at ``train.iterations``, as SN-GAN's and WGAN-GP's reference codes do."""
-    if decay == "none":
-        return 1.0
-    return max(0.0, 1.0 - iteration / iterations)
-
-
 class Clock:
     """``start(system)`` before each iteration t: seeds the CPU's generator and the run's GPU's with
-    (seed, rank, t), and sets both players' learning rates for t (its k D steps and its G step)."""
+    (seed, rank, t), and sets every scheduled setting for t (its k D steps and its G step)."""
 
-    def __init__(self, seed: int = 0, iterations: int = 1, lr_decay: str = "none"):
-        self.seed, self.iterations, self.lr_decay = seed, iterations, lr_decay
+    def __init__(self, seed: int = 0, iterations: int = 1, schedules: Schedules | None = None):
+        self.seed, self.iterations = seed, iterations
+        self.schedules = schedules or Schedules()
         self.seconds_before = 0.0  # training seconds of the sessions before this one (a resumed run's checkpoint)
         self._since: float | None = None  # when this session's training began
 
@@ -59,17 +52,9 @@ class Clock:
         torch.default_generator.manual_seed(seed)
         if system.device.type == "cuda":
             torch.cuda.manual_seed(seed)
-        if self.lr_decay != "none":
-            factor = lr_factor(self.lr_decay, system.iteration, self.iterations)
-            for optimizer in system.trainer.optimizers:
-                for group in optimizer.param_groups:
-                    # the configured rate, kept in the group (so in the checkpoint) the first time it is scaled
-                    group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+        self.schedules.apply(system, system.iteration)
 
     def row(self, system) -> dict[str, float]:
-        """What a log row shows of the clock: the learning rates as the row's last iteration ran them."""
-        if self.lr_decay == "none":
-            return {}
-        lr_d, lr_g = (o.param_groups[0]["lr"] for o in system.trainer.optimizers)
-        return {"train/lr_d": lr_d, "train/lr_g": lr_g}
+        """What a log row shows of the clock: the scheduled settings as the row's last iteration ran them."""
+        return self.schedules.row(system)
 

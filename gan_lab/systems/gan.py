@@ -38,6 +38,7 @@ from gan_lab.capabilities import SystemCaps
 from gan_lab.losses.base import GANLoss
 from gan_lab.regularizers.base import Judged, Regularizer
 from gan_lab.reporting import report
+from gan_lab.schedules import Schedules
 from gan_lab.systems.clock import Clock
 from gan_lab.systems.conditioning import Batch, Unconditional
 from gan_lab.systems.runner import Runner, capturable, untracked
@@ -66,7 +67,7 @@ class GAN(L.LightningModule):
                  z_dim: int = 100,
                  log_every: int = 25, seed: int = 0, iterations: int = 1, tricks: Tricks | None = None,
                  conditioning: Unconditional | None = None, schedule: Alternating | None = None,
-                 runner: Runner | None = None, lr_decay: str = "none", channels_last: bool = False,
+                 runner: Runner | None = None, schedules: Schedules | None = None, channels_last: bool = False,
                  run_config: dict | None = None):
         """``k``: D updates per G update; ``g_steps``: G updates per iteration. ``log_every``: generator
         iterations between log rows. ``iterations``: the run's length (schedules run over it). ``tricks``: the parts
@@ -84,7 +85,7 @@ class GAN(L.LightningModule):
         self.conditioning = conditioning or Unconditional()
         self.schedule = schedule or Alternating()
         self.runner = runner or Runner()
-        self.clock = Clock(seed, iterations, lr_decay)
+        self.clock = Clock(seed, iterations, schedules)
         self.statistics = Statistics()
         self.generator_ema: nn.Module | None = None  # set by tricks.ema
         self.conditioning.attach(self)

@@ -54,8 +54,9 @@ class DiffAugment(Trick):
     What p gates is ``ada_pipeline``: ``bgc``, the paper's blit + geometric + colour pipeline
     (gan_lab/augment_ada.py), or ``diffaug``, the ``tricks.diffaug`` transforms; ``auto`` is diffaug's when
     ``tricks.diffaug`` names any, else bgc. So ``tricks.ada_target=0.6`` alone runs the paper's ADA, and
-    ``tricks.diffaug=… tricks.ada_target=0.6`` ADA's controller on DiffAugment's transforms. The part is on when
-    either ``diffaug`` or ``ada_target`` is.
+    ``tricks.diffaug=… tricks.ada_target=0.6`` ADA's controller on DiffAugment's transforms. ``augment_p`` gates the
+    same pipelines with a probability the run sets instead of the controller (a constant, or a schedule: R3GAN raises
+    it from 0 to 0.55 over its run). The part is on when ``diffaug``, ``ada_target`` or ``augment_p`` is.
     """
 
     name = "diffaug"
@@ -67,6 +68,8 @@ class DiffAugment(Trick):
                                                                "turns, shifts, scale, rotation, colour); diffaug "
                                                                "= tricks.diffaug's; auto = diffaug's when "
                                                                "tricks.diffaug names any, else bgc"] = "auto"
+    augment_p: Annotated[float, fraction(), "a fixed probability p of each transform instead of ADA's controller "
+                                            "(R3GAN schedules it: schedules.tricks.augment_p); 0 = off"] = 0.0
     ada_interval: Annotated[int, at_least(1), "D updates between adjustments of ADA's p"] = 4
     ada_kimg: Annotated[float, above(0.0), "thousands of real images for p to cross [0, 1]"] = 500
     order = 20
@@ -76,12 +79,14 @@ class DiffAugment(Trick):
 
     @property
     def on(self) -> bool:
-        return bool(self.diffaug or self.ada_target)
+        return bool(self.diffaug or self.ada_target or self.augment_p)
 
     @property
     def switch(self) -> str:
         """The setting that turned the part on, for refusals: ``ada_target`` when ADA runs on its own pipeline."""
-        return "ada_target" if self.ada_target and not self.diffaug else "diffaug"
+        if self.diffaug:
+            return "diffaug"
+        return "ada_target" if self.ada_target else "augment_p"
 
     @property
     def pipeline(self) -> str:
@@ -95,7 +100,14 @@ class DiffAugment(Trick):
         return TrickCaps(images_only=True,
                          capture_blocker="ADA decides on the host when to adjust p" if self.ada_target else "")
 
+    @property
+    def gated(self) -> bool:
+        """Whether a probability p gates the transforms (ADA's controller, or ``augment_p``); else they always act."""
+        return bool(self.ada_target or self.augment_p)
+
     def attach(self, system) -> None:
+        if self.augment_p:  # p follows the setting (a schedule may change it between iterations)
+            system.register_buffer("ada_p", torch.full((), float(self.augment_p)), persistent=False)
         if self.ada_target:
             system.register_buffer("ada_p", torch.zeros(()))
             # Σ mean sign(D(x_real)) and the number of D evaluations on reals since the last adjustment
@@ -103,9 +115,11 @@ class DiffAugment(Trick):
 
     def d_draw(self, system, x: Tensor) -> Transform:
         self.images = x.shape[0]  # images per minibatch on this rank, before any packing (tricks.pack is last)
-        if self.ada_target and self.pipeline == "bgc":
+        if self.augment_p:
+            system.ada_p.fill_(self.augment_p)
+        if self.gated and self.pipeline == "bgc":
             return draw_ada(x, system.ada_p)
-        return draw_augment(x, self.diffaug, probability=system.ada_p if self.ada_target else None)
+        return draw_augment(x, self.diffaug, probability=system.ada_p if self.gated else None)
 
     def d_input(self, system, x: Tensor) -> Tensor:
         return self.d_draw(system, x)(x)
@@ -129,6 +143,6 @@ class DiffAugment(Trick):
         system.ada_signs.zero_()
 
     def log_row(self, system) -> dict[str, Tensor]:
-        if not self.ada_target:
+        if not self.ada_target:  # a fixed or scheduled augment_p is the setting's (schedule/tricks.augment_p)
             return {}
         return {"ada_p": system.ada_p.clone(), **({"ada_rt": system.ada_rt} if hasattr(system, "ada_rt") else {})}
