@@ -60,3 +60,22 @@ def test_fits_refuses_settings_that_do_not_suit_the_shape(name, settings, key):
     target, kwargs = model_kwargs(name)
     refusal = fits_of(target)(DIGITS, **{**kwargs, **settings})
     assert isinstance(refusal, ConfigError) and refusal.key == key
+
+
+def test_mnist5k_padded_to_32_px_feeds_the_power_of_two_nets():
+    """StyleGAN2's and R3GAN's nets need a power-of-two side: mnist5k's refusal names dataset.pad_to, which gives
+    the digits centred on black at 32 px under their own name (their own metrics and domain classifier)."""
+    import torch
+
+    from gan_lab.compose import build_components
+
+    with pytest.raises(ConfigError) as info:
+        build_components(compose_cfg("debug=tiny", "model=r3gan"))
+    assert info.value.key == "model" and "dataset.pad_to=32" in str(info.value)
+    c = build_components(compose_cfg("debug=tiny", "model=r3gan", "dataset.pad_to=32"))
+    assert c.source.spec.name == "mnist5k_32" and c.source.spec.shape == (1, 32, 32)
+    x = c.source.data
+    assert torch.equal(x[:, :, :2], torch.full_like(x[:, :, :2], -1.0)) and x[:, :, 2:30, 2:30].max() == 1.0
+    with pytest.raises(ConfigError) as info:
+        build_components(compose_cfg("debug=tiny", "dataset.pad_to=31"))
+    assert info.value.key == "dataset.pad_to"

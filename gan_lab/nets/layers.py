@@ -49,6 +49,19 @@ def not_square(spec: DataSpec, model: str, what: str) -> ConfigError | None:
                        f"{spec.shape}. Use model=mlp for point data.")
 
 
+def not_power_of_two(spec: DataSpec, model: str) -> ConfigError | None:
+    """The refusal of square images whose side is not a power of two ≥ 8 (StyleGAN2's and R3GAN's nets), naming
+    how to get one, or None."""
+    side = spec.shape[1]
+    if side >= 8 and not side & (side - 1):
+        return None
+    how = ("dataset.pad_to=32 pads each digit with black to 32 px" if spec.name == "mnist5k" else
+           "python -m gan_lab.dataset_tool --pad-to or --resolution writes a set of such a side (dataset=zip), and "
+           "dataset.size resizes where the set has one (celeba, folder)")
+    return ConfigError("model", model, "square images whose side is a power of two >= 8 (8, 16, 32, 64, …)",
+                       f"dataset={spec.name} has side {side}: {how}.")
+
+
 def halve(side: int, min_base: int = 4) -> tuple[int, int]:
     """(b, n) with side = b·2ⁿ, halving while the side is even and its half stays ≥ ``min_base``."""
     n = 0

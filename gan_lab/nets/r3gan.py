@@ -48,7 +48,7 @@ from torch import nn
 from gan_lab.checks import at_least
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
-from gan_lab.nets.layers import Widths, ZDim, not_square
+from gan_lab.nets.layers import Widths, ZDim, not_power_of_two, not_square
 from gan_lab.nets.r3gan_blocks import (
     DiscriminativeBasis,
     DownTransition,
@@ -85,10 +85,9 @@ def fits(spec: DataSpec, widths: Sequence[int] = (64,), group_size: int = 16, ex
     refusal = not_square(spec, "r3gan", "R3GAN's ResNet")
     if refusal is not None:
         return refusal
-    side = spec.shape[1]
-    if side < 8 or side & (side - 1):
-        return ConfigError("model", "r3gan", "square images whose side is a power of two >= 8 (8, 16, 32, 64, ...)",
-                           f"dataset={spec.name} has side {side}")
+    refusal = not_power_of_two(spec, "r3gan")
+    if refusal is not None:
+        return refusal
     wide = [w * expansion for w in stage_widths(widths, stages(spec))]
     if any(w % group_size for w in wide):
         return ConfigError("model.group_size", group_size, f"a divisor of every stage's expanded width {wide} "

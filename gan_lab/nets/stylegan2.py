@@ -40,7 +40,7 @@ from torch import nn
 from gan_lab.checks import above, at_least, fraction
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
-from gan_lab.nets.layers import ZDim, not_square
+from gan_lab.nets.layers import ZDim, not_power_of_two, not_square
 from gan_lab.nets.stylegan2_d import MinibatchStd, StyleGAN2Discriminator
 from gan_lab.nets.stylegan2_g import MappingNetwork, StyleGAN2Generator
 
@@ -58,10 +58,6 @@ def channels(side: int, channel_base: int, channel_max: int) -> dict[int, int]:
     return {2**i: min(channel_base // 2**i, channel_max) for i in range(2, side.bit_length())}
 
 
-def _power_of_two(side: int) -> bool:
-    return side >= 8 and side & (side - 1) == 0
-
-
 def fits(spec: DataSpec, d_norm: str = "none", mbstd_channels: int = 1, channel_base: int = 16384,
          channel_max: int = 512, **_) -> ConfigError | None:
     """The refusal of a normalised D (``d_norm`` resolved: auto has become the regularizer's preference), of data
@@ -74,11 +70,10 @@ def fits(spec: DataSpec, d_norm: str = "none", mbstd_channels: int = 1, channel_
     refusal = not_square(spec, "stylegan2", "StyleGAN2")
     if refusal is not None:
         return refusal
+    refusal = not_power_of_two(spec, "stylegan2")
+    if refusal is not None:
+        return refusal
     side = spec.shape[1]
-    if not _power_of_two(side):
-        return ConfigError("model", "stylegan2", "square images whose side is a power of two >= 8 (8, 16, 32, 64, "
-                           "128, …)", f"dataset={spec.name} has side {side}: resize it (dataset.size, where the "
-                           "data set has one: celeba, folder) or pad it to the next power of two (28 → 32).")
     widths = channels(side, channel_base, channel_max)
     if min(widths.values()) < 1:
         return ConfigError("model.channel_base", channel_base, f"at least {side} at side {side}",
