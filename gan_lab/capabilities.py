@@ -51,6 +51,7 @@ class RegularizerCaps:
     images_only: bool = False  # augments images
     augments_per_sample: bool = False  # draws its own augmentation of each sample D judges (CR)
     capture_blocker: str = ""  # why its D update cannot be captured as a CUDA graph ("" = it can)
+    wraps_layers: bool = False  # acts by wrapping D's layers of known kinds (SN): nothing without such a layer
 
 
 @dataclass(frozen=True)

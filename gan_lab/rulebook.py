@@ -349,6 +349,7 @@ def _real_logits_in_g(s: Setup):
                            "training step does not compute.")
 
 
-# The later entries (post-hoc samplers, the networks once built, what keeps a step eager) register here, after
-# these, in this order.
+# The later entries (post-hoc samplers, the networks once built, what keeps a step eager; then StyleGAN2-ADA's
+# training parts) register here, after these, in this order.
 from gan_lab.rulebook_late import SAMPLERS, sampler_refusal  # noqa: E402, F401
+from gan_lab.rulebook_stylegan import SMALL_STYLEGAN2  # noqa: E402, F401

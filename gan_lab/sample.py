@@ -1,4 +1,5 @@
-"""``python -m gan_lab.sample run=<run folder> n=10000 out=<dir> [interpolate=true] [seed=0] [class=7 | classes=all]``
+"""``python -m gan_lab.sample run=<run folder> n=10000 out=<dir> [interpolate=true] [seed=0] [class=7 | classes=all]
+[truncation=0.7]``
 
 Writes ``samples.npy`` and a picture (grid or scatter) of n samples from the run's generator (the
 EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (lerp) and spherical
@@ -7,21 +8,62 @@ EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (l
 A class-conditional run (``model.conditional``) draws every class in turn (``classes=all``, the default), the
 listed ones (``classes=1,3,7``) or one (``class=7``); ``samples_labels.npy`` holds each sample's class, the
 picture one row per class, and each latent walk keeps its row's class fixed.
+
+``truncation=ψ`` (the truncation trick of StyleGAN, Karras et al. 2019, as StyleGAN2 samples): G draws from
+w' = w̄ + ψ(w − w̄), w̄ the mean intermediate latent G tracked in training; ψ = 1 is plain sampling, ψ = 0 draws
+the image of w̄ for every z (different noise aside). Only a G with a ``psi`` argument has it (model=stylegan2).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.runs import count, load_run, run_command
 from gan_lab.viz import class_grid, image_grid, points_picture, samples_picture, save_png
 
 ARGS = {"run": str, "n": count, "out": str, "interpolate": bool, "seed": int, "steps": count, "rows": count,
-        "class": int, "classes": str}
+        "class": int, "classes": str, "truncation": float}
+
+
+class Truncated(nn.Module):
+    """G(z[, y]) drawn at truncation ``psi``: ``generator(z, y, psi=psi)``."""
+
+    def __init__(self, generator: nn.Module, psi: float):
+        super().__init__()
+        self.generator, self.psi = generator, psi
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, y, psi=self.psi)
+
+
+@contextmanager
+def truncated(system, psi: float) -> Iterator[None]:
+    """Within it, every sample the system draws (``system.generate``: G, or the EMA copy that draws) is truncated at
+    ``psi``; refuses a ψ other than 1 for a generator without a ``psi`` argument, naming ``truncation``."""
+    if not math.isfinite(psi):
+        raise ConfigError("truncation", psi, "a finite number (1: none; 0.5–0.7 is usual)")
+    if psi == 1:
+        yield
+        return
+    sampler = system.sampler
+    if "psi" not in inspect.signature(sampler.forward).parameters:
+        raise ConfigError("truncation", psi, "1 for this run", f"its generator ({type(sampler).__name__}) has no "
+                          "truncation ψ; model=stylegan2's has (w' = w̄ + ψ(w − w̄))")
+    owner, name = (system.generator_ema, "module") if system.generator_ema is not None else (system, "generator")
+    setattr(owner, name, Truncated(sampler, psi))
+    try:
+        yield
+    finally:
+        setattr(owner, name, sampler)
 
 
 def chosen_classes(system, one: int | None, many: str | None) -> list[int] | None:
@@ -75,11 +117,20 @@ def walks(system, rows: int, steps: int, generator: torch.Generator,
 
 
 def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool = False, seed: int = 0,
-           steps: int = 10, rows: int = 8, label: int | None = None, classes: str | None = None) -> Path:
-    """``label``: the command line's ``class=`` (one class); ``classes``: all, or a comma-separated list."""
+           steps: int = 10, rows: int = 8, label: int | None = None, classes: str | None = None,
+           truncation: float = 1.0) -> Path:
+    """``label``: the command line's ``class=`` (one class); ``classes``: all, or a comma-separated list;
+    ``truncation``: ψ (module docstring)."""
     loaded = load_run(run)
-    system, spec = loaded.system, loaded.source.spec
+    system = loaded.system
     wanted = chosen_classes(system, label, classes)
+    with truncated(system, truncation):
+        return _write(loaded, n, out, interpolate, seed, steps, rows, wanted)
+
+
+def _write(loaded, n: int, out: str | None, interpolate: bool, seed: int, steps: int, rows: int,
+           wanted: list[int] | None) -> Path:
+    system, spec = loaded.system, loaded.source.spec
     out_dir = Path(out) if out else loaded.run_dir / f"samples_{n}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,8 @@ EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): 
          ("experiment", "r3gan"): ["model.widths=[32]", "model.blocks=1", "dataset.pad_to=32"],
          ("experiment", "sngan_projection"): ["model.g_width=32", "model.g_max_width=32", "model.d_width=32",
                                               "model.d_max_width=32"],
+         # its 512 channels (G 19.9M / D 20.7M parameters) spend minutes here; 32 run the same step
+         ("experiment", "stylegan2_cifar"): ["model.channel_max=32", "model.z_dim=32", "model.w_dim=32"],
          # 1,000 of its 50,000 images: the real statistics then read 1,000 images, not 10,000 (~10 s, 3 channels each)
          ("dataset", "stacked_mnist"): ["dataset.size=1000"]}
 # Data sets read from disk: the test writes tiny files in each real format (tests/test_data_files.py).
@@ -44,6 +46,8 @@ EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): 
 ON_DISK = {"mnist": [], "fashion_mnist": [], "cifar10": ["train.batch_size=2"],
            "celeba": ["dataset.size=8", "dataset.crop=140", "train.batch_size=2"],
            "folder": ["dataset.size=8", "train.batch_size=2"], "zip": ["train.batch_size=4"]}
+# Presets whose data set is one of those (the tiny files, with their settings).
+PRESETS_ON_DISK = {"stylegan2_cifar": "cifar10"}
 COMPOSE_ONLY = {
     ("accelerator", "gpu"): "needs a CUDA device",
     ("accelerator", "ddp"): "needs CUDA devices",
@@ -82,10 +86,11 @@ def data_dir(tmp_path_factory):
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_group_file_composes_and_trains(group, option, tmp_path, request, weight_digests):
     disk = []
-    if group == "dataset" and option in ON_DISK:
+    data = option if group == "dataset" else PRESETS_ON_DISK.get(option) if group == "experiment" else None
+    if data in ON_DISK:
         root = request.getfixturevalue("data_dir")
-        path = {"folder": root / "folder", "zip": root / "set.zip"}.get(option)
-        disk = [f"paths.data_dir={root}", *ON_DISK[option]] + ([f"dataset.path={path}"] if path else [])
+        path = {"folder": root / "folder", "zip": root / "set.zip"}.get(data)
+        disk = [f"paths.data_dir={root}", *ON_DISK[data]] + ([f"dataset.path={path}"] if path else [])
     base = OWN_BASE.get((group, option), BASE[group])
     cfg = compose_cfg("debug=tiny", *EVAL_ON, *base, f"{group}={option}", *EXTRA.get((group, option), []),
                       *disk)

@@ -42,10 +42,12 @@ TRICKS = {
     "unrolled": ["tricks.unroll_steps=2"],
     "unrolled_first_order": ["tricks.unroll_steps=2", "tricks.unroll_second_order=false"],
     "ema": ["tricks.ema=0.9"],
+    "ema_kimg": ["tricks.ema_kimg=0.05", "tricks.ema_rampup=0.05"],
     "diffaug": ["tricks.diffaug=[color,translation,cutout]"],
     "ada": ["tricks.diffaug=[translation,cutout]", "tricks.ada_target=0.6", "tricks.ada_kimg=0.05"],
     "pack": ["tricks.pack=2"],
     "phema": ["tricks.phema=true"],
+    "path_length": ["tricks.pl_weight=2", "tricks.pl_every=2"],
     "fgan_js_pi": ["loss=fgan", "loss.divergence=js_pi", "loss.pi=0.1"],
     "fgan_rkl_saturating": ["loss=fgan", "loss.divergence=rkl", "loss.generator_objective=saturating"],
     "mixture": ["mixture.generators=2", "mixture.discriminators=2"],
@@ -53,6 +55,9 @@ TRICKS = {
 MODELS = {"mlp": ["model=mlp", "dataset=ring", "model.hidden=[16,16]", "model.g_norm=batch"],
           "dcgan": ["dataset=digits", "model.width=8"]}
 POINT_DATA_ONLY = {"diffaug", "ada"}  # image augmentations: the mlp/ring row is a refusal, tested below
+# tricks that need a model of their own (mlp's and dcgan's rows are refusals naming it), and that model's row
+OWN_MODEL = {"path_length": ["model=stylegan2", "dataset=digits", "model.z_dim=16", "model.w_dim=16",
+                             "model.mapping_layers=2", "model.channel_max=16"]}
 # debug=tiny turns evaluation off; these put it back, as the default config has it, with small counts.
 EVAL_ON = ["eval.at_end=true", "eval.every=2", "eval.every_samples=40", "eval.samples=60"]
 
@@ -274,7 +279,7 @@ def _first_row(part) -> list[str]:
 def test_trick_contract_every_hook_it_overrides_is_run(part, tmp_path):
     """The systems run each hook a part overrides (networks and attach at build, the others in the step)."""
     row = _first_row(part)
-    model = MODELS["dcgan"] if part.name in POINT_DATA_ONLY else MODELS["mlp"]
+    model = OWN_MODEL.get(part.name) or (MODELS["dcgan"] if part.name in POINT_DATA_ONLY else MODELS["mlp"])
     calls: dict[str, int] = {}
     with pytest.MonkeyPatch.context() as mp:
         for hook in part.hooks():
@@ -301,7 +306,8 @@ def test_systems_without_a_hook_refuse_the_trick_naming_both(part, system):
     base = (["model=lapgan", "dataset=digits", "model.width=4", "model.hidden=16"] if system == "lapgan"
             else ["mixture.generators=2", *MODELS["dcgan"]])
     cfg = compose_cfg(*base, *_first_row(part))
-    if part.hooks() <= step.caps.hooks and part.name not in dict(step.caps.refused_tricks):
+    runs = part.hooks() <= step.caps.hooks and part.name not in dict(step.caps.refused_tricks)
+    if runs and part.name not in OWN_MODEL:  # (a trick of its own model is refused with these networks)
         build_components(cfg)  # runs
         return
     with pytest.raises(ConfigError) as info:
@@ -317,8 +323,19 @@ def test_every_technique_composes_with_mlp_and_dcgan(trick, model, tiny, tmp_pat
         with pytest.raises(ConfigError, match="point data"):
             build_components(tiny(*MODELS[model], *TRICKS[trick]))
         return
+    if trick in OWN_MODEL:
+        with pytest.raises(ConfigError, match=OWN_MODEL[trick][0]):
+            build_components(tiny(*MODELS[model], *TRICKS[trick]))
+        return
     cfg = tiny("logger=none", *MODELS[model], *TRICKS[trick], "train.iterations=3")
     summary = train(cfg, tmp_path)
     assert summary["iterations"] == 3
     assert math.isfinite(summary["metrics"]["train/g_loss"])
     weight_digests(f"{trick}-{model}", tmp_path)
+
+
+@pytest.mark.parametrize("trick", sorted(OWN_MODEL))
+def test_a_technique_of_its_own_model_trains_with_it(trick, tiny, tmp_path, weight_digests):
+    summary = train(tiny("logger=none", *OWN_MODEL[trick], *TRICKS[trick], "train.iterations=3"), tmp_path)
+    assert summary["iterations"] == 3 and math.isfinite(summary["metrics"]["train/g_loss"])
+    weight_digests(f"{trick}-{OWN_MODEL[trick][0].split('=')[1]}", tmp_path)

@@ -167,6 +167,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("train/g/*", "a small generator's reported parameter (θ, ∂L/∂θ; loc, scale)", N, _G_STEP, TRAIN),
     Family("train/ada_*", "adaptive augmentation: its probability p and the overfitting heuristic r_t", N,
            "gan_lab.tricks.diffaug.DiffAugment.log_row", TRAIN),
+    Family("train/pl_*", "path-length regularization: its penalty (unweighted) and the running mean of the lengths",
+           N, "gan_lab.tricks.path_length.PathLength.g_term", TRAIN),
     Family("train/instance_noise_sigma", "the instance noise's σ at the row's iteration", N,
            "gan_lab.tricks.noise.InstanceNoise.log_row", TRAIN),
     Family("train/resolution", "progressive growing: the resolution trained", N,

@@ -5,8 +5,8 @@ PyTorch, sized from the data's shape: square images of side R = 2^r ≥ 8.
 G (gan_lab/nets/stylegan2_g.py): mapping network z [, y] → w (``mapping_layers`` lrelu layers at learning-rate
 multiplier 0.01, w̄ tracked for truncation), then the skip synthesis network from a 4×4 constant with
 modulated, demodulated 3×3 convs, per-pixel noise and a ToRGB per resolution; style mixing in training.
-D (gan_lab/nets/stylegan2_d.py): residual blocks R → 4, minibatch stddev, conv, FC, out; with classes −ADA's
-projection of the output on a mapped label.
+D (gan_lab/nets/stylegan2_d.py): residual blocks R → 4 (``d_architecture=orig``: without the skips), minibatch
+stddev, conv, FC, out; with classes −ADA's projection of the output on a mapped label.
 Layers (gan_lab/nets/stylegan_ops.py): equalized learning rate, the [1, 3, 3, 1] FIR resampler, modulated conv.
 
 Channels at side r: min(channel_base // r, channel_max); num_ws = 2·log₂R − 2. Parameter counts (RGB; z_dim = w_dim
@@ -14,16 +14,16 @@ Channels at side r: min(channel_base // r, channel_max); num_ws = 2·log₂R −
 tests/test_stylegan2_nets.py checks the first):
 
   side  channels 4 → R             mapping   G        D
-  32    512, 512, 512, 512         2 layers  19.95M   21.51M  (−ADA's CIFAR-10 G; its "orig" D has 20.72M)
+  32    512, 512, 512, 512         2 layers  19.95M   21.51M  (−ADA's CIFAR-10 G; its "orig" D: 20.72M)
   32    512, 512, 512, 512         8 layers  21.52M   21.51M
   64    512, 512, 512, 512, 256    8 layers  23.82M   23.41M
   8     32, 32 (channel_max 32,    2 layers  0.036M   0.046M  (1 channel, z_dim = w_dim = 32: the CPU size)
         z_dim = w_dim = 32)
 
 −ADA's CIFAR-10 configuration (``--cfg cifar``): channel_base 32768 (the same widths at 32 px: all 512),
-mapping 2 layers, minibatch-stddev group 32, no style mixing, and its D without the residual skips ("orig");
-here D is always residual. The reference also runs its top resolutions in fp16 (conv_clamp 256 is the guard
-for that): here everything is fp32.
+mapping 2 layers, minibatch-stddev group 32, no style mixing, and its D without the residual skips
+(``d_architecture=orig``: 20,720,641 parameters, as the reference's): conf/experiment/stylegan2_cifar.yaml. The
+reference also runs its top resolutions in fp16 (conv_clamp 256 is the guard for that): here everything is fp32.
 
 Interfaces the lab relies on: G(z) → (N, C, R, R), D(x) → logits (N,), D.features(x) → (N, C₄),
 D.from_features(f) → logits; with ``n_classes`` > 0 the networks condition themselves (NATIVE_CONDITIONING):
@@ -103,6 +103,8 @@ def build(spec: DataSpec, z_dim: ZDim = 512,
           = "none",
           n_classes: Annotated[int, at_least(0), "classes the networks condition on themselves (−ADA); 0 = "
                                                  "unconditional (the lab sets it under model.conditional)"] = 0,
+          d_architecture: Annotated[Literal["resnet", "orig"], "D's blocks: resnet (StyleGAN2's residual skips) | "
+                                                               "orig (none: −ADA's CIFAR-10 D)"] = "resnet",
           ) -> tuple[nn.Module, nn.Module]:
     """(StyleGAN2Generator, StyleGAN2Discriminator) for data :func:`fits` accepts; the defaults are StyleGAN2
     config F with −ADA's settings (module docstring)."""
@@ -114,5 +116,5 @@ def build(spec: DataSpec, z_dim: ZDim = 512,
     g = StyleGAN2Generator(z_dim, w_dim, side, channels_, mapping_layers, channel_base, channel_max, style_mixing,
                            conv_clamp, n_classes)
     d = StyleGAN2Discriminator(side, channels_, channel_base, channel_max, mbstd_group, mbstd_channels, conv_clamp,
-                               n_classes)
+                               n_classes, d_architecture)
     return g, d

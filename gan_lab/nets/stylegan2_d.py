@@ -1,9 +1,10 @@
-"""StyleGAN2's residual discriminator (Karras et al. 2020, "Analyzing and Improving the Image Quality of
-StyleGAN", config E/F; −ADA's PyTorch settings, and its class conditioning). gan_lab/nets/stylegan2.py sizes and
-builds it; gan_lab/nets/stylegan_ops.py holds the layers.
+"""StyleGAN2's discriminator, residual or −ADA's CIFAR-10 "orig" (Karras et al. 2020, "Analyzing and Improving the
+Image Quality of StyleGAN", config E/F; −ADA's PyTorch settings, and its class conditioning).
+gan_lab/nets/stylegan2.py sizes and builds it; gan_lab/nets/stylegan_ops.py holds the layers.
 
 D at side R = 2^r: a FromRGB 1×1 conv (lrelu) at R, then one block per resolution R, R/2, …, 8, each halving:
-    x ← √½·skip(x) + √½·conv1(conv0(x))
+    resnet (the default, StyleGAN2's config E/F):   x ← √½·skip(x) + √½·conv1(conv0(x))
+    orig (−ADA's CIFAR-10 D, no residual skip):     x ← conv1(conv0(x))
 conv0 3×3 (lrelu), conv1 3×3 with FIR 2× downsampling (lrelu), skip a 1×1 conv without bias after the FIR 2×
 downsampling; the √½ keeps the sum's variance. Channels at side r: min(channel_base // r, channel_max). Then
 the epilogue at 4×4: minibatch stddev (below) → 3×3 conv (lrelu) → FullyConnected (C·16 → C, lrelu): the
@@ -54,22 +55,31 @@ class MinibatchStd(nn.Module):
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
+ARCHITECTURES = ("resnet", "orig")  # D's blocks with or without the residual skip (model.d_architecture)
+
+
 class DiscriminatorBlock(nn.Module):
-    """[FromRGB →] √½·skip(x) + √½·conv1(conv0(x)), halving the side (``in_channels`` 0: the first block)."""
+    """[FromRGB →] √½·skip(x) + √½·conv1(conv0(x)) (``resnet``) or conv1(conv0(x)) (``orig``), halving the side
+    (``in_channels`` 0: the first block)."""
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, architecture: str = "resnet"):
         super().__init__()
-        self.in_channels = in_channels
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture={architecture!r}: one of {', '.join(ARCHITECTURES)}")
+        self.in_channels, self.architecture = in_channels, architecture
         if in_channels == 0:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.in_channels == 0:
             x = self.fromrgb(x)
+        if self.architecture == "orig":
+            return self.conv1(self.conv0(x))
         y = self.skip(x, gain=math.sqrt(0.5))
         return y + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
 
@@ -97,14 +107,14 @@ class StyleGAN2Discriminator(nn.Module):
     ``judge(x, y)`` → (logits, None)."""
 
     def __init__(self, resolution: int, img_channels: int, channel_base: int, channel_max: int, mbstd_group: int,
-                 mbstd_channels: int, conv_clamp: float | None, n_classes: int = 0):
+                 mbstd_channels: int, conv_clamp: float | None, n_classes: int = 0, architecture: str = "resnet"):
         super().__init__()
         self.resolution, self.img_channels, self.n_classes = resolution, img_channels, n_classes
         self.block_resolutions = [2**i for i in range(resolution.bit_length() - 1, 2, -1)]
         channels = {r: min(channel_base // r, channel_max) for r in [*self.block_resolutions, 4]}
         for r in self.block_resolutions:
             setattr(self, f"b{r}", DiscriminatorBlock(channels[r] if r < resolution else 0, channels[r],
-                                                      channels[r // 2], img_channels, conv_clamp))
+                                                      channels[r // 2], img_channels, conv_clamp, architecture))
         self.cmap_dim = channels[4] if n_classes > 0 else 0
         if n_classes > 0:
             self.mapping = MappingNetwork(0, n_classes, self.cmap_dim, num_ws=None, num_layers=D_MAPPING_LAYERS,

@@ -64,6 +64,11 @@ class Regularizer:
     def wrap(self, discriminator: nn.Module) -> nn.Module:
         return discriminator
 
+    def layers(self, discriminator: nn.Module) -> list[str]:
+        """The weights of D that ``wrap`` acts on, as ``module.weight`` names (a regularizer whose caps say
+        ``wraps_layers``; the rulebook refuses one that would find none)."""
+        return []
+
     def penalty(self, judged: Judged) -> torch.Tensor | None:
         """Extra term for D's loss, or None."""
         return None

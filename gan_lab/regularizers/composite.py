@@ -20,7 +20,8 @@ def combined(caps: list[RegularizerCaps]) -> RegularizerCaps:
                            one_critic=any(c.one_critic for c in caps),
                            images_only=any(c.images_only for c in caps),
                            augments_per_sample=any(c.augments_per_sample for c in caps),
-                           capture_blocker="; ".join(c.capture_blocker for c in caps if c.capture_blocker))
+                           capture_blocker="; ".join(c.capture_blocker for c in caps if c.capture_blocker),
+                           wraps_layers=any(c.wraps_layers for c in caps))
 
 
 class Regularizers(Regularizer):
@@ -36,6 +37,9 @@ class Regularizers(Regularizer):
         for part in self.parts:
             discriminator = part.wrap(discriminator)
         return discriminator
+
+    def layers(self, discriminator: nn.Module) -> list[str]:
+        return [name for part in self.parts for name in part.layers(discriminator)]
 
     def penalty(self, judged: Judged) -> torch.Tensor | None:
         terms = [t for t in (p.penalty(judged) for p in self.parts) if t is not None]

@@ -44,7 +44,13 @@ if TYPE_CHECKING:  # the systems import the tricks, never the other way round at
     from gan_lab.data.base import DataSpec
     from gan_lab.systems.gan import GAN
 
-__all__ = ["HOOKS", "Trick"]
+__all__ = ["HOOKS", "Trick", "batch_size"]
+
+
+def batch_size(system: GAN) -> int:
+    """The minibatch of one update on this rank (``train.batch_size``, as the run's datamodule holds it): what a
+    part that counts images reads in a hook that is given no batch."""
+    return int(system.trainer.datamodule.batch_size)
 
 
 class Trick:

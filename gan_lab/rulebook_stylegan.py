@@ -1,0 +1,58 @@
+"""The rulebook's entries for StyleGAN2-ADA's training parts (gan_lab/rulebook.py imports them after its own and
+gan_lab/rulebook_late.py's, so they come last in the table): the EMA's half-life, path-length regularization, and
+the regularizers that act by wrapping D's layers."""
+
+from __future__ import annotations
+
+from gan_lab.errors import ConfigError
+from gan_lab.rules import Setup, rule
+
+SMALL_STYLEGAN2 = ("model=stylegan2", "dataset=digits", "model.z_dim=32", "model.w_dim=32", "model.mapping_layers=2",
+                   "model.channel_max=32")
+
+
+# ---------------------------------------------------------------- the parts
+
+@rule("the EMA's decay and its half-life together", ("dataset=digits", "tricks.ema=0.999", "tricks.ema_kimg=10"),
+      "tricks.ema_kimg")
+def _ema_decay_or_half_life(s: Setup):
+    ema, kimg = s.tricks.ema, s.tricks.ema_kimg
+    if ema and kimg:
+        return ConfigError("tricks.ema_kimg", kimg, f"0 with tricks.ema={ema}",
+                           "tricks.ema fixes β per G update, tricks.ema_kimg derives it from a half-life in images: "
+                           "set one of them (tricks.ema=0 to use the half-life).")
+
+
+@rule("the EMA's ramp-up without a half-life", ("dataset=digits", "tricks.ema=0.999", "tricks.ema_rampup=0.05"),
+      "tricks.ema_rampup")
+def _ema_rampup(s: Setup):
+    rampup = s.tricks.ema_rampup
+    if rampup is not None and not s.tricks.ema_kimg:
+        return ConfigError("tricks.ema_rampup", rampup, "null with tricks.ema_kimg=0",
+                           "the ramp-up caps the half-life in images (tricks.ema_kimg), which this run does not set.")
+
+
+# ---------------------------------------------------------------- the networks, once built
+
+@rule("path-length regularization with a G without mapping and synthesis networks",
+      ("dataset=digits", "model.width=8", "tricks.pl_weight=2"), "tricks.pl_weight", "networks")
+def _path_length_generator(s: Setup):
+    if not s.trick("path_length"):
+        return None
+    g = s.generator
+    if not all(hasattr(g, name) for name in ("mapping", "styles", "synthesis")):
+        system = "" if s.system_option in ("Algorithm 1", f"model={s.model}") else f", {s.system_option}"
+        return ConfigError("tricks.pl_weight", s.tricks.pl_weight, f"0 with model={s.model}{system}",
+                           "path-length regularization differentiates G's image with respect to its intermediate "
+                           "latents w: it needs a G made of a mapping z → w and a synthesis w → image "
+                           "(model=stylegan2, unconditional or model.conditional=projection).")
+
+
+@rule("a regularizer that wraps D's layers, with a D that has none it wraps", (*SMALL_STYLEGAN2, "regularizer=sn"),
+      "regularizer", "networks")
+def _layers_to_wrap(s: Setup):
+    if s.regularizer.caps.wraps_layers and not s.regularizer.layers(s.discriminator):
+        return ConfigError("regularizer", s.regularizer.name, f"one that does not wrap D's layers with model={s.model}",
+                           f"regularizer={s.regularizer.name} wraps torch's nn.Linear and nn.Conv layers; this D has "
+                           "none (model=stylegan2's equalized-learning-rate layers scale a raw weight at run time), so "
+                           "it would train unregularized. Use regularizer=r1 (StyleGAN2's).")
