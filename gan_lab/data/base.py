@@ -63,6 +63,13 @@ class Source(Dataset):
         raise NotImplementedError
 
 
+def sample_positions(size: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n positions of a set of ``size`` examples for plots and metrics: distinct when n ≤ size, else with repeats."""
+    if n <= size:
+        return torch.randperm(size, generator=generator)[:n]
+    return torch.randint(size, (n,), generator=generator)
+
+
 class TensorSource(Source):
     """A finite data set held in memory as one tensor (N, *shape).
 
@@ -88,9 +95,7 @@ class TensorSource(Source):
 
     def sample_indices(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """The positions :meth:`sample` draws (distinct when n ≤ size)."""
-        if n <= self.size:
-            return torch.randperm(self.size, generator=generator)[:n]
-        return torch.randint(self.size, (n,), generator=generator)
+        return sample_positions(self.size, n, generator)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.data[self.sample_indices(n, generator)]

@@ -49,9 +49,12 @@ def not_square(spec: DataSpec, model: str, what: str) -> ConfigError | None:
                        f"{spec.shape}. Use model=mlp for point data.")
 
 
-def not_power_of_two(spec: DataSpec, model: str) -> ConfigError | None:
-    """The refusal of square images whose side is not a power of two ≥ 8 (StyleGAN2's and R3GAN's nets), naming
-    how to get one, or None."""
+def not_power_of_two(spec: DataSpec, model: str, what: str) -> ConfigError | None:
+    """The refusal of data that are not square images whose side is a power of two ≥ 8 (StyleGAN2's and R3GAN's
+    nets; ``what``: the model in words), naming how to get such images, or None."""
+    refusal = not_square(spec, model, what)
+    if refusal is not None:
+        return refusal
     side = spec.shape[1]
     if side >= 8 and not side & (side - 1):
         return None

@@ -48,7 +48,7 @@ from torch import nn
 from gan_lab.checks import at_least
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
-from gan_lab.nets.layers import Widths, ZDim, not_power_of_two, not_square
+from gan_lab.nets.layers import Widths, ZDim, not_power_of_two
 from gan_lab.nets.r3gan_blocks import (
     DiscriminativeBasis,
     DownTransition,
@@ -82,10 +82,7 @@ def fits(spec: DataSpec, widths: Sequence[int] = (64,), group_size: int = 16, ex
     if d_norm not in ("none", "auto"):
         return ConfigError("model.d_norm", d_norm, "none (or auto) with model=r3gan",
                            "R3GAN's networks use no normalisation. Set model.d_norm=none.")
-    refusal = not_square(spec, "r3gan", "R3GAN's ResNet")
-    if refusal is not None:
-        return refusal
-    refusal = not_power_of_two(spec, "r3gan")
+    refusal = not_power_of_two(spec, "r3gan", "R3GAN's ResNet")
     if refusal is not None:
         return refusal
     wide = [w * expansion for w in stage_widths(widths, stages(spec))]

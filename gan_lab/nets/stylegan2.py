@@ -40,7 +40,7 @@ from torch import nn
 from gan_lab.checks import above, at_least, fraction
 from gan_lab.data.base import DataSpec
 from gan_lab.errors import ConfigError
-from gan_lab.nets.layers import ZDim, not_power_of_two, not_square
+from gan_lab.nets.layers import ZDim, not_power_of_two
 from gan_lab.nets.stylegan2_d import MinibatchStd, StyleGAN2Discriminator
 from gan_lab.nets.stylegan2_g import MappingNetwork, StyleGAN2Generator
 
@@ -67,10 +67,7 @@ def fits(spec: DataSpec, d_norm: str = "none", mbstd_channels: int = 1, channel_
         return ConfigError("model.d_norm", d_norm, "none with model=stylegan2",
                            "StyleGAN2's D has no normalisation layers; d_norm=auto resolves to the regularizer's "
                            "preference (batch with regularizer=none, layer with gp): set model.d_norm=none.")
-    refusal = not_square(spec, "stylegan2", "StyleGAN2")
-    if refusal is not None:
-        return refusal
-    refusal = not_power_of_two(spec, "stylegan2")
+    refusal = not_power_of_two(spec, "stylegan2", "StyleGAN2")
     if refusal is not None:
         return refusal
     side = spec.shape[1]

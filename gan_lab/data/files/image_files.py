@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from gan_lab.checks import at_least
-from gan_lab.data.base import DataSpec, Source, TensorSource
+from gan_lab.data.base import DataSpec, Source, TensorSource, sample_positions
 from gan_lab.data.files.common import DATA_DIR_KEY, DataDir, InMemory, _bad_file, _missing, resolve_dir
 from gan_lab.data.images import _to_signed_unit
 from gan_lab.errors import ConfigError
@@ -95,11 +95,7 @@ class ImageFilesSource(Source):
         return _to_signed_unit(np.stack([self.decode(int(i)) for i in positions]), 255.0)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        if n <= self.size:
-            idx = torch.randperm(self.size, generator=generator)[:n]
-        else:
-            idx = torch.randint(self.size, (n,), generator=generator)
-        return self.__getitems__(idx.tolist())
+        return self.__getitems__(sample_positions(self.size, n, generator).tolist())
 
     def load(self, threads: int | None = None, progress: bool | None = None) -> TensorSource:
         """Decode every file once (threads: Pillow decodes without the GIL) into a TensorSource."""

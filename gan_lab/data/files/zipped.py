@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from gan_lab.data.base import DataSpec, Source, TensorSource
+from gan_lab.data.base import DataSpec, Source, TensorSource, sample_positions
 from gan_lab.data.files.common import InMemory, resolve_dir
 from gan_lab.data.files.image_files import IMAGE_EXTENSIONS, IN_MEMORY_LIMIT
 from gan_lab.data.images import _to_signed_unit
@@ -179,11 +179,7 @@ class ZipImagesSource(Source):
         return _to_signed_unit(self.codes(positions), 255.0)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        if n <= self.size:
-            idx = torch.randperm(self.size, generator=generator)[:n]
-        else:
-            idx = torch.randint(self.size, (n,), generator=generator)
-        return self.__getitems__(idx.tolist())
+        return self.__getitems__(sample_positions(self.size, n, generator).tolist())
 
     def check_headers(self) -> None:
         """Every image's size and mode from its header alone (a PNG's first 29 bytes; Pillow for other
