@@ -136,6 +136,16 @@ CASES = {
     "resnet32": Case("resnet32", ("model=resnet", "loss=ns", "optimizer=adam", "regularizer=none",
                                   "train.batch_size=64", "train.k=1"),
                      warmup=5, iterations=20, dataset="benchmarks.bench.mnist5k_32"),
+    # the modern nets on the same 3×32×32 data, unregularised so the plain loop runs the same step: StyleGAN2 at
+    # -ADA's CIFAR widths (512 channels, 2-layer mapping, G 19.9M / D 21.5M) and R3GAN's CIFAR config (20.7M / 20.7M)
+    "stylegan2_32": Case("stylegan2_32", ("model=stylegan2", "model.channel_base=32768", "model.mapping_layers=2",
+                                          "loss=ns", "optimizer=adam", "regularizer=none", "train.batch_size=64",
+                                          "train.k=1"),
+                         warmup=3, iterations=10, dataset="benchmarks.bench.mnist5k_32"),
+    "r3gan_32": Case("r3gan_32", ("model=r3gan", "model.widths=[768,768,768,768]", "model.group_size=16",
+                                  "model.blocks=2", "loss=ns", "optimizer=adam", "regularizer=none",
+                                  "train.batch_size=64", "train.k=1"),
+                     warmup=3, iterations=10, dataset="benchmarks.bench.mnist5k_32"),
 }
 CPU_CASES = ("dcgan32", "mlp_ring")  # the default on the CPU (resnet32 takes minutes per run on two cores)
 
