@@ -33,7 +33,8 @@ RUNS = {
 # Keys of families the short runs above do not reach (other systems and tricks), as their code builds them.
 ELSEWHERE = ["train/ada_p", "train/ada_rt", "train/pl_penalty", "train/pl_mean", "train/resolution", "train/alpha",
              "train/mixture/d_entropy", "train/mixture/g_entropy", "train/level0/d_loss", "train/level1/grad_norm_g",
-             "val/fid_5k_inception"]
+             "val/fid_5k_inception",
+             "schedule/regularizer.weight"]  # tests/test_schedules.py runs it
 
 
 def stored_keys(run_dir: Path) -> set[str]:
