@@ -219,7 +219,8 @@ def test_settings_and_argument_checks():
     assert bench.parse_args(["--cases", "mlp_ring"]).cases == ["mlp_ring"]
     default_args = bench.parse_args([])
     assert bench.cases_for(default_args, "cpu") == ["dcgan32", "mlp_ring"]
-    assert bench.cases_for(default_args, "cuda") == ["dcgan32", "mlp_ring", "dcgan_mnist5k", "resnet32"]
+    assert bench.cases_for(default_args, "cuda") == ["dcgan32", "mlp_ring", "dcgan_mnist5k", "resnet32", "stylegan2_32",
+                                                     "r3gan_32"]
     given = bench.parse_args(["--cases", "resnet32,mlp_ring"])
     assert bench.cases_for(given, "cpu") == bench.cases_for(given, "cuda") == ["resnet32", "mlp_ring"]
     with pytest.raises(SystemExit):
