@@ -141,10 +141,12 @@ def schedules_of(cfg: DictConfig) -> list[Schedule]:
 
 
 class Schedules:
-    """The run's schedules, set on the live parts before each iteration (:meth:`apply`) and shown in the log rows."""
+    """The run's schedules, set on the live parts before each iteration (:meth:`apply`) and shown in the log rows.
+    Where each setting lives is found once, at the first :meth:`apply` (the optimisers exist by then)."""
 
     def __init__(self, schedules: list[Schedule] = ()):
         self.schedules = list(schedules)
+        self._slots: list[_Slot] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.schedules)
@@ -154,69 +156,74 @@ class Schedules:
         ``regularizer``, ``tricks`` and ``loss``, e.g. the built components)."""
         for s in self.schedules:
             if not s.key.startswith("optimizer."):
-                _target(parts, s.key)
+                _holders(parts, s.key)
+
+    def slots(self, system) -> list[_Slot]:
+        if self._slots is None:
+            self._slots = [_Slot(system, s.key) for s in self.schedules]
+        return self._slots
 
     def apply(self, system, iteration: int) -> None:
-        for s in self.schedules:
-            _set(system, s.key, s.value(iteration))
+        for s, slot in zip(self.schedules, self.slots(system)):
+            slot.set(s.value(iteration))
 
     def row(self, system) -> dict[str, float]:
         """The values the row's last iteration ran with: the learning rates as ``train/lr_d``/``train/lr_g``, every
         other scheduled setting as ``schedule/<key>``."""
-        out = {}
-        for s in self.schedules:
-            name = {"optimizer.d.lr": "train/lr_d", "optimizer.g.lr": "train/lr_g"}.get(s.key, f"schedule/{s.key}")
-            out[name] = _get(system, s.key)
-        return out
+        names = {"optimizer.d.lr": "train/lr_d", "optimizer.g.lr": "train/lr_g"}
+        slots = self.slots(system)
+        return {names.get(s.key, f"schedule/{s.key}"): slot.get() for s, slot in zip(self.schedules, slots)}
 
 
-def _target(system, key: str) -> tuple[Any, str]:
-    """(the live object holding ``key``'s setting, the attribute's name) for the non-optimiser roots."""
+def _holders(system, key: str) -> tuple[list[Any], str]:
+    """(the live parts holding ``key``'s setting, the attribute's name) for the non-optimiser roots: one part, or
+    every member of a list of regularizers that reads ``regularizer.<setting>``; a ConfigError when none does."""
     root, *rest = key.split(".")
+    holders: list[Any] = []
     if root == "regularizer":
-        holder = system.regularizer
-        members = {p.name: p for p in getattr(holder, "parts", [])}
+        members = {p.name: p for p in getattr(system.regularizer, "parts", [])}
         if len(rest) == 2 and rest[0] in members:
-            holder, rest = members[rest[0]], rest[1:]
-        elif members:  # regularizer=[r1,r2] regularizer.weight: the members that read it
-            holders = [p for p in members.values() if len(rest) == 1 and hasattr(p, rest[0])]
-            if not holders:
-                raise ConfigError(f"schedules.{key}", "…", "a setting of a part this run has", f"no part reads {key}")
-            return holders, rest[0]
+            holders, rest = [members[rest[0]]], rest[1:]
+        else:  # a single regularizer, or regularizer=[r1,r2] regularizer.weight: the members that read it
+            holders = list(members.values()) or [system.regularizer]
     elif root == "tricks":
-        holder = next((p for p in system.tricks.parts if rest[0] in p.settings), None)
+        holders = [p for p in system.tricks.parts if rest[0] in p.settings][:1]
     else:
-        holder = system.loss
-    if holder is None or len(rest) != 1 or not hasattr(holder, rest[0]):
+        holders = [system.loss]
+    holders = [h for h in holders if len(rest) == 1 and hasattr(h, rest[0])]
+    if not holders:
         raise ConfigError(f"schedules.{key}", "…", "a setting of a part this run has", f"no part reads {key}")
-    return [holder], rest[0]
+    return holders, rest[0]
 
 
-def _groups(system, key: str):
-    _, player, name, *index = key.split(".")
-    return system.trainer.optimizers[PLAYERS[player]].param_groups, name, (int(index[0]) if index else None)
+class _Slot:
+    """Where one scheduled setting lives: an entry of every parameter group of one player's optimiser (``index``: of
+    a tuple such as betas), or an attribute of the parts that read it."""
 
+    def __init__(self, system, key: str):
+        if key.startswith("optimizer."):
+            _, player, self.name, *index = key.split(".")
+            self.optimizer = system.trainer.optimizers[PLAYERS[player]]  # its groups are read at each use: a
+            self.index = int(index[0]) if index else None  # resumed optimiser's state replaces the group list
+            self.holders = None
+        else:
+            self.holders, self.name = _holders(system, key)
 
-def _set(system, key: str, value: float) -> None:
-    if key.startswith("optimizer."):
-        groups, name, index = _groups(system, key)
-        for group in groups:
-            if index is None:
-                group[name] = value
+    def set(self, value: float) -> None:
+        if self.holders is not None:
+            for holder in self.holders:
+                setattr(holder, self.name, value)
+            return
+        for group in self.optimizer.param_groups:
+            if self.index is None:
+                group[self.name] = value
             else:
-                entries = list(group[name])
-                entries[index] = value
-                group[name] = tuple(entries)
-        return
-    holders, name = _target(system, key)
-    for holder in holders:
-        setattr(holder, name, value)
+                entries = list(group[self.name])
+                entries[self.index] = value
+                group[self.name] = tuple(entries)
 
-
-def _get(system, key: str) -> float:
-    if key.startswith("optimizer."):
-        groups, name, index = _groups(system, key)
-        value = groups[0][name]
-        return float(value if index is None else value[index])
-    holders, name = _target(system, key)
-    return float(getattr(holders[0], name))
+    def get(self) -> float:
+        if self.holders is not None:
+            return float(getattr(self.holders[0], self.name))
+        value = self.optimizer.param_groups[0][self.name]
+        return float(value if self.index is None else value[self.index])

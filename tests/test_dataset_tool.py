@@ -263,7 +263,19 @@ SOURCE_ERRORS = {  # case: (what the source folder holds, words the one-line err
     "mixed channels": (lambda p: _images_in(p / "s", ramp(1, 6)[0], ramp(1, 6, 3)[0]),
                        ["1.png is colour", "--channels"]),
     "broken png": (lambda p: _images_in(p / "s", ramp(1, 6)[0], b"\x89PNG broken"), ["1.png cannot be decoded"]),
+    "16-bit png": (lambda p: _images_in(p / "s", ramp(1, 6)[0], _png16()), ["1.png has I;16 pixels", "8 bits"]),
 }
+
+
+def _png16() -> bytes:
+    """A 16-bit gray PNG (values up to 1000, which converting to 8 bits would clip, not scale)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((6, 6), 1000, dtype=np.uint16)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("case", sorted(SOURCE_ERRORS))

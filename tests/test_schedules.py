@@ -106,19 +106,23 @@ def test_a_schedule_reaches_a_member_of_a_list_of_regularizers():
     assert s.key == "regularizer.r2.weight" and s.start == 10.0 and s.end == 0.0
 
 
-def test_a_scheduled_augmentation_probability_gates_the_bgc_pipeline(tiny, tmp_path):
-    """R3GAN's augmentation: p rises from 0 to the configured tricks.augment_p (no ADA controller); p = 0 at the
-    first iteration leaves every D input as it is."""
+@pytest.mark.parametrize("pipeline", [[], ["tricks.diffaug=translation"]], ids=["bgc", "diffaug"])
+def test_a_scheduled_augmentation_probability_gates_the_pipeline(pipeline, tiny, tmp_path):
+    """R3GAN's augmentation: p rises from 0 to the configured tricks.augment_p (no ADA controller); p = 0 (the
+    schedule's start) leaves every D input as it is, whichever pipeline p gates; with the default evaluation on."""
     from gan_lab.compose import build_system
 
     args = ["logger=none", "model.width=8", "train.log_every=1", "train.iterations=4", "tricks.augment_p=0.5",
-            "+schedules.tricks.augment_p={kind:linear,start:0}"]
+            "+schedules.tricks.augment_p={kind:linear,start:0}", *pipeline]
     system = build_system(tiny(*args), build_components(tiny(*args)))
     x = torch.rand(6, 1, 8, 8) * 2 - 1
     system.tricks.parts[0].augment_p = 0.0
     assert torch.equal(system.d_input(x), x)
     system.tricks.parts[0].augment_p = 1.0  # every transform on every sample: some image changes
     assert not torch.equal(system.d_input(x), x)
-    train(tiny(*args), tmp_path)
+    summary = train(tiny(*args, "eval.at_end=true", "eval.every=2", "eval.every_samples=40", "eval.samples=60"),
+                    tmp_path)
+    assert summary["status"] == "finished" and any(k.startswith("val/") for k in summary["metrics"])
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [r["schedule/tricks.augment_p"] for r in rows] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=1e-12)
+    key = "schedule/tricks.augment_p"
+    assert [r[key] for r in rows if key in r] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=1e-12)

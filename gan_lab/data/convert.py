@@ -34,7 +34,9 @@ from gan_lab.data.files.zipped import _why, image_names
 from gan_lab.data.layout import LABELS_FILE, parse_labels
 
 KINDS = ("folder", "cifar10", "idx", "zip")
-GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+GRAY_MODES = frozenset({"1", "L", "LA", "La"})
+# 16-bit and float pixels: Pillow's convert("L") clips them to 0..255 instead of scaling (1000 -> 255, 0.5 -> 0)
+WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _IMAGE_SUFFIX, _LABEL_SUFFIX = "-images-idx3-ubyte", "-labels-idx1-ubyte"
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile, Image.DecompressionBombError)
 
@@ -76,6 +78,9 @@ def detect(path: Path) -> str:
 
 def _pixels(im: Image.Image, where: str, channels: int | None, first: list) -> np.ndarray:
     """``im`` as uint8 H×W (gray) or H×W×3; ``first`` holds [channels, where] of the first image once seen."""
+    if im.mode in WIDE_MODES:
+        raise SourceError(f"{where} has {im.mode} pixels (16-bit or float), which 8-bit PNGs cannot hold unscaled: "
+                          "convert it to 8 bits first")
     natural = 1 if im.mode in GRAY_MODES else 3
     if channels is None:
         if first and natural != first[0]:

@@ -102,10 +102,15 @@ class DiffAugment(Trick):
 
     @property
     def gated(self) -> bool:
-        """Whether a probability p gates the transforms (ADA's controller, or ``augment_p``); else they always act."""
-        return bool(self.ada_target or self.augment_p)
+        """Whether a probability p gates the transforms (ADA's controller, or ``augment_p``); else they always act.
+        Decided by the settings the run was built with: a schedule that moves ``augment_p`` through 0 (R3GAN starts
+        there) keeps the transforms gated at p = 0, never switching them to always-on."""
+        if not hasattr(self, "_gated"):
+            self._gated = bool(self.ada_target or self.augment_p)
+        return self._gated
 
     def attach(self, system) -> None:
+        self._gated = bool(self.ada_target or self.augment_p)
         if self.augment_p:  # p follows the setting (a schedule may change it between iterations)
             system.register_buffer("ada_p", torch.full((), float(self.augment_p)), persistent=False)
         if self.ada_target:
@@ -115,7 +120,7 @@ class DiffAugment(Trick):
 
     def d_draw(self, system, x: Tensor) -> Transform:
         self.images = x.shape[0]  # images per minibatch on this rank, before any packing (tricks.pack is last)
-        if self.augment_p:
+        if self.gated and not self.ada_target:  # augment_p, as a schedule may have set it for this iteration
             system.ada_p.fill_(self.augment_p)
         if self.gated and self.pipeline == "bgc":
             return draw_ada(x, system.ada_p)

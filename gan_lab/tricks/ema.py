@@ -96,4 +96,4 @@ class GeneratorEMA(Trick):
         return half_life_beta(step, self.ema_kimg, system.iteration * step, self.ema_rampup)
 
     def after_g_step(self, system) -> None:
-        system.generator_ema.update(system.generator, None if not self.ema_kimg else self.beta(system))
+        system.generator_ema.update(system.generator, self.beta(system))

@@ -55,8 +55,8 @@ _UPDATES = {torch.optim.Adam: _adam, torch.optim.RMSprop: _rmsprop, torch.optim.
 # AMSGrad, maximize, …) it would drop without a word, so it must be off (0 or false).
 _MODELLED = {torch.optim.Adam: ("lr", "betas", "eps"), torch.optim.RMSprop: ("lr", "alpha", "eps"),
              torch.optim.SGD: ("lr", "momentum", "dampening")}
-# the same step, computed otherwise; and the configured rate optimizer.lr_decay scales ``lr`` from (the copy reads the
-# scaled ``lr`` of the moment)
+# the same step, computed otherwise; and ``initial_lr``, which earlier versions' optimizer.lr_decay kept in the groups
+# (a run resumed from their checkpoints still holds it; the copy reads the scheduled ``lr`` of the moment)
 _HOW_IT_RUNS = ("params", "foreach", "fused", "capturable", "differentiable", "initial_lr")
 MODELLED = tuple(_UPDATES)  # the optimisers the unrolled copy can step with
 
