@@ -256,14 +256,6 @@ def test_truncation_zero_draws_the_image_of_w_avg_from_the_ema_generator(sg2_run
     assert system.sampler is sampler  # put back
 
 
-def test_truncation_one_is_plain_sampling(sg2_run, tmp_path):
-    torch.manual_seed(5)
-    plain = sample(str(sg2_run), n=12, out=str(tmp_path / "plain"), seed=1)
-    torch.manual_seed(5)
-    one = sample(str(sg2_run), n=12, out=str(tmp_path / "one"), seed=1, truncation=1.0)
-    np.testing.assert_array_equal(np.load(one / "samples.npy"), np.load(plain / "samples.npy"))
-
-
 def test_truncation_from_the_command_line(sg2_run, tmp_path):
     done = run_cli(f"run={sg2_run}", "n=8", f"out={tmp_path / 't'}", "truncation=0.7", cwd=tmp_path,
                    module="gan_lab.sample")

@@ -46,8 +46,14 @@ class EMA(nn.Module):
         decay = self.decay if decay is None else decay
         ema_params = list(self.module.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - decay)
-        for ema_b, b in zip(self.module.buffers(), module.buffers()):
-            ema_b.copy_(b)
+        copy_buffers(self.module, module)
+
+
+def copy_buffers(average: nn.Module, module: nn.Module) -> None:
+    """``module``'s buffers (batch-norm statistics, StyleGAN2's w̄) into ``average``'s, in one foreach launch."""
+    mine = list(average.buffers())
+    if mine:
+        torch._foreach_copy_(mine, list(module.buffers()))
 
 
 def half_life_beta(images_per_step: float, ema_kimg: float, images_seen: float, rampup: float | None) -> float:

@@ -37,6 +37,7 @@ from gan_lab.capabilities import TrickCaps
 from gan_lab.checks import Validator, at_least
 from gan_lab.phema_math import SIGMA_REL_MAX, power_beta, sigma_rel_to_gamma
 from gan_lab.tricks.base import Trick
+from gan_lab.tricks.ema import copy_buffers
 
 SNAPSHOTS = 32  # snapshots per run with tricks.phema_every=0
 SNAPSHOT_FILE = re.compile(r"phema-(\d+)-([0-9.e+-]+)\.pt")
@@ -85,8 +86,7 @@ class PowerFunctionEMA(nn.Module):
         for gamma, average in zip(self.gammas, self.averages):
             weight = 1.0 - float(power_beta(self.steps, gamma))  # 1 at the first step: the average starts at θ_1
             torch._foreach_lerp_(list(average.parameters()), params, weight)
-            for mine, theirs in zip(average.buffers(), module.buffers()):
-                mine.copy_(theirs)
+            copy_buffers(average, module)
 
     def state_of(self, i: int) -> dict[str, torch.Tensor]:
         """The i-th average's tensors (parameters and buffers, by name), copied to the CPU."""
