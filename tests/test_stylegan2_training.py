@@ -133,10 +133,11 @@ def test_path_length_is_lazy_scaled_by_its_interval_and_its_mean_an_exact_ema():
 def test_path_length_trains_stylegan2_and_resumes_exactly(tmp_path):
     """A real run (penalty on G updates 0 and 3 of 6) logs it and a positive pl_mean; stopped at iteration 2 and
     resumed, it ends on the same weights and pl_mean as the run that was not stopped."""
-    args = ["debug=tiny", "logger=none", *SMALL, "tricks.pl_weight=2", "tricks.pl_every=3", "train.iterations=6",
-            "train.log_every=3", "train.checkpoint_every=1"]
+    args = ["debug=tiny", *EVAL_ON, "logger=none", *SMALL, "tricks.pl_weight=2", "tricks.pl_every=3",
+            "train.iterations=6", "train.log_every=3", "train.checkpoint_every=1"]
     whole = train(compose_cfg(*args), tmp_path / "whole")
     assert whole["status"] == "finished" and whole["metrics"]["train/pl_penalty"] > 0
+    assert any(k.startswith("val/") for k in whole["metrics"])  # the default evaluation ran, during and after
     assert whole["metrics"]["train/pl_mean"] > 0
     resumed = interrupted_then_resumed(args, tmp_path / "resumed", at=2)
     assert resumed["status"] == "finished"

@@ -15,7 +15,9 @@ its training calls draw them):
 applied on every ``pl_every``-th G update only (0, N, 2N, …), its weight multiplied by N so the expected strength
 is that of every step (lazy regularisation, StyleGAN2 §B). As in the reference, the penalty is taken against the
 updated a, which depends on this batch's lengths (a gradient flows through pl_decay·mean length); the stored a is
-detached. The double backward runs through G only (D is frozen in G's update).
+detached. The double backward runs through G only (D is frozen in G's update). One departure: the reference runs
+the penalty as a G phase of its own (its own optimiser step, hence the lr·c, β^c correction of lazy regularisation);
+here it is a term of the G update it falls on, so that correction does not apply to G when the penalty is on.
 
 Needs G's ``mapping``, ``styles`` and ``synthesis`` (model=stylegan2; the rulebook refuses any other G). Logged:
 ``train/pl_penalty`` (mean_n (length_n − a)², unweighted, averaged over the row's applications, kept in the pending
