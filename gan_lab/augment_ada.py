@@ -141,7 +141,7 @@ def _draw_geometry(d: _Draws, m: dict[str, float], height: int, width: int) -> T
         g = g @ _affine(1 - 2 * i, 0.0, 0.0, one, 0.0, 0.0, one)
     if "rotate90" in m:  # R(i·π/2) from a table: exact zeros and ones, so a quarter turn is an exact blit
         i = d.gate(torch.floor(d.uniform() * 4), 0.0, d.p * m["rotate90"]).long()
-        cos, sin = one.new_tensor([1.0, 0.0, -1.0, 0.0]), one.new_tensor([0.0, 1.0, 0.0, -1.0])
+        cos, sin = _quarter_turns(one.device, one.dtype)
         g = g @ _rotation(cos[i], sin[i])
     if "xint" in m:
         t = d.gate((d.uniform(2) * 2 - 1) * XINT_MAX, 0.0, d.p * m["xint"])
@@ -170,9 +170,34 @@ def _draw_geometry(d: _Draws, m: dict[str, float], height: int, width: int) -> T
 
 # The colour factors, (N,) parameters -> (N, 4, 4) maps of homogeneous RGB, each exactly I at its neutral value.
 def _luma(like: Tensor) -> tuple[Tensor, Tensor]:
-    """(I, v·vᵀ), v = (1, 1, 1, 0)/√3 the luma axis, on like's device."""
-    v = torch.tensor([1.0, 1.0, 1.0, 0.0], device=like.device) / math.sqrt(3)
-    return torch.eye(4, device=like.device), torch.outer(v, v)
+    """(I, v·vᵀ), v = (1, 1, 1, 0)/√3 the luma axis, on like's device (made there once: no host copy per draw)."""
+    return _luma_on(like.device)
+
+
+@cache
+def _luma_on(device: torch.device) -> tuple[Tensor, Tensor]:
+    v = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device) / math.sqrt(3)
+    return torch.eye(4, device=device), torch.outer(v, v)
+
+
+@cache
+def _quarter_turns(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(cos, sin) of 0, π/2, π, 3π/2, exact, on ``device`` (made there once)."""
+    return (torch.tensor([1.0, 0.0, -1.0, 0.0], device=device, dtype=dtype),
+            torch.tensor([0.0, 1.0, 0.0, -1.0], device=device, dtype=dtype))
+
+
+@cache
+def _scale_on(sx: float, sy: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """diag(sx, sy, 1) on ``device`` (made there once: the resampling's frames are the same every draw)."""
+    return torch.diag(torch.tensor([sx, sy, 1.0], device=device, dtype=dtype))
+
+
+@cache
+def _shift_on(t: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    m = torch.eye(3, device=device, dtype=dtype)
+    m[:2, 2] = t
+    return m
 
 
 def brightness_matrix(b: Tensor) -> Tensor:
@@ -279,15 +304,13 @@ def _resample(y: Tensor, g: Tensor) -> Tensor:
     pixel blit copied from the padded image; the identity passed through."""
     n, c, h, w = y.shape
     g = g.to(y.dtype)
-    eye = torch.eye(3, device=y.device, dtype=y.dtype)
+    eye = _shift_on(0.0, y.device, y.dtype)  # the identity
 
     def scale(sx: float, sy: float) -> Tensor:
-        return torch.diag(eye.new_tensor([sx, sy, 1.0]))
+        return _scale_on(sx, sy, y.device, y.dtype)
 
     def shift(t: float) -> Tensor:
-        m = eye.clone()
-        m[:2, 2] = t
-        return m
+        return _shift_on(t, y.device, y.dtype)
 
     up_h, down_h = _operators(h, y.device, y.dtype)
     up_w, down_w = _operators(w, y.device, y.dtype)
