@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from gan_lab.data.convert import SourceError, open_source
+from gan_lab.data.files.common import resolve_dir
 from gan_lab.data.layout import ArchiveWriter
 
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC, "box": Image.Resampling.BOX}
@@ -108,7 +109,7 @@ def convert(source: str | Path, dest: str | Path, resolution: int | None = None,
     """Write ``source`` into ``dest`` in the field's layout; returns what was written: count, shape (C, S, S),
     classes (0 for an unlabelled set), seconds. :class:`SourceError` for anything that stops it (nothing is
     left at ``dest`` then)."""
-    dest = Path(dest).expanduser().absolute()
+    dest = resolve_dir(dest)
     if dest.suffix.lower() != ".zip":
         raise SourceError(f"--dest {dest} must name a .zip file (the layout is an uncompressed zip)")
     if dest.is_dir():

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from gan_lab.data.files.cifar import CIFAR10_TEST, CIFAR10_TRAIN, SafeUnpickler, _Refused
+from gan_lab.data.files.common import resolve_dir
 from gan_lab.data.files.idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from gan_lab.data.files.image_files import IMAGE_EXTENSIONS, _find_images
 from gan_lab.data.files.zipped import _why, image_names
@@ -246,7 +247,7 @@ def open_source(path: str | os.PathLike, channels: int | None = None, split: str
     ``split`` (train | test | all) picks CIFAR-10's batches and, in a folder of IDX files, the ``train-*`` or
     ``t10k-*`` pair. ``channels`` (None, 1 or 3) applies to image files; IDX sets are gray, CIFAR-10 is RGB.
     """
-    path = Path(os.path.expanduser(os.fspath(path))).absolute()
+    path = resolve_dir(path)
     kind = detect(path)
     if kind == "folder":
         return open_folder(path, channels, max_images)

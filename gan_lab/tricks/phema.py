@@ -94,8 +94,8 @@ class PowerFunctionEMA(nn.Module):
                 if isinstance(v, torch.Tensor)}
 
 
-def snapshot_path(folder: Path, iteration: int, sigma_rel: float, stem: str = "phema") -> Path:
-    return Path(folder) / f"{stem}-{iteration:07d}-{sigma_tag(sigma_rel)}.pt"
+def snapshot_path(folder: Path, iteration: int, sigma_rel: float) -> Path:
+    return Path(folder) / f"phema-{iteration:07d}-{sigma_tag(sigma_rel)}.pt"
 
 
 def save_atomically(payload: dict, path: Path) -> None:

@@ -189,8 +189,8 @@ class ZipImagesSource(Source):
             header = _png_header(members.read(index, head=29))
             if header is None:
                 self.decode(index)  # not a PNG: Pillow decides (and names it if it is wrong)
-            elif self._mismatch(index, *header) is not None:
-                raise self._mismatch(index, *header)
+            elif (wrong := self._mismatch(index, *header)) is not None:
+                raise wrong
 
     def load(self, progress: bool | None = None) -> TensorSource:
         """Decode every image once into a :class:`TensorSource` (uint8 first, one conversion at the end)."""
