@@ -58,7 +58,8 @@ def not_power_of_two(spec: DataSpec, model: str, what: str) -> ConfigError | Non
     side = spec.shape[1]
     if side >= 8 and not side & (side - 1):
         return None
-    how = ("dataset.pad_to=32 pads each digit with black to 32 px" if spec.name == "mnist5k" else
+    padded = spec.name in ("mnist5k", "mnist", "fashion_mnist")  # the 28 px sets with dataset.pad_to
+    how = ("dataset.pad_to=32 pads each image with black to 32 px" if padded else
            "python -m gan_lab.dataset_tool --pad-to or --resolution writes a set of such a side (dataset=zip), and "
            "dataset.size resizes where the set has one (celeba, folder)")
     return ConfigError("model", model, "square images whose side is a power of two >= 8 (8, 16, 32, 64, …)",

@@ -21,7 +21,7 @@ import torch
 from gan_lab.data import download as dl
 from gan_lab.data.base import DataSpec, TensorSource
 from gan_lab.data.files.common import DataDir, Download, _bad_file, _missing, resolve_dir
-from gan_lab.data.images import _to_signed_unit
+from gan_lab.data.images import PadTo, _to_signed_unit, pad_28
 
 _IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -82,8 +82,10 @@ def _idx_split(raw_dir: Path, split: str, root: Path, what: str) -> tuple[np.nda
 
 
 def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir: str | os.PathLike,
-             split: str, download: bool, system_dir: Path | None = None, package: str = "") -> TensorSource:
-    """``system_dir``: where a system package (``package``) puts the same files, searched after the data_dir."""
+             split: str, download: bool, system_dir: Path | None = None, package: str = "",
+             pad_to: int | None = None) -> TensorSource:
+    """``system_dir``: where a system package (``package``) puts the same files, searched after the data_dir;
+    ``pad_to``: :func:`gan_lab.data.images.pad_28`."""
     root = resolve_dir(data_dir)
     raw_dir = root / folder / "raw"
     splits = ("train", "test") if split == "all" else (split,)
@@ -107,32 +109,39 @@ def _idx_set(name: str, folder: str, mirror: str, md5s: dict[str, str], data_dir
     if missing:
         raise _missing(root, what, [f"{raw_dir / n} (or {n}.gz)" for n in missing], True, hint)
     parts = [_idx_split(raw_dir, s, root, what) for s in splits]
-    spec = DataSpec(name, (1, 28, 28), "image")
-    data = _to_signed_unit(np.concatenate([p[0] for p in parts]), 255.0).view(-1, *spec.shape)
+
+    def images(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
+        return pad_28(_to_signed_unit(pixels, 255.0).view(-1, 1, 28, 28), name, pad_to)
+
+    data, set_name = images(np.concatenate([p[0] for p in parts]))
+    spec = DataSpec(set_name, tuple(data.shape[1:]), "image")
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
     heldout = heldout_labels = None
     if split == "train" and all(_idx_file(raw_dir, n) is not None for n in _IDX_NAMES["test"]):
         test_x, test_y = _idx_split(raw_dir, "test", root, what)
-        heldout = _to_signed_unit(test_x, 255.0).view(-1, *spec.shape)
-        heldout_labels = torch.from_numpy(test_y).long()
+        heldout = images(test_x)[0]
+        heldout_labels = torch.from_numpy(test_y.astype(np.int64))  # a copy: the file's bytes are read-only
     return TensorSource(data, spec, labels, heldout=heldout, heldout_labels=heldout_labels)
 
 
-def mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False) -> TensorSource:
+def mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False,
+          pad_to: PadTo = None) -> TensorSource:
     """MNIST (60,000 train / 10,000 test digits), 1×28×28, from ``<data_dir>/MNIST/raw/`` (IDX, optionally .gz).
 
     ``split``: train | test | all (both, train first). With split=train the test images, when present, are
     the source's ``heldout`` set. ``download``: fetch missing files from torchvision's mirror (MD5-checked).
+    ``pad_to`` = P: each image centred on black in P px, the set named ``mnist_P``.
     """
-    return _idx_set("mnist", "MNIST", dl.MNIST_MIRROR, dl.MNIST_MD5, data_dir, split, download)
+    return _idx_set("mnist", "MNIST", dl.MNIST_MIRROR, dl.MNIST_MD5, data_dir, split, download, pad_to=pad_to)
 
 
-def fashion_mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False) -> TensorSource:
+def fashion_mnist(data_dir: DataDir = "data", split: Split = "train", download: Download = False,
+                  pad_to: PadTo = None) -> TensorSource:
     """Fashion-MNIST (60,000 / 10,000 clothing images), 1×28×28, from ``<data_dir>/FashionMNIST/raw/``, else from
     :data:`FASHION_MNIST_SYSTEM_DIR` (Debian's ``dataset-fashion-mnist``).
 
-    Same IDX layout, splits and ``download`` as :func:`mnist`; ``download`` fetches into ``<data_dir>`` only when
-    neither folder has the files.
+    Same IDX layout, splits, ``download`` and ``pad_to`` as :func:`mnist`; ``download`` fetches into ``<data_dir>``
+    only when neither folder has the files.
     """
     return _idx_set("fashion_mnist", "FashionMNIST", dl.FASHION_MNIST_MIRROR, dl.FASHION_MNIST_MD5,
-                    data_dir, split, download, FASHION_MNIST_SYSTEM_DIR, "dataset-fashion-mnist")
+                    data_dir, split, download, FASHION_MNIST_SYSTEM_DIR, "dataset-fashion-mnist", pad_to)
