@@ -419,13 +419,28 @@ def test_training_on_an_archive_from_the_command_line(tmp_path, conditional):
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["status"] == "finished" and summary["iterations"] == 4
     assert summary["evaluation"]["samples"] == 60 and "memorization/nn_l2_median" in summary["metrics"]
-    if conditional != "none":  # the domain classifier's metrics need the labelled set in memory (not streamed)
-        assert any(k.startswith("val/") for k in summary["metrics"])
+    # the domain classifier's metrics, streamed or in memory (a streamed set's classifier trains on its decoded images)
+    assert any(k.startswith("val/fid_60_") and k.endswith("_classifier") for k in summary["metrics"])
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "logs" / "csv" / "metrics.csv").is_file()
     samples = np.load(run / "samples.npy")
     assert samples.shape[1:] == (1, 8, 8) and samples.min() >= -1 and samples.max() <= 1
     if conditional != "none":
         assert np.load(run / "samples_labels.npy").max() == 2  # the 3 classes of dataset.json
+
+
+def test_a_streamed_labelled_archive_trains_its_classifier_on_the_images_that_fit(tmp_path):
+    from gan_lab.data.files.zipped import image_zip
+    from gan_lab.metrics.classifier import labelled_in_memory
+
+    archive = tiny_set(tmp_path / "set.zip")
+    streamed, whole = image_zip(archive, in_memory=False), image_zip(archive, in_memory=True)
+    assert getattr(streamed, "data", None) is None and labelled_in_memory(whole) is whole
+    everything = labelled_in_memory(streamed)  # all 24 fit: the same images and labels as the set held in memory
+    assert torch.equal(everything.data, whole.data) and torch.equal(everything.labels, whole.labels)
+    part = labelled_in_memory(streamed, budget=10 * 4 * 64)  # room for 10 images of 1×8×8 as float32
+    assert part.data.shape == (10, 1, 8, 8) and part.spec == streamed.spec
+    rows = [next(i for i in range(24) if torch.equal(whole.data[i], image)) for image in part.data]
+    assert rows == sorted(set(rows)) and part.labels.tolist() == whole.labels[rows].tolist()
 
 
 def test_an_unlabelled_archive_refuses_a_conditional_model(tmp_path):

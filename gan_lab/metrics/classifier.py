@@ -85,6 +85,22 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gan_lab"
 
 
+STREAMED_BYTES = 1 << 30  # a streamed set's classifier trains on as many of its images as fit here as float32
+
+
+def labelled_in_memory(source, budget: int = STREAMED_BYTES):
+    """What the domain classifier of a labelled ``source`` trains on: the source itself when its images are in memory;
+    for a streamed one (``dataset=zip dataset.in_memory=false``) all of its images, or when they pass ``budget``
+    bytes as float32 a fixed draw of as many as fit (sorted, seed 0), decoded once with their labels."""
+    from gan_lab.data.base import TensorSource, sample_positions
+
+    if getattr(source, "data", None) is not None or getattr(source, "labels", None) is None:
+        return source
+    n = max(2, min(len(source), budget // (4 * math.prod(source.spec.shape))))
+    positions = sample_positions(len(source), n, torch.Generator().manual_seed(0)).sort().values
+    return TensorSource(source.__getitems__(positions.tolist()), source.spec, source.labels[positions])
+
+
 def _labelled(source) -> tuple[torch.Tensor, torch.Tensor, str]:
     name = getattr(getattr(source, "spec", None), "name", type(source).__name__)
     data, labels = getattr(source, "data", None), getattr(source, "labels", None)

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.metrics.classifier import default_cache_dir, load_or_train
+from gan_lab.metrics.classifier import default_cache_dir, labelled_in_memory, load_or_train
 from gan_lab.metrics.stacked import PerChannel
 
 REAL_STATS_VERSION = 1
@@ -199,9 +199,10 @@ class ImageMetrics:
     @classmethod
     def for_source(cls, source, cache_dir: str | os.PathLike | None = None, classifier_seed: int = 0,
                    **kwargs: Any) -> ImageMetrics:
-        """Metrics on ``source``'s own domain classifier (trained once, then loaded from the cache);
-        ``kwargs`` go to the constructor (``n_real``, ``seed``, KID/IS settings)."""
-        classifier, info = load_or_train(source, cache_dir, seed=classifier_seed)
+        """Metrics on ``source``'s own domain classifier (trained once, then loaded from the cache; a streamed set's
+        on the images :func:`~gan_lab.metrics.classifier.labelled_in_memory` decodes); ``kwargs`` go to the
+        constructor (``n_real``, ``seed``, KID/IS settings)."""
+        classifier, info = load_or_train(labelled_in_memory(source), cache_dir, seed=classifier_seed)
         metrics = cls(source, classifier, info["extractor"], cache_dir=cache_dir, **kwargs)
         metrics.classifier_info = info
         return metrics
@@ -369,8 +370,8 @@ def image_metric_suites(source, inception: str | bool = "auto", inception_weight
     channel_source = getattr(source, "channel_source", None)
     if channel_source is not None:  # each channel an image of a labelled set (Stacked MNIST): its classifier reads them
         suites.append(ImageMetrics.per_channel(source, channel_source, cache_dir, seed=seed, **kwargs))
-    elif getattr(source, "labels", None) is not None and getattr(source, "data", None) is not None:
-        suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))  # labelled, in memory
+    elif getattr(source, "labels", None) is not None:  # labelled, in memory or streamed
+        suites.append(ImageMetrics.for_source(source, cache_dir, seed=seed, **kwargs))
     if setting != "false":
         weights = find_weights(inception_weights)
         if weights is None and setting == "true":

@@ -178,8 +178,12 @@ class ZipImagesSource(Source):
     def __getitems__(self, positions: list[int]) -> torch.Tensor:
         return _to_signed_unit(self.codes(positions), 255.0)
 
+    def sample_indices(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The positions :meth:`sample` draws (distinct when n ≤ size)."""
+        return sample_positions(self.size, n, generator)
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.__getitems__(sample_positions(self.size, n, generator).tolist())
+        return self.__getitems__(self.sample_indices(n, generator).tolist())
 
     def check_headers(self) -> None:
         """Every image's size and mode from its header alone (a PNG's first 29 bytes; Pillow for other
