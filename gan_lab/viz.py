@@ -65,7 +65,7 @@ def points_picture(fake: torch.Tensor, real: torch.Tensor, title: str = "",
         ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.07, top=0.93)  # fixed margins: a layout pass costs a draw
     return _figure_to_array(fig)
 
 
@@ -107,7 +107,8 @@ def curves_picture(history: Sequence[dict[str, float]], groups: dict[str, Sequen
         ax.set_xlabel("generator iteration")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    height = 2.6 * len(groups)  # fixed margins in inches: a layout pass costs a draw
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.5 / height, top=1 - 0.35 / height, hspace=0.65)
     return _figure_to_array(fig)
 
 

@@ -165,7 +165,11 @@ def curves_figure(panels: list[tuple[str, list[tuple[list[dict], str, str]]]], a
         return _note("No history.jsonl rows to plot.")
     cols = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(6 * cols, 3 * rows), layout="constrained")
+    # fixed margins (inches) instead of a layout engine, which measures every tick label again (~half the drawing)
+    width, height = 6 * cols, 3 * rows
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.3 / height,
+                        wspace=0.22, hspace=0.55)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (title, lines) in zip(axes, panels):
         for history, name, label in lines:
