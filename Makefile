@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 train: $(STAMP)
 	$(PY) -m gan_lab $(ARGS)
 
+# one pytest worker per core, each on a core of its own (tests/conftest.py), a test file's tests on one worker
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # the lab's training step against a plain PyTorch loop (DCGAN-32 batch 64, MLP ring), then the measurements behind
 # the CPU thread budget (model sizes at 1 thread vs all cores, a 2-job sweep); run on an idle machine
@@ -49,7 +51,7 @@ data:
 	fi
 
 test-all: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff's lint rules (pyproject.toml); the code keeps its own compact layout, so no `ruff format`
 lint: $(STAMP)

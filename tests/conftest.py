@@ -27,6 +27,25 @@ os.environ.setdefault("GAN_LAB_CACHE", os.path.join(tempfile.gettempdir(), "gan_
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
+def _one_core_per_test_process() -> None:
+    """Each test process runs on one core of its own: the single pytest process on the first, xdist's worker gwN on
+    core N (modulo the cores it may use). The lab's thread budget (gan_lab/threads.py) then gives every run, and the
+    ranks and sweep jobs it starts (they inherit the affinity), one thread: workers side by side never oversubscribe
+    the cores (with another process busy on a 2-core machine, 2 threads trained the mnist5k classifier 9× slower
+    than 1, and small ops ran up to ~100× slower: OpenMP barriers), and the weights a run ends with do not depend
+    on how many cores the machine has (the weight digests compare them)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    os.sched_setaffinity(0, {cores[index % len(cores)]})
+    torch.set_num_threads(1)
+
+
+_one_core_per_test_process()
+
+
 def compose_cfg(*overrides: str) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
@@ -103,11 +122,12 @@ def weight_digests():
     record = os.environ.get("GAN_LAB_RECORD_DIGESTS") == "1"
     book = json.loads(DIGESTS.read_text()) if DIGESTS.is_file() else {"machine": None, "runs": {}}
     same_machine = book.get("machine") == machine_kind()
+    recorded: dict[str, str] = {}  # what this process recorded
 
     def check(case: str, run_dir: Path) -> None:
         digest = state_digest(run_dir)
         if record:
-            book["runs"][case] = digest
+            recorded[case] = digest
         elif case not in book["runs"]:
             pytest.fail(f"{case}: no weight digest recorded (record with GAN_LAB_RECORD_DIGESTS=1)")
         elif not same_machine:
@@ -117,10 +137,15 @@ def weight_digests():
             assert digest == book["runs"][case], f"{case}: the final weights changed"
 
     yield check
-    if record:
-        book["machine"] = machine_kind()
+    if record:  # merged into the file under a lock: xdist's workers each record their own cases
+        import fcntl
+
         DIGESTS.parent.mkdir(exist_ok=True)
-        DIGESTS.write_text(json.dumps(book, indent=1, sort_keys=True) + "\n")
+        with open(Path(tempfile.gettempdir()) / "gan_lab_weights_digests.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            stored = json.loads(DIGESTS.read_text()) if DIGESTS.is_file() else {"runs": {}}
+            runs = {**stored["runs"], **recorded}
+            DIGESTS.write_text(json.dumps({"machine": machine_kind(), "runs": runs}, indent=1, sort_keys=True) + "\n")
 
 
 def interrupted_then_resumed(args: list[str], run_dir: Path, at: int) -> dict:

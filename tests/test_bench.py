@@ -12,16 +12,6 @@ import torch
 
 from benchmarks import bench
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and a busy machine cannot oversubscribe it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY_DCGAN = ("model.width=4", "model.z_dim=8", "train.log_every=1")
 
 

@@ -35,6 +35,7 @@ EXTRA = {("model", "parallel_lines"): ["dataset=lines"], ("model", "affine1d"): 
          ("model", "stylegan2"): ["model.z_dim=32", "model.w_dim=32", "model.mapping_layers=2", "model.channel_max=32"],
          # the paper's widths (20M parameters a network) take minutes here; narrower nets run the same step
          ("experiment", "r3gan"): ["model.widths=[32]", "model.blocks=1", "dataset.pad_to=32"],
+         ("experiment", "r3gan_small"): ["dataset.pad_to=32"],
          ("experiment", "sngan_projection"): ["model.g_width=32", "model.g_max_width=32", "model.d_width=32",
                                               "model.d_max_width=32"],
          # its 512 channels (G 19.9M / D 20.7M parameters) spend minutes here; 32 run the same step
@@ -47,7 +48,8 @@ ON_DISK = {"mnist": [], "fashion_mnist": [], "cifar10": ["train.batch_size=2"],
            "celeba": ["dataset.size=8", "dataset.crop=140", "train.batch_size=2"],
            "folder": ["dataset.size=8", "train.batch_size=2"], "zip": ["train.batch_size=4"]}
 # Presets whose data set is one of those (the tiny files, with their settings).
-PRESETS_ON_DISK = {"stylegan2_cifar": "cifar10"}
+PRESETS_ON_DISK = {"stylegan2_cifar": "cifar10", **{f"fashion_{row}": "fashion_mnist"
+                                                    for row in ("dcgan", "sngan", "stylegan2", "r3gan")}}
 COMPOSE_ONLY = {
     ("accelerator", "gpu"): "needs a CUDA device",
     ("accelerator", "ddp"): "needs CUDA devices",

@@ -47,16 +47,6 @@ DIGITS_MIN_ACC = 0.95  # measured 0.989 (seed 0, default settings)
 MNIST5K_MIN_ACC = 0.95  # measured 0.986 (seed 0, default settings)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions on 2 shared cores: with another process busy, 2 threads ran the mnist5k
-    training 9× slower (82 s) than 1 thread (9 s) here. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("gan_lab_cache")

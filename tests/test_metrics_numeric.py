@@ -16,17 +16,6 @@ from gan_lab.metrics.density import kde_log_likelihood, kde_log_prob
 from gan_lab.metrics.neighbors import knn_sq_radii, precision_recall_density_coverage
 from gan_lab.metrics.univariate import gaussian_law, ks_statistic, wasserstein1_to_law
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine, OpenMP barriers made these small ops ~100× slower.
-    The results do not depend on it; the previous setting is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------------------------
 # Precision / recall / density / coverage
 

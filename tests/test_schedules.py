@@ -126,3 +126,21 @@ def test_a_scheduled_augmentation_probability_gates_the_pipeline(pipeline, tiny,
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     key = "schedule/tricks.augment_p"
     assert [r[key] for r in rows if key in r] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=1e-12)
+
+
+def test_r3gan_small_runs_every_schedule_over_its_own_length():
+    """experiment=r3gan_small keeps R3GAN's cosine schedules (same kinds, start and end values) but over the run's
+    iterations, whatever train.iterations says; experiment=r3gan keeps the authors' 39,063."""
+    from gan_lab.schedules import schedules_of
+    from tests.conftest import compose_cfg
+
+    paper = {s.key: s for s in schedules_of(compose_cfg("experiment=r3gan"))}
+    for iterations in (3000, 500):
+        cfg = compose_cfg("experiment=r3gan_small", f"train.iterations={iterations}")
+        small = {s.key: s for s in schedules_of(cfg)}
+        assert set(small) == set(paper) and len(small) == 7
+        for key, s in small.items():
+            assert s.length == iterations and paper[key].length == 39063
+            assert (s.kind, s.start) == (paper[key].kind, paper[key].start)
+            assert s.end == (paper[key].end if key != "tricks.ema_kimg" else 50.0)  # a quarter of its images
+    assert compose_cfg("experiment=r3gan_small").tricks.ema_kimg == 50
