@@ -324,7 +324,9 @@ def test_fits_refuses_sides_that_are_not_powers_of_two():
     assert stylegan2.fits(_spec(32, 3)) is None and stylegan2.fits(_spec(8)) is None
     refusal = stylegan2.fits(DataSpec("mnist", (1, 28, 28), "image"))
     assert isinstance(refusal, ConfigError) and (refusal.key, refusal.value) == ("model", "stylegan2")
-    assert "dataset=mnist" in str(refusal) and "--pad-to" in str(refusal) and "dataset.size" in str(refusal)
+    assert "dataset=mnist" in str(refusal) and "dataset.pad_to=32" in str(refusal)  # the 28 px sets pad in place
+    other = str(stylegan2.fits(DataSpec("folder", (3, 28, 28), "image")))
+    assert "--pad-to" in other and "dataset.size" in other
     assert stylegan2.fits(_spec(4)).key == "model"
     assert stylegan2.fits(DataSpec("ring", (2,), "points")).key == "model"
     assert stylegan2.fits(_spec(8), d_norm="batch").key == "model.d_norm"  # auto resolved to batch
