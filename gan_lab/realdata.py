@@ -51,7 +51,6 @@ def measure(source, n: int | None = None, seed: int = 0) -> dict:
     """The classifier's held-out accuracy and the floor of ``n`` held-out images (default: as many as a run measures,
     at most the held-out set), as ``{"dataset", "classifier", "floor": {key: value}, "protocols"}``."""
     from gan_lab.measure import default_samples, feature_metrics
-    from gan_lab.metrics.classifier import accuracy
     from gan_lab.metrics.features import ImageMetrics
 
     spec = source.spec
@@ -63,9 +62,10 @@ def measure(source, n: int | None = None, seed: int = 0) -> dict:
     n = min(n or default_samples(spec), available)
     suite = ImageMetrics.for_source(source, seed=seed)
     info = suite.classifier_info
-    held_accuracy = accuracy(suite.classifier, heldout, labels)
+    feats, logits = suite.features(heldout)  # one pass: the accuracy and the floor read the same outputs
+    held_accuracy = float((logits.argmax(1) == labels).double().mean())
     pick = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:n]
-    floor, protocols = feature_metrics([suite], [suite.features(heldout[pick])])
+    floor, protocols = feature_metrics([suite], [(feats[pick], logits[pick])])
     return {"dataset": spec.name, "shape": list(spec.shape), "train_images": len(source), "heldout_images": available,
             "classifier": {"extractor": info["extractor"], "heldout_accuracy": held_accuracy,
                            "val_accuracy": info.get("val_accuracy"), "path": info.get("path")},

@@ -437,6 +437,7 @@ def test_a_streamed_labelled_archive_trains_its_classifier_on_the_images_that_fi
     assert getattr(streamed, "data", None) is None and labelled_in_memory(whole) is whole
     everything = labelled_in_memory(streamed)  # all 24 fit: the same images and labels as the set held in memory
     assert torch.equal(everything.data, whole.data) and torch.equal(everything.labels, whole.labels)
+    assert labelled_in_memory(streamed) is everything  # decoded once per source, however often the metrics are built
     part = labelled_in_memory(streamed, budget=10 * 4 * 64)  # room for 10 images of 1×8×8 as float32
     assert part.data.shape == (10, 1, 8, 8) and part.spec == streamed.spec
     rows = [next(i for i in range(24) if torch.equal(whole.data[i], image)) for image in part.data]

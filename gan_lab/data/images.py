@@ -34,7 +34,8 @@ def _even_pad(side: int | None) -> bool:
     return side is None or isinstance(side, int) and not isinstance(side, bool) and side >= 28 and side % 2 == 0
 
 
-# ``pad_to`` of the 28 px sets (mnist5k, MNIST, Fashion-MNIST)
+# ``pad_to`` of the 28 px sets: the data sets that take it, as their DataSpec names them (a refusal names the setting)
+PADDED_SETS = ("mnist5k", "mnist", "fashion_mnist")
 PadTo = Annotated[int | None, Validator(_even_pad, "an even side >= 28, or null"),
                   "pad each 28 px image with black to this side (32: the 32 px MNIST of the papers whose nets need a "
                   "power of two); null: 28"]

@@ -20,6 +20,7 @@ import math
 import os
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +87,25 @@ def default_cache_dir() -> Path:
 
 
 STREAMED_BYTES = 1 << 30  # a streamed set's classifier trains on as many of its images as fit here as float32
+_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # streamed source -> {budget: its decoded set}
 
 
 def labelled_in_memory(source, budget: int = STREAMED_BYTES):
     """What the domain classifier of a labelled ``source`` trains on: the source itself when its images are in memory;
     for a streamed one (``dataset=zip dataset.in_memory=false``) all of its images, or when they pass ``budget``
-    bytes as float32 a fixed draw of as many as fit (sorted, seed 0), decoded once with their labels."""
+    bytes as float32 a fixed draw of as many as fit (sorted, seed 0), decoded once with their labels. Kept per source
+    for the life of the process: a run builds its metrics twice (during training and at the end), and the cache key of
+    the classifier is a fingerprint of these images, so they are needed even when its weights are cached."""
     from gan_lab.data.base import TensorSource, sample_positions
 
     if getattr(source, "data", None) is not None or getattr(source, "labels", None) is None:
         return source
-    n = max(2, min(len(source), budget // (4 * math.prod(source.spec.shape))))
-    positions = sample_positions(len(source), n, torch.Generator().manual_seed(0)).sort().values
-    return TensorSource(source.__getitems__(positions.tolist()), source.spec, source.labels[positions])
+    decoded = _DECODED.setdefault(source, {})
+    if budget not in decoded:
+        n = max(2, min(len(source), budget // (4 * math.prod(source.spec.shape))))
+        positions = sample_positions(len(source), n, torch.Generator().manual_seed(0)).sort().values
+        decoded[budget] = TensorSource(source.__getitems__(positions.tolist()), source.spec, source.labels[positions])
+    return decoded[budget]
 
 
 def _labelled(source) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -9,6 +9,7 @@ from torch import nn
 
 from gan_lab.checks import Validator, at_least
 from gan_lab.data.base import DataSpec
+from gan_lab.data.images import PADDED_SETS
 from gan_lab.errors import ConfigError
 
 NORMS = ("batch", "layer", "none")
@@ -58,8 +59,7 @@ def not_power_of_two(spec: DataSpec, model: str, what: str) -> ConfigError | Non
     side = spec.shape[1]
     if side >= 8 and not side & (side - 1):
         return None
-    padded = spec.name in ("mnist5k", "mnist", "fashion_mnist")  # the 28 px sets with dataset.pad_to
-    how = ("dataset.pad_to=32 pads each image with black to 32 px" if padded else
+    how = ("dataset.pad_to=32 pads each image with black to 32 px" if spec.name in PADDED_SETS else
            "python -m gan_lab.dataset_tool --pad-to or --resolution writes a set of such a side (dataset=zip), and "
            "dataset.size resizes where the set has one (celeba, folder)")
     return ConfigError("model", model, "square images whose side is a power of two >= 8 (8, 16, 32, 64, …)",
