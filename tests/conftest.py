@@ -27,23 +27,24 @@ os.environ.setdefault("GAN_LAB_CACHE", os.path.join(tempfile.gettempdir(), "gan_
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
-def _one_core_per_test_process() -> None:
-    """Each test process runs on one core of its own: the single pytest process on the first, xdist's worker gwN on
-    core N (modulo the cores it may use). The lab's thread budget (gan_lab/threads.py) then gives every run, and the
-    ranks and sweep jobs it starts (they inherit the affinity), one thread: workers side by side never oversubscribe
-    the cores (with another process busy on a 2-core machine, 2 threads trained the mnist5k classifier 9× slower
-    than 1, and small ops ran up to ~100× slower: OpenMP barriers), and the weights a run ends with do not depend
-    on how many cores the machine has (the weight digests compare them)."""
+def pytest_configure(config) -> None:
+    """Each test process runs on one core of its own: a serial pytest on the first core it may use, xdist's worker
+    gwN on core N (modulo the cores). xdist's controller runs no test and is left unpinned: its workers inherit its
+    affinity, and a controller pinned to one core would put every worker on that core. The lab's thread budget
+    (gan_lab/threads.py) then gives every run, and the ranks and sweep jobs it starts (they inherit the affinity),
+    one thread: workers side by side never oversubscribe the cores (with another process busy on a 2-core
+    machine, 2 threads trained the mnist5k classifier 9× slower than 1, and small ops ran up to ~100× slower:
+    OpenMP barriers), and the weights a run ends with do not depend on how many cores the machine has (the weight
+    digests compare them)."""
     if not hasattr(os, "sched_setaffinity"):
         return
+    worker = getattr(config, "workerinput", {}).get("workerid")  # "gw3" in an xdist worker
+    if worker is None and config.getoption("numprocesses", None):
+        return  # xdist's controller (-n 0 runs the tests in this process: it is pinned)
     cores = sorted(os.sched_getaffinity(0))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    index = int(worker[2:]) if worker and worker[2:].isdigit() else 0
     os.sched_setaffinity(0, {cores[index % len(cores)]})
     torch.set_num_threads(1)
-
-
-_one_core_per_test_process()
 
 
 def compose_cfg(*overrides: str) -> DictConfig:
