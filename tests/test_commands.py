@@ -69,7 +69,7 @@ def test_commands_refuse_a_folder_that_is_not_a_run(tmp_path):
 
     calls = [(module, arg) for module in ("gan_lab.sample", "gan_lab.evaluate")
              for arg in (f"run={tmp_path}", "runn=x")]
-    with ThreadPoolExecutor(2) as pool:  # two processes at a time on two cores
+    with ThreadPoolExecutor(2) as pool:  # two processes at a time (on the test worker's core)
         procs = list(pool.map(lambda c: subprocess.run([sys.executable, "-m", c[0], c[1]], capture_output=True,
                                                        text=True), calls))
     for (module, arg), proc in zip(calls, procs):

@@ -244,7 +244,7 @@ def test_bad_inputs_get_one_line_naming_the_key_and_exit_2(tmp_path):
     cases = _bad_inputs(tmp_path)
     for i in range(len(cases)):
         (tmp_path / f"cwd{i}").mkdir()
-    with ThreadPoolExecutor(2) as pool:  # the processes mostly import: two at a time on two cores
+    with ThreadPoolExecutor(2) as pool:  # two at a time (on the test worker's core)
         procs = list(pool.map(lambda i: run_cli(*cases[i][0], "debug=tiny", "logger=none", cwd=tmp_path / f"cwd{i}"),
                               range(len(cases))))
     for (args, key, words), proc in zip(cases, procs):
