@@ -19,6 +19,7 @@ color  ``brightness``  + b on every channel, b ~ N(0, 0.2²)
        ``lumaflip``  the Householder reflection I − 2·v·vᵀ about the luma axis v = (1, 1, 1)/√3, i ~ U{0, 1}
        ``hue``       rotation by θ ~ U(−π, π) about v
        ``saturation``  v·vᵀ + (I − v·vᵀ)·s, s = 2^n (s = 0: the per-pixel channel mean, grey)
+cutout ``cutout``    zero a square of half the side centred at c ~ U(0, 1)² (not in bgc; R3GAN adds it)
 
 Geometry is composed into one 3×3 homogeneous matrix G⁻¹ per sample (mapping output pixel coordinates, centred
 on the image, to input ones; G⁻¹ ← G⁻¹·A_k⁻¹ in the order above) and the image resampled once, as the reference
@@ -37,15 +38,12 @@ returns the image to about 1e-5. Two departures from the reference:
   on 16×16 white noise in [-1, 1], 0.02 on a smooth 32×32 image); a whole-pixel shift comes back exact either way.
 
 Samples whose G⁻¹ is exactly the identity (nothing drawn for them) pass through untouched, so p = 0 is the
-identity exactly.
-
-Colour is composed into one 4×4 matrix C per sample (C ← C_k·C), applied to RGB as C[:3, :3]·rgb + C[:3, 3].
-With one channel, as the reference does, hue and saturation are skipped (not even drawn) and the grey value g
-is mapped by C's RGB rows averaged: g ↦ (Σ_{i,j<3} C_ij / 3)·g + Σ_{i<3} C_i3 / 3 (brightness, contrast and luma flip,
-which negates g).
-
-Random draws are float32, from ``generator`` (on its device) or the global RNG of x's device, in the reference's
-order (each transform's value, then its decision); everything is vectorised over the batch and differentiable
+identity exactly. Colour is composed into one 4×4 matrix C per sample (C ← C_k·C), applied to RGB as
+C[:3, :3]·rgb + C[:3, 3]. With one channel, as the reference does, hue and saturation are skipped (not even drawn)
+and the grey value g is mapped by C's RGB rows averaged: g ↦ (Σ_{i,j<3} C_ij / 3)·g + Σ_{i<3} C_i3 / 3
+(brightness, contrast and luma flip, which negates g). Cutout multiplies by its mask last. Random draws are float32,
+from ``generator`` (on its device) or the global RNG of x's device, in the reference's order (each transform's
+value, then its decision); everything is vectorised over the batch and differentiable
 with respect to the images (grid_sample and matrix products; twice, as R1 through T needs).
 """
 
@@ -68,6 +66,7 @@ GEOM = ("scale", "rotate", "aniso", "xfrac")
 COLOR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
 GEOMETRIC = BLIT + GEOM
 BGC = BLIT + GEOM + COLOR  # the paper's bgc set, every strength multiplier 1
+ALL = BGC + ("cutout",)  # the reference's cutout after colour (its filter and noise transforms are not built)
 
 XINT_MAX = 0.125  # largest integer shift, as a fraction of the size
 SCALE_STD = 0.2  # log2 std of the isotropic scale
@@ -78,6 +77,7 @@ BRIGHTNESS_STD = 0.2
 CONTRAST_STD = 0.5  # log2 std
 HUE_MAX = 1.0  # hue rotation range, 1 = the full circle
 SATURATION_STD = 1.0  # log2 std
+CUTOUT_SIZE = 0.5  # side of the cut-out square, as a fraction of the image's
 
 # sym6's orthogonal low-pass decomposition filter (Daubechies' least-asymmetric wavelet, 12 taps), the
 # reference's filter for geometric resampling; Σh = √2, Σh² = 1, Σ_k h_k·h_{k+2m} = 0 for m ≠ 0.
@@ -90,9 +90,9 @@ MARGIN = len(SYM6) // 4  # 3: how far (original pixels) the resampling canvas ex
 def _strengths(transforms: Mapping[str, float] | Iterable[str]) -> dict[str, float]:
     """{transform: its probability multiplier} from names (multiplier 1) or a mapping; unknown names refused."""
     strengths = dict(transforms) if isinstance(transforms, Mapping) else dict.fromkeys(transforms, 1.0)
-    unknown = sorted(set(strengths) - set(BGC))
+    unknown = sorted(set(strengths) - set(ALL))
     if unknown:
-        raise ConfigError(KEY, ",".join(strengths), "a subset of " + ", ".join(BGC),
+        raise ConfigError(KEY, ",".join(strengths), "a subset of " + ", ".join(ALL),
                           f"Unknown transform(s): {', '.join(map(repr, unknown))}.")
     return strengths
 
@@ -168,14 +168,9 @@ def _draw_geometry(d: _Draws, m: dict[str, float], height: int, width: int) -> T
     return g
 
 
-# The colour factors, (N,) parameters -> (N, 4, 4) maps of homogeneous RGB, each exactly I at its neutral value.
-def _luma(like: Tensor) -> tuple[Tensor, Tensor]:
-    """(I, v·vᵀ), v = (1, 1, 1, 0)/√3 the luma axis, on like's device (made there once: no host copy per draw)."""
-    return _luma_on(like.device)
-
-
 @cache
 def _luma_on(device: torch.device) -> tuple[Tensor, Tensor]:
+    """(I, v·vᵀ), v = (1, 1, 1, 0)/√3 the luma axis, on ``device`` (made there once: no host copy per draw)."""
     v = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device) / math.sqrt(3)
     return torch.eye(4, device=device), torch.outer(v, v)
 
@@ -200,6 +195,7 @@ def _shift_on(t: float, device: torch.device, dtype: torch.dtype) -> Tensor:
     return m
 
 
+# The colour factors, (N,) parameters -> (N, 4, 4) maps of homogeneous RGB, each exactly I at its neutral value.
 def brightness_matrix(b: Tensor) -> Tensor:
     """rgb + b."""
     return _matrix([[1.0, 0.0, 0.0, b], [0.0, 1.0, 0.0, b], [0.0, 0.0, 1.0, b], [0.0, 0.0, 0.0, 1.0]], b)
@@ -212,13 +208,13 @@ def contrast_matrix(c: Tensor) -> Tensor:
 
 def lumaflip_matrix(i: Tensor) -> Tensor:
     """I − 2i·v·vᵀ: i = 1 reflects rgb through the plane normal to the luma axis, rgb − 2·mean_c(rgb)."""
-    eye, vv = _luma(i)
+    eye, vv = _luma_on(i.device)
     return eye - 2 * vv * i.view(-1, 1, 1)
 
 
 def hue_matrix(theta: Tensor) -> Tensor:
     """Rotation by θ about the luma axis (Rodrigues): cos θ·I + sin θ·[v]ₓ + (1 − cos θ)·v·vᵀ."""
-    eye, vv = _luma(theta)
+    eye, vv = _luma_on(theta.device)
     x = y = z = torch.sin(theta) / math.sqrt(3)  # sin θ·v
     cross = _matrix([[0.0, -z, y, 0.0], [z, 0.0, -x, 0.0], [-y, x, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], theta)
     cos = torch.cos(theta).view(-1, 1, 1)
@@ -229,7 +225,7 @@ def hue_matrix(theta: Tensor) -> Tensor:
 
 def saturation_matrix(s: Tensor) -> Tensor:
     """v·vᵀ + (I − v·vᵀ)·s, written I + (s − 1)(I − v·vᵀ) so that s = 1 is I exactly; s = 0: grey."""
-    eye, vv = _luma(s)
+    eye, vv = _luma_on(s.device)
     return eye + (s.view(-1, 1, 1) - 1) * (eye - vv)
 
 
@@ -247,6 +243,18 @@ def _draw_colour(d: _Draws, m: dict[str, float], channels: int) -> Tensor:
     if channels > 1 and "saturation" in m:
         c = saturation_matrix(d.gate(torch.exp2(d.normal() * SATURATION_STD), 1.0, d.p * m["saturation"])) @ c
     return c
+
+
+def _draw_cutout(d: _Draws, m: dict[str, float], height: int, width: int) -> Tensor:
+    """(N, 1, H, W) masks, 0 inside each chosen sample's square: pixel (i, j) is cut when both |(j + ½)/W − c_x|
+    and |(i + ½)/H − c_y| fall below half the square's side (the reference's draws: the decision, then c)."""
+    side = torch.where(d.uniform(1) < d.p * m["cutout"], CUTOUT_SIZE, 0.0).view(d.n, 1, 1, 1)
+    centre = d.uniform(2).view(d.n, 2, 1, 1)
+    xs = (torch.arange(width, device=d.device, dtype=torch.float32) + 0.5) / width
+    ys = (torch.arange(height, device=d.device, dtype=torch.float32) + 0.5) / height
+    keep_x = (xs.view(1, 1, 1, width) - centre[:, :1]).abs() >= side / 2
+    keep_y = (ys.view(1, 1, height, 1) - centre[:, 1:]).abs() >= side / 2
+    return (keep_x | keep_y).float()
 
 
 # --- applying a draw ----------------------------------------------------------------------------------------------
@@ -345,12 +353,13 @@ def _recolour(y: Tensor, c: Tensor) -> Tensor:
 
 
 class AdaTransform:
-    """One draw of the pipeline for a batch of ``shape``: ``geometry`` G⁻¹ (N, 3, 3) and ``colour`` C (N, 4, 4),
-    None where no transform of that kind is enabled. ``T(y)`` applies them to any y of that shape, in its dtype
-    (half precision is resampled in float32; autocast is off inside)."""
+    """One draw of the pipeline for a batch of ``shape``: ``geometry`` G⁻¹ (N, 3, 3), ``colour`` C (N, 4, 4) and
+    the ``cutout`` masks (N, 1, H, W), None where no transform of that kind is enabled. ``T(y)`` applies them to any
+    y of that shape, in its dtype (half precision is resampled in float32; autocast is off inside)."""
 
-    def __init__(self, shape: tuple[int, ...], geometry: Tensor | None, colour: Tensor | None):
-        self.shape, self.geometry, self.colour = shape, geometry, colour
+    def __init__(self, shape: tuple[int, ...], geometry: Tensor | None, colour: Tensor | None,
+                 cutout: Tensor | None = None):
+        self.shape, self.geometry, self.colour, self.cutout = shape, geometry, colour, cutout
 
     def __call__(self, y: Tensor) -> Tensor:
         if tuple(y.shape) != self.shape:
@@ -362,6 +371,8 @@ class AdaTransform:
                 work = _resample(work, self.geometry)
             if self.colour is not None:
                 work = _recolour(work, self.colour)
+            if self.cutout is not None:
+                work = work * self.cutout.to(work.dtype)
         return work.to(y.dtype)
 
 
@@ -371,8 +382,9 @@ def draw_ada(x: Tensor, probability: Tensor | float, generator: torch.Generator 
     ``T(y)`` applies that same draw to any y of x's shape, differentiably in y.
 
     ``probability``: p, a 0-dim tensor (or a number) in [0, 1]. ``transforms``: the ones enabled, names from
-    :data:`BGC` (multiplier 1) or {name: multiplier}; the others are neither drawn nor applied (tests enable
-    one at a time). ``generator``: the source of randomness (else the global RNG of x's device).
+    :data:`ALL` (multiplier 1) or {name: multiplier} (each acts with probability p·multiplier); the others are
+    neither drawn nor applied (tests enable one at a time). ``generator``: the source of randomness (else the
+    global RNG of x's device).
     """
     strengths = _strengths(transforms)
     if x.dim() != 4 or not x.is_floating_point() or x.shape[1] not in (1, 3):
@@ -384,4 +396,5 @@ def draw_ada(x: Tensor, probability: Tensor | float, generator: torch.Generator 
     with torch.autocast(x.device.type, enabled=False):  # the matrices in float32, under mixed precision too
         geometry = _draw_geometry(draws, strengths, height, width) if set(strengths) & set(GEOMETRIC) else None
         colour = _draw_colour(draws, strengths, channels) if set(strengths) & set(COLOR) else None
-    return AdaTransform(tuple(x.shape), geometry, colour)
+        cutout = _draw_cutout(draws, strengths, height, width) if "cutout" in strengths else None
+    return AdaTransform(tuple(x.shape), geometry, colour, cutout)

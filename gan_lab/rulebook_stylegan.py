@@ -32,6 +32,26 @@ def _ema_rampup(s: Setup):
                            "the ramp-up caps the half-life in images (tricks.ema_kimg), which this run does not set.")
 
 
+@rule("multipliers for ADA's bgc pipeline on a run that does not run it",
+      ("dataset=digits", "tricks.diffaug=translation", "tricks.ada_strengths={cutout:1}"), "tricks.ada_strengths")
+def _strengths_without_bgc(s: Setup):
+    part = s.trick("diffaug")
+    if s.tricks.ada_strengths and not (part and part.gated and part.pipeline == "bgc"):
+        return ConfigError("tricks.ada_strengths", s.tricks.ada_strengths, "null on this run, or with "
+                           "tricks.ada_target or tricks.augment_p gating the bgc pipeline",
+                           "the multipliers scale the probabilities of ADA's bgc pipeline, which this run does not "
+                           "use (tricks.diffaug's transforms have none).")
+
+
+@rule("mirrored copies of a set that is not a finite set of images", ("model=mlp", "dataset=ring", "train.mirror=true"),
+      "train.mirror")
+def _mirror_images(s: Setup):
+    if s.settings.train.mirror and not (s.spec.is_image and s.source.size is not None):
+        what = "a law sampled afresh" if s.source.size is None else f"{s.spec.kind}, not images"
+        return ConfigError("train.mirror", True, f"false with dataset={s.spec.name}",
+                           f"a left-right flip mirrors the images of a finite set; dataset={s.spec.name} is {what}.")
+
+
 # ---------------------------------------------------------------- the networks, once built
 
 @rule("path-length regularization with a G without mapping and synthesis networks",

@@ -48,6 +48,8 @@ class Train:
     num_workers: Annotated[Int0, "DataLoader workers decoding streamed data (image files)"] = 0
     data_on_device: Annotated[bool | Literal["auto"], "an in-memory set (<= 1 GiB) is copied to the device once "
                                                       "(auto: when it fits)"] = "auto"
+    mirror: Annotated[bool, "images: the stream draws from the set and its left-right flips, 2N images "
+                            "(StyleGAN2-ADA's and R3GAN's --mirror); the metrics' real images stay as stored"] = False
     channels_last: Annotated[bool, "NHWC layout for G, D and the images (conv nets on recent CPUs and tensor-core "
                                    "GPUs)"] = False
     compile_generator: Annotated[bool, "torch.compile G's forward (CPU only; never D: the gradient penalty's double "

@@ -76,7 +76,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     t = typed.train
     data = GANDataModule(c.source, t.batch_size, system.batches_per_iteration, t.iterations, typed.seed,
                          start_iteration=system.iteration, num_workers=t.num_workers, on_device=t.data_on_device,
-                         labelled=c.conditioning.mode != "none", channels_last=t.channels_last)
+                         labelled=c.conditioning.mode != "none", channels_last=t.channels_last, mirror=t.mirror)
     callbacks = Callbacks(cfg, typed, c.source, run_dir, outcome.inception_options(cfg))
     loggers = build_loggers(cfg, run_dir)
     patch_hydra_ddp_launch()

@@ -157,12 +157,48 @@ def test_grey_images_neither_draw_nor_apply_hue_and_saturation():
     assert torch.equal(full.geometry, grey_set.geometry) and torch.equal(full.colour, grey_set.colour)
 
 
+# --- cutout (not in bgc; R3GAN's pipeline adds it) ------------------------------------------------------------------
+
+def test_cutout_zeroes_the_reference_square_around_the_drawn_centre():
+    """The reference's definition, from the same draws (the decision, then the centre): pixel (i, j) is cut when
+    |(j + ½)/W − c_x| and |(i + ½)/H − c_y| are both below a quarter of the side; the rest pass unchanged."""
+    x, h, w = images(n=64, size=12)[:, :, :, :10], 12, 10
+    t = one("cutout", x, p=0.5, seed=3)
+    g = seeded(3)
+    chosen, centre = torch.rand(64, 1, generator=g) < 0.5, torch.rand(64, 2, generator=g)
+    cols, rows = (torch.arange(w) + 0.5) / w, (torch.arange(h) + 0.5) / h
+    inside = (((cols.view(1, 1, w) - centre[:, :1, None]).abs() < 0.25)
+              & ((rows.view(1, h, 1) - centre[:, 1:, None]).abs() < 0.25) & chosen.view(64, 1, 1))
+    assert 10 < chosen.sum() < 54 and inside.any()
+    y = t(x)
+    assert torch.equal(y, x * (~inside).unsqueeze(1).float())
+    full = inside[chosen.view(-1) & (centre > 0.25).all(1) & (centre < 0.75).all(1)]
+    assert (full.sum(dim=(1, 2)) == 6 * 5).all()  # a square of half the side, whole when it fits: 6 rows × 5 columns
+
+
+@pytest.mark.parametrize("multiplier", [0.5, 1.0])
+def test_a_multiplier_scales_the_probability_of_its_transform(multiplier):
+    """tricks.ada_strengths (R3GAN: colour at 0.5): a transform acts with probability p·m."""
+    t = draw_ada(torch.zeros(N, 3, 4, 4), torch.tensor(0.6), seeded(),
+                 transforms={"brightness": multiplier, "cutout": multiplier})
+    assert abs((t.colour[:, 0, 3] != 0).float().mean().item() - 0.6 * multiplier) < TOL
+    assert abs((t.cutout.amin(dim=(1, 2, 3)) == 0).float().mean().item() - 0.6 * multiplier) < TOL
+
+
+def test_the_tricks_multipliers_go_over_bgcs_ones():
+    assert DiffAugment(ada_target=0.6).strengths == dict.fromkeys(BGC, 1.0)
+    r3gan = DiffAugment(augment_p=0.3, ada_strengths={"brightness": 0.5, "hue": 0, "cutout": 1})
+    expected = {**dict.fromkeys(BGC, 1.0), "brightness": 0.5, "cutout": 1.0}
+    del expected["hue"]  # a multiplier of 0 drops it
+    assert r3gan.strengths == expected
+
+
 # --- the draw as a map ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_p_zero_is_the_identity_exactly(channels):
     x = images(channels=channels)
-    assert torch.equal(draw_ada(x, torch.tensor(0.0), seeded())(x), x)
+    assert torch.equal(draw_ada(x, torch.tensor(0.0), seeded(), transforms=(*BGC, "cutout"))(x), x)
 
 
 def test_one_draw_gives_the_same_output_twice_and_an_exact_gradient():

@@ -137,3 +137,6 @@ def test_r3gan_preset_is_rpgan_plus_r1_and_r2_at_one_gamma():
     assert type(r1) is R1 and type(r2) is R2 and r1.weight == r2.weight == 0.05
     assert list(cfg.optimizer.d.betas) == list(cfg.optimizer.g.betas) == [0.0, 0.9] and cfg.optimizer.d.lr == 2e-4
     assert cfg.train.batch_size == 512 and cfg.model.z_dim == 64 and cfg.model.d_norm == "none"
+    # their AugmentPipe: bgc with the colour transforms at half probability, plus cutout
+    assert dict(cfg.tricks.ada_strengths) == {**dict.fromkeys(["brightness", "contrast", "lumaflip", "hue",
+                                                                "saturation"], 0.5), "cutout": 1}

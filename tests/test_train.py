@@ -171,6 +171,31 @@ def test_on_device_data_serves_the_same_minibatches(dataset, tiny, tmp_path):
         assert torch.equal(value, runs["false"][key]), key
 
 
+@pytest.mark.parametrize("on_device", [True, False])
+def test_mirror_serves_every_image_and_its_flip_once_an_epoch(on_device):
+    """train.mirror: an epoch of the stream is the N images and their N left-right flips, each once, with its
+    label, on both paths (a device copy gathered by position, and the DataLoader)."""
+    from gan_lab.data.base import DataSpec, TensorSource
+    from gan_lab.data.module import GANDataModule
+
+    x, labels = torch.randn(6, 1, 4, 5, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+    module = GANDataModule(TensorSource(x, DataSpec("t", (1, 4, 5), "image"), labels), 4, 1, 3, 0,
+                           on_device=on_device, labelled=True, mirror=True)
+    assert module.on_device == on_device
+    served = [module.on_after_batch_transfer(b, 0) for b in module.train_dataloader()]  # 3 batches of 4: 2N
+    images, served_labels = torch.cat([b[0] for b in served]), torch.cat([b[1] for b in served])
+    both = torch.cat([x, x.flip(-1)])
+    found = [next(j for j in range(12) if torch.equal(image, both[j])) for image in images]
+    assert sorted(found) == list(range(12)) and served_labels.tolist() == [j % 6 for j in found]
+
+
+def test_a_mirrored_run_trains_with_evaluation_on(tiny, tmp_path):
+    summary = train(tiny("dataset=digits", "model.width=8", "train.mirror=true", "eval.at_end=true",
+                         "eval.samples=60"), tmp_path)
+    assert summary["status"] == "finished" and any(k.startswith("val/") for k in summary["metrics"])
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "report.html").is_file()
+
+
 def test_eight_bit_codes_round_trip_bit_for_bit_or_are_refused():
     from gan_lab.data.module import _decode, eight_bit
 

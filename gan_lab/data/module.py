@@ -61,6 +61,24 @@ def _as_is(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
+def _flipped(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """x (N, C, H, W) with the samples where ``flip`` holds mirrored left to right."""
+    return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+
+
+class Mirrored(Source):
+    """``train.mirror``: a set of 2N images, position i < N image i, position N + i image i flipped left to right
+    (StyleGAN2-ADA's and R3GAN's ``--mirror``: the training stream draws from both halves)."""
+
+    def __init__(self, source: Source):
+        self.source, self.spec, self.size = source, source.spec, 2 * source.size
+        self.labels = None if source.labels is None else torch.cat([source.labels, source.labels])
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        pos = torch.as_tensor(positions, dtype=torch.long)
+        return _flipped(self.source.__getitems__((pos % self.source.size).tolist()), pos >= self.source.size)
+
+
 class _Positions(Dataset):
     """The on-device path's loader yields only the minibatch's dataset indices (a LongTensor)."""
 
@@ -100,14 +118,15 @@ class GANDataModule(L.LightningDataModule):
     go through the DataLoader, with ``num_workers`` processes decoding in parallel, into pinned memory on a GPU.
     Both paths serve the same minibatches.
     ``labelled``: each minibatch is (images, labels), for class-conditional models. ``channels_last``: image
-    minibatches arrive in NHWC memory layout (``train.channels_last``).
+    minibatches arrive in NHWC memory layout (``train.channels_last``). ``mirror``: the stream draws from the set
+    and its left-right flips (:class:`Mirrored`; on the device, positions N and up gather image i − N, flipped).
     """
 
     def __init__(self, source: Source, batch_size: int, k: int, iterations: int, seed: int,
                  start_iteration: int = 0, num_workers: int = 0, on_device: bool | str = "auto",
-                 labelled: bool = False, channels_last: bool = False):
+                 labelled: bool = False, channels_last: bool = False, mirror: bool = False):
         super().__init__()
-        self.labelled, self.channels_last = labelled, channels_last
+        self.labelled, self.channels_last, self.mirror = labelled, channels_last, mirror
         self.source, self.batch_size, self.k = source, batch_size, k
         self.iterations, self.seed, self.start_iteration = iterations, seed, start_iteration
         self.num_workers = num_workers
@@ -125,12 +144,13 @@ class GANDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = IterationBatchSampler(self.source.size, self.batch_size, self.k, self.seed,
+        source = Mirrored(self.source) if self.mirror else self.source
+        sampler = IterationBatchSampler(source.size, self.batch_size, self.k, self.seed,
                                         self.start_iteration, self.iterations, rank, world)
         if self.on_device:
-            return DataLoader(_Positions(self.source.size), batch_sampler=sampler, collate_fn=_as_is)
+            return DataLoader(_Positions(source.size), batch_sampler=sampler, collate_fn=_as_is)
         cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
-        return DataLoader(Labelled(self.source) if self.labelled else self.source, batch_sampler=sampler,
+        return DataLoader(Labelled(source) if self.labelled else source, batch_sampler=sampler,
                           collate_fn=_as_is, pin_memory=cuda,  # pinned host batches: an asynchronous copy
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
@@ -147,8 +167,11 @@ class GANDataModule(L.LightningDataModule):
                 self._device_data = stored.to(batch.device)  # once per run and rank
                 if self.labelled:
                     self._device_labels = self.source.labels.to(batch.device)
+            flip = batch >= self.source.size if self.mirror else None
+            batch = batch % self.source.size if self.mirror else batch
             x = self._device_data[batch]
             x = _decode(x) if self._codes is not None else x
+            x = _flipped(x, flip) if flip is not None else x
             batch = (x, self._device_labels[batch]) if self.labelled else x
         if not self.channels_last:
             return batch

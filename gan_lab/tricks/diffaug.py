@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from gan_lab.augment import ALLOWED, Transform, draw_augment, parse_policy
-from gan_lab.augment_ada import draw_ada
+from gan_lab.augment_ada import ALL, BGC, draw_ada
 from gan_lab.capabilities import TrickCaps
-from gan_lab.checks import Validator, above, at_least, fraction
+from gan_lab.checks import Validator, above, at_least, fraction, plain
 from gan_lab.distributed import Ranks
 from gan_lab.errors import ConfigError
 from gan_lab.tricks.base import Trick
@@ -38,6 +38,12 @@ def _policy(value: Any) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def _multipliers(value: Any) -> bool:
+    value = plain(value)
+    return value is None or isinstance(value, dict) and set(value) <= set(ALL) and all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and m >= 0 for m in value.values())
 
 
 class DiffAugment(Trick):
@@ -68,6 +74,11 @@ class DiffAugment(Trick):
                                                                "turns, shifts, scale, rotation, colour); diffaug "
                                                                "= tricks.diffaug's; auto = diffaug's when "
                                                                "tricks.diffaug names any, else bgc"] = "auto"
+    ada_strengths: Annotated[Any, Validator(_multipliers, "null or {transform: multiplier ≥ 0}, transforms from "
+                                                          + ", ".join(ALL)),
+                             "the bgc pipeline's probability multipliers, over bgc's 1 for each: each transform acts "
+                             "with probability p·multiplier; 0 drops one; cutout (not in bgc) is added by giving it "
+                             "one (R3GAN: colour 0.5, cutout 1); null = bgc's"] = None
     augment_p: Annotated[float, fraction(), "a fixed probability p of each transform instead of ADA's controller "
                                             "(R3GAN schedules it: schedules.tricks.augment_p); 0 = off"] = 0.0
     ada_interval: Annotated[int, at_least(1), "D updates between adjustments of ADA's p"] = 4
@@ -76,6 +87,12 @@ class DiffAugment(Trick):
 
     def canonicalise(self) -> None:
         self.diffaug = ",".join(parse_policy(self.diffaug))
+        self.ada_strengths = {name: float(m) for name, m in (plain(self.ada_strengths) or {}).items()}
+
+    @property
+    def strengths(self) -> dict[str, float]:
+        """{transform: probability multiplier} of the bgc pipeline: bgc's 1s, ``ada_strengths`` over them."""
+        return {name: m for name, m in {**dict.fromkeys(BGC, 1.0), **self.ada_strengths}.items() if m > 0}
 
     @property
     def on(self) -> bool:
@@ -123,7 +140,7 @@ class DiffAugment(Trick):
         if self.gated and not self.ada_target:  # augment_p, as a schedule may have set it for this iteration
             system.ada_p.fill_(self.augment_p)
         if self.gated and self.pipeline == "bgc":
-            return draw_ada(x, system.ada_p)
+            return draw_ada(x, system.ada_p, transforms=self.strengths)
         return draw_augment(x, self.diffaug, probability=system.ada_p if self.gated else None)
 
     def d_input(self, system, x: Tensor) -> Tensor:
