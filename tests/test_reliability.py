@@ -272,7 +272,9 @@ def test_every_system_resumes_exactly(model, tmp_path):
     ["regularizer=[sn,cr]", "loss=hinge", "tricks.historical_averaging=0.01"],
     ["tricks.pack=2", "regularizer=gp", "loss=wasserstein", "optimizer.lr_decay=linear"],
     ["model.conditional=projection", "regularizer=r1", "tricks.ema=0.9", "model.label_prior=data"],
-], ids=["ada", "lecam", "cr+historical_averaging", "pack+gp+lr_decay", "conditional+r1+ema"])
+    ["tricks.ada_target=0.6", "tricks.ada_kimg=0.05", "tricks.ada_interval=1", "train.mirror=true",
+     "tricks.ada_strengths={brightness:0.5,cutout:1}"],
+], ids=["ada", "lecam", "cr+historical_averaging", "pack+gp+lr_decay", "conditional+r1+ema", "bgc+cutout+mirror"])
 def test_stateful_parts_resume_exactly_with_evaluation_and_logging_on(parts, tmp_path):
     """ADA's p, LeCam's anchors and the historical averages live in the checkpoint (and packing's rebuilt D
     resumes like any other): a run stopped by Ctrl-C
