@@ -87,12 +87,13 @@ class DiffAugment(Trick):
 
     def canonicalise(self) -> None:
         self.diffaug = ",".join(parse_policy(self.diffaug))
-        self.ada_strengths = {name: float(m) for name, m in (plain(self.ada_strengths) or {}).items()}
+        given = plain(self.ada_strengths)
+        self.ada_strengths = None if given is None else {name: float(m) for name, m in given.items()}
 
     @property
     def strengths(self) -> dict[str, float]:
         """{transform: probability multiplier} of the bgc pipeline: bgc's 1s, ``ada_strengths`` over them."""
-        return {name: m for name, m in {**dict.fromkeys(BGC, 1.0), **self.ada_strengths}.items() if m > 0}
+        return {name: m for name, m in {**dict.fromkeys(BGC, 1.0), **(self.ada_strengths or {})}.items() if m > 0}
 
     @property
     def on(self) -> bool:
