@@ -51,6 +51,7 @@ def measure(source, n: int | None = None, seed: int = 0) -> dict:
     """The classifier's held-out accuracy and the floor of ``n`` held-out images (default: as many as a run measures,
     at most the held-out set), as ``{"dataset", "classifier", "floor": {key: value}, "protocols"}``."""
     from gan_lab.measure import default_samples, feature_metrics
+    from gan_lab.metrics.conditional import class_accuracy
     from gan_lab.metrics.features import ImageMetrics
 
     spec = source.spec
@@ -63,7 +64,7 @@ def measure(source, n: int | None = None, seed: int = 0) -> dict:
     suite = ImageMetrics.for_source(source, seed=seed)
     info = suite.classifier_info
     feats, logits = suite.features(heldout)  # one pass: the accuracy and the floor read the same outputs
-    held_accuracy = float((logits.argmax(1) == labels).double().mean())
+    held_accuracy = class_accuracy(logits, labels)[0]
     pick = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:n]
     floor, protocols = feature_metrics([suite], [(feats[pick], logits[pick])])
     return {"dataset": spec.name, "shape": list(spec.shape), "train_images": len(source), "heldout_images": available,

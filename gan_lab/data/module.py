@@ -74,9 +74,14 @@ class Mirrored(Source):
         self.source, self.spec, self.size = source, source.spec, 2 * source.size
         self.labels = None if source.labels is None else torch.cat([source.labels, source.labels])
 
+    @staticmethod
+    def locate(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the image each of 2·``size`` positions shows, whether it is flipped)."""
+        return positions % size, positions >= size
+
     def __getitems__(self, positions: list[int]) -> torch.Tensor:
-        pos = torch.as_tensor(positions, dtype=torch.long)
-        return _flipped(self.source.__getitems__((pos % self.source.size).tolist()), pos >= self.source.size)
+        images, flip = self.locate(torch.as_tensor(positions, dtype=torch.long), self.source.size)
+        return _flipped(self.source.__getitems__(images.tolist()), flip)
 
 
 class _Positions(Dataset):
@@ -167,8 +172,7 @@ class GANDataModule(L.LightningDataModule):
                 self._device_data = stored.to(batch.device)  # once per run and rank
                 if self.labelled:
                     self._device_labels = self.source.labels.to(batch.device)
-            flip = batch >= self.source.size if self.mirror else None
-            batch = batch % self.source.size if self.mirror else batch
+            batch, flip = Mirrored.locate(batch, self.source.size) if self.mirror else (batch, None)
             x = self._device_data[batch]
             x = _decode(x) if self._codes is not None else x
             x = _flipped(x, flip) if flip is not None else x

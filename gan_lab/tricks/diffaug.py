@@ -89,11 +89,9 @@ class DiffAugment(Trick):
         self.diffaug = ",".join(parse_policy(self.diffaug))
         given = plain(self.ada_strengths)
         self.ada_strengths = None if given is None else {name: float(m) for name, m in given.items()}
-
-    @property
-    def strengths(self) -> dict[str, float]:
-        """{transform: probability multiplier} of the bgc pipeline: bgc's 1s, ``ada_strengths`` over them."""
-        return {name: m for name, m in {**dict.fromkeys(BGC, 1.0), **(self.ada_strengths or {})}.items() if m > 0}
+        # {transform: probability multiplier} the bgc pipeline draws with: bgc's 1s, ``ada_strengths`` over them
+        self.strengths = {name: m for name, m in {**dict.fromkeys(BGC, 1.0), **(self.ada_strengths or {})}.items()
+                          if m > 0}
 
     @property
     def on(self) -> bool:
