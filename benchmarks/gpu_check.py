@@ -1,13 +1,15 @@
 """``python -m benchmarks.gpu_check`` (``make gpu-check``): the one prepared check of the lab's GPU path.
 
-Within about 8 minutes on one GPU it runs, each step bounded by its own time limit:
+Within about 8 minutes on one GPU, plus at most 5 for ``kimg``, it runs, each step bounded by its own time limit:
 
 1. ``gpu_tests``: every ``gpu``-marked test (``pytest -m gpu``: CUDA graphs against the eager step in fp32 and
    bf16, their exact resume, the Inception features against torch-fidelity where it is installed);
 2. ``bench_dcgan32`` and ``bench_resnet32``: ``python -m benchmarks.bench`` on CUDA, 3 repeats, fp32 and
    bf16-mixed, eager and with ``train.cuda_graphs=true`` (the plain PyTorch loop beside them);
 3. ``default_job`` and ``default_job_graphs``: the default job (``python -m gan_lab accelerator=gpu``) timed from
-   the command to its report, without and with CUDA graphs.
+   the command to its report, without and with CUDA graphs;
+4. ``kimg``: ``python -m benchmarks.kimg``, seconds per thousand images of StyleGAN2-ADA's and R3GAN's full
+   recipes at 32 and 128 px, beside the one-GPU figures the references publish (``--only kimg`` runs it alone).
 
 It writes ``gpu_check.json`` (every step's status, seconds, figures and output tail) and ``gpu_check.md`` (a
 table, with the targets: default DCGAN >= 500 it/s with graphs, the default job <= 8 s) into ``--out``, and
@@ -67,11 +69,14 @@ def steps(out: Path, smoke: bool) -> list[Step]:
     graphs_job = [*job[:-1], f"hydra.run.dir={out / 'default_job_graphs'}",
                   "train.cuda_graphs=" + ("stand_in" if smoke else "true")]
     tests = ["-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--junitxml", str(out / "gpu_tests.xml")]
+    kimg = ["-m", "benchmarks.kimg", "--out", str(out / "kimg.json")]
+    kimg += ["--device", "cpu", "--smoke", "--cases", "stylegan2_128"] if smoke else ["--device", "cuda"]
     return [Step("gpu_tests", tests, 240, gpu=True),
             Step("bench_dcgan32", _bench("dcgan32", out, smoke), 150, gpu=not smoke),
             Step("bench_resnet32", _bench("resnet32", out, smoke), 150, gpu=not smoke),
             Step("default_job", job, 60, gpu=not smoke),
-            Step("default_job_graphs", graphs_job, 60, gpu=not smoke)]
+            Step("default_job_graphs", graphs_job, 60, gpu=not smoke),
+            Step("kimg", kimg, 300, gpu=not smoke)]
 
 
 def _figures(step: Step, out: Path) -> dict[str, Any]:
@@ -92,6 +97,12 @@ def _figures(step: Step, out: Path) -> dict[str, Any]:
         key = "default job" + (" graphs" if step.name.endswith("graphs") else "")
         return {f"{key} wall s": s.get("wall_time_s"), f"{key} command s": step.seconds,
                 f"{key} training it/s": s.get("iterations_per_s")}
+    if step.name == "kimg":
+        path = out / "kimg.json"
+        if not path.is_file():
+            return {}
+        rows = json.loads(path.read_text())["rows"]
+        return {f"{r['case']} s/kimg ({r['precision']})": r["s_per_kimg"] for r in rows if "s_per_kimg" in r}
     if step.name == "gpu_tests":
         xml = out / "gpu_tests.xml"
         if not xml.is_file():

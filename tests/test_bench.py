@@ -236,18 +236,67 @@ def test_gpu_check_runs_its_cpu_stand_ins_and_writes_json_and_markdown(tmp_path)
     from benchmarks import gpu_check
 
     out = tmp_path / "check"
-    code = gpu_check.main(["--out", str(out), "--smoke", "--only", "gpu_tests,bench_dcgan32,default_job_graphs"])
+    code = gpu_check.main(["--out", str(out), "--smoke", "--only", "gpu_tests,bench_dcgan32,default_job_graphs,kimg"])
     payload = json.loads((out / "gpu_check.json").read_text())
     status = {s["name"]: s["status"] for s in payload["steps"]}
     cuda = torch.cuda.is_available()
     assert code == 0, status
     assert status["gpu_tests"] == ("passed" if cuda else "skipped: no CUDA device")
-    assert status["bench_dcgan32"] == status["default_job_graphs"] == "passed"
+    assert status["bench_dcgan32"] == status["default_job_graphs"] == status["kimg"] == "passed"
     figures = payload["figures"]
     assert figures["mlp_ring lab it/s (32-true)"] > 0 and figures["default job graphs training it/s"] > 0
     assert 0 < figures["default job graphs wall s"] <= figures["default job graphs command s"]
+    assert figures["stylegan2_128 s/kimg (32-true)"] > 0  # the kimg step's stand-in: the 128 px case, tiny
     assert set(payload["targets"]) == set(gpu_check.TARGETS)
     text = (out / "gpu_check.md").read_text()
     assert "| bench_dcgan32 | passed |" in text and "| default job wall s | " in text
     with pytest.raises(SystemExit):
         gpu_check.main(["--out", str(out), "--only", "nonsense"])
+
+
+def test_kimg_cases_are_the_references_configurations():
+    """Composed only: each case's settings are what its reference's command line sets (the 128 px StyleGAN2 case is
+    -ADA's default configuration for one GPU: --batch=32 --gamma=0.1024 --map-depth=2 --glr=0.0025 --dlr=0.0025
+    --cbase=16384, with 'auto''s mbstd group 4 and EMA half-life batch·10/32 kimg)."""
+    from benchmarks import kimg
+
+    sg2 = bench.case_config(kimg.CASES["stylegan2_128"].case, "cpu", "32-true", 48)
+    assert sg2.dataset._target_ == "benchmarks.kimg.mnist5k_128" and sg2.train.batch_size == 32
+    assert (sg2.model.mapping_layers, sg2.model.channel_base, sg2.model.channel_max, sg2.model.mbstd_group,
+            sg2.model.z_dim, sg2.model.w_dim, sg2.model.style_mixing) == (2, 16384, 512, 4, 512, 512, 0.9)
+    assert (sg2.regularizer.weight, sg2.regularizer.every, sg2.optimizer.d.lr, sg2.optimizer.g.lr) == \
+        (0.1024, 16, 0.0025, 0.0025)
+    assert (sg2.tricks.ema_kimg, sg2.tricks.pl_weight, sg2.tricks.pl_every, sg2.tricks.ada_target) == (10, 2.0, 4, 0.6)
+    assert kimg.CASES["stylegan2_128"].published == {"V100": 12.51, "A100": 6.79}
+    r3 = bench.case_config(kimg.CASES["r3gan_128"].case, "cpu", "32-true", 48)
+    assert list(r3.model.widths) == [768, 768, 768, 768, 384, 192] and r3.train.batch_size == 32
+    assert r3.loss._target_ == "gan_lab.losses.relativistic.Relativistic" and r3.regularizer.r1.weight == 0.05
+    for name, case in kimg.CASES.items():  # every window holds whole periods of the lazy regularizers
+        assert case.case.iterations % 16 == 0 and case.case.warmup >= 1, name
+    images = kimg.mnist5k_128(count=3)
+    assert images.spec.shape == (3, 128, 128) and images.data.shape == (3, 3, 128, 128)
+    assert images.data.min() >= -1 and images.data.max() <= 1 and (images.data[:, :, :8] == -1).all()
+
+
+def test_kimg_measures_a_run_and_keeps_rows_when_a_case_fails(tmp_path, monkeypatch):
+    from benchmarks import kimg
+
+    row = kimg.measure("r3gan_32", "cpu", "32-true", smoke=True)
+    assert row["trained"] == {"generator": True, "discriminator": True} and row["batch_size"] == 4
+    assert row["s_per_kimg"] == pytest.approx(1000 / (row["it_s"] * 4), rel=1e-2)
+    real = kimg.measure
+
+    def flaky(name, *args, **kwargs):
+        if name == "stylegan2_32":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return row if name == "r3gan_32" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(kimg, "measure", flaky)
+    out = tmp_path / "kimg.json"
+    code = kimg.main(["--device", "cpu", "--smoke", "--cases", "stylegan2_32,r3gan_32", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert code == 1 and [r["case"] for r in rows] == ["stylegan2_32", "r3gan_32"]
+    assert rows[0]["error"].startswith("RuntimeError: CUDA out of memory") and rows[1]["s_per_kimg"] > 0
+    assert "| r3gan_32 | 32-true | 4 |" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit):
+        kimg.main(["--cases", "nope", "--device", "cpu"])
