@@ -1,8 +1,10 @@
-"""``python -m gan_lab.evaluate run=<run folder> [n=…] [seed=0] [inception=…] [drs=true] [jbt=true]``: every
-metric that applies (:mod:`gan_lab.measure`), added to the run's metrics.json (from the EMA generator when the run
-kept one); ``drs=true`` also measures Discriminator Rejection Sampling's samples, ``jbt=true`` those of
-Jacobian-based truncation, both together also JBT's survivors through DRS (:mod:`gan_lab.filters`, with the run's
-``eval.drs`` / ``eval.jbt`` settings), under ``drs/``, ``jbt/`` and ``jbt_drs/``.
+"""``python -m gan_lab.evaluate run=<run folder> [n=…] [seed=0] [inception=…] [drs=true] [jbt=true]
+[checkpoint=best]``: every metric that applies (:mod:`gan_lab.measure`), added to the run's metrics.json (from the
+EMA generator when the run kept one); ``drs=true`` also measures Discriminator Rejection Sampling's samples,
+``jbt=true`` those of Jacobian-based truncation, both together also JBT's survivors through DRS
+(:mod:`gan_lab.filters`, with the run's ``eval.drs`` / ``eval.jbt`` settings), under ``drs/``, ``jbt/`` and
+``jbt_drs/``. ``checkpoint=best`` measures the run at its best in-training measurement (``eval.best``'s
+checkpoints/best.ckpt) into ``<run folder>/best/metrics.json`` (and its pictures), leaving the run's own untouched.
 """
 
 from __future__ import annotations
@@ -18,15 +20,31 @@ from gan_lab.metrics import registry
 from gan_lab.report import write_report
 from gan_lab.runs import count, load_run, run_command
 
-ARGS = {"run": str, "n": count, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool}
+ARGS = {"run": str, "n": count, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool,
+        "checkpoint": str}
 
 
 def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "auto",
-             inception_weights: str | None = None, drs: bool = False, jbt: bool = False) -> dict:
+             inception_weights: str | None = None, drs: bool = False, jbt: bool = False,
+             checkpoint: str = "last") -> dict:
     """Rebuild the run from its folder, measure it, and add the numbers to its metrics.json.
     ``inception=auto`` adds the Inception metrics whenever the weights file is found (any device).
-    ``drs`` / ``jbt``: also the samples of those filters (both: and of the chain), with the run's settings."""
-    loaded = load_run(run)
+    ``drs`` / ``jbt``: also the samples of those filters (both: and of the chain), with the run's settings.
+    ``checkpoint=best``: the best in-training checkpoint instead, measured into ``best/metrics.json``."""
+    if checkpoint == "best" and (drs or jbt):
+        raise ConfigError("checkpoint", "best", "last with drs=true or jbt=true",
+                          "the samplers are measured on the run's newest generator")
+    loaded = load_run(run, checkpoint=checkpoint)
+    if checkpoint == "best":
+        out = loaded.run_dir / "best"
+        out.mkdir(exist_ok=True)
+        summary = evaluate_system(loaded.system, loaded.source, out, n, seed, inception=inception,
+                                  inception_weights=inception_weights)
+        from gan_lab.run_folder import write_summary
+
+        summary.update(iteration=loaded.system.iteration, checkpoint=str(loaded.checkpoint))
+        write_summary(out, summary)
+        return summary
     filters = None
     if drs or jbt:
         stored = sample_filters.Filters.of(loaded.setup.settings.eval)

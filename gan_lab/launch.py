@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan_lab.callbacks import IterationCheckpoint, IterationProgressBar, ProgressLines, SampleGrids
+from gan_lab.callbacks.checkpoint import BestCheckpoint
 from gan_lab.callbacks.ddp_check import WeightSyncCheck
 from gan_lab.callbacks.evaluation import PeriodicEvaluation
 from gan_lab.compose import build
@@ -58,19 +59,21 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
 
 class Callbacks:
     """The run's callbacks, in the order they act after each iteration: sample pictures, the DDP weight check, the
-    in-training evaluation, the checkpoint (last, so it holds everything done at its iteration, the measurement
-    included: a run resumed from it logs the same rows as the run that was never stopped), then the user's."""
+    in-training evaluation, the best checkpoint (after the measurement it follows), the checkpoint (last, so it holds
+    everything done at its iteration, the measurement included: a run resumed from it logs the same rows as the run
+    that was never stopped), then the user's."""
 
     def __init__(self, cfg: DictConfig, s: Settings, source, run_dir: Path, inception: dict):
         t = s.train
         self.samples = SampleGrids(source, run_dir, t.sample_every, cfg.seed)
         self.sync_check = WeightSyncCheck()
         self.evaluation = PeriodicEvaluation(source, s.eval.every, s.eval.every_samples, cfg.seed, inception)
+        self.best = BestCheckpoint(run_dir, s.eval.every, s.eval.best)
         self.checkpoint = IterationCheckpoint(run_dir, t.checkpoint_every)
         self.extra = [build(node) for node in (cfg.get("callbacks") or {}).values()]
 
     def all(self) -> list[L.Callback]:
-        return [self.samples, self.sync_check, self.evaluation, self.checkpoint, *self.extra]
+        return [self.samples, self.sync_check, self.evaluation, self.best, self.checkpoint, *self.extra]
 
 
 def device_math(s: Settings) -> None:

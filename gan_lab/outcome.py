@@ -106,7 +106,7 @@ def finish(run: Run, wall: float, ranks: Ranks) -> dict[str, Any]:
     with watchdog.phase("writing the final samples and evaluating"):
         ranks.broadcast_state(run.system, "buffers")
         summary, fake = finalize(run.cfg, run.run_dir, run.system, run.source, wall, run.callbacks.sync_check.result,
-                                 run.callbacks.extra, ranks, run.threads)
+                                 run.callbacks.extra, ranks, run.threads, run.callbacks.best.record(run.system.history))
         if run.settings.eval.at_end:
             summary = _evaluate_at_end(run, fake, summary, ranks)
         filters = sample_filters.Filters.of(run.settings.eval)
@@ -172,7 +172,7 @@ def rank_failure(run: Run, err: BaseException) -> RankFailure:
 
 def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: float,
              ddp: dict | None, callbacks: list = (), ranks: Ranks | None = None,
-             threads: ThreadBudget | None = None) -> tuple[dict | None, Drawn]:
+             threads: ThreadBudget | None = None, best: dict | None = None) -> tuple[dict | None, Drawn]:
     """Final samples (.npy), pictures, history and metrics.json, all in the run folder (rank 0). Every
     rank generates its share of the samples; they are gathered once and written once."""
 
@@ -208,6 +208,8 @@ def finalize(cfg: DictConfig, run_dir: Path, system: GAN, source: Source, wall: 
         summary["ddp"] = ddp
     if threads is not None:
         summary["threads"] = {"per_process": threads.threads, "why": threads.reason}
+    if best is not None:  # eval.best: the checkpoint of the best in-training measurement
+        summary["best"] = best
     write_summary(run_dir, summary)
     return summary, drawn
 

@@ -53,12 +53,33 @@ def with_current_defaults(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+CHECKPOINTS = ("last", "best")  # the ``checkpoint=`` of the run-folder commands
 
+
+def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last") -> LoadedRun:
+    """The run in ``run_dir`` rebuilt from a checkpoint: ``last``, its newest (a corrupt last.ckpt falls back to
+    prev.ckpt, as resume does), or ``best``, the one ``eval.best`` kept at the run's best in-training
+    measurement."""
     run_dir = Path(run_dir)
-    found = latest_good(run_dir, key="run")  # a corrupt last.ckpt falls back to prev.ckpt, as resume does
-    if found is None:
-        checkpoint_path(run_dir)  # raises: no checkpoint there
+    if checkpoint not in CHECKPOINTS:
+        raise ConfigError("checkpoint", checkpoint, "last (the newest) or best (eval.best's checkpoints/best.ckpt)")
+    if checkpoint == "best":
+        from gan_lab.callbacks.checkpoint import BestCheckpoint
+        from gan_lab.resume import read_checkpoint
+
+        path = run_dir / "checkpoints" / BestCheckpoint.FILE
+        if not path.is_file():
+            checkpoint_path(run_dir)  # raises when it is no run folder at all
+            raise ConfigError("checkpoint", "best", "last for this run", f"{run_dir} kept no checkpoints/"
+                              f"{BestCheckpoint.FILE} (a run keeps one with eval.best set and eval.every > 0)")
+        try:
+            found = read_checkpoint(path), path
+        except ValueError as err:
+            raise ConfigError("checkpoint", "best", "last for this run", str(err)) from None
+    else:
+        found = latest_good(run_dir, key="run")
+        if found is None:
+            checkpoint_path(run_dir)  # raises: no checkpoint there
     ckpt, path = found
     cfg = with_current_defaults(OmegaConf.create(ckpt["gan_lab"]["config"]))
     components = build_components(cfg)

@@ -1,5 +1,5 @@
 """``python -m gan_lab.sample run=<run folder> n=10000 out=<dir> [interpolate=true] [seed=0] [class=7 | classes=all]
-[truncation=0.7]``
+[truncation=0.7] [checkpoint=best]``
 
 Writes ``samples.npy`` and a picture (grid or scatter) of n samples from the run's generator (the
 EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (lerp) and spherical
@@ -8,6 +8,9 @@ EMA one when the run kept it); ``interpolate=true`` adds latent walks, linear (l
 A class-conditional run (``model.conditional``) draws every class in turn (``classes=all``, the default), the
 listed ones (``classes=1,3,7``) or one (``class=7``); ``samples_labels.npy`` holds each sample's class, the
 picture one row per class, and each latent walk keeps its row's class fixed.
+
+``checkpoint=best`` draws from the run at its best in-training measurement (``eval.best``'s
+checkpoints/best.ckpt) instead of its newest checkpoint; ``out`` then defaults to ``best/samples_<n>``.
 
 ``truncation=ψ`` (the truncation trick of StyleGAN, Karras et al. 2019, as StyleGAN2 samples): G draws from
 w' = w̄ + ψ(w − w̄), w̄ the mean intermediate latent G tracked in training; ψ = 1 is plain sampling, ψ = 0 draws
@@ -31,7 +34,7 @@ from gan_lab.runs import count, load_run, run_command
 from gan_lab.viz import class_grid, image_grid, points_picture, samples_picture, save_png
 
 ARGS = {"run": str, "n": count, "out": str, "interpolate": bool, "seed": int, "steps": count, "rows": count,
-        "class": int, "classes": str, "truncation": float}
+        "class": int, "classes": str, "truncation": float, "checkpoint": str}
 
 
 class Truncated(nn.Module):
@@ -118,10 +121,10 @@ def walks(system, rows: int, steps: int, generator: torch.Generator,
 
 def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool = False, seed: int = 0,
            steps: int = 10, rows: int = 8, label: int | None = None, classes: str | None = None,
-           truncation: float = 1.0) -> Path:
+           truncation: float = 1.0, checkpoint: str = "last") -> Path:
     """``label``: the command line's ``class=`` (one class); ``classes``: all, or a comma-separated list;
-    ``truncation``: ψ (module docstring)."""
-    loaded = load_run(run)
+    ``truncation``: ψ (module docstring); ``checkpoint``: last, or best (``eval.best``'s)."""
+    loaded = load_run(run, checkpoint=checkpoint)
     system = loaded.system
     wanted = chosen_classes(system, label, classes)
     with truncated(system, truncation):
@@ -131,7 +134,8 @@ def sample(run: str, n: int = 10000, out: str | None = None, interpolate: bool =
 def _write(loaded, n: int, out: str | None, interpolate: bool, seed: int, steps: int, rows: int,
            wanted: list[int] | None) -> Path:
     system, spec = loaded.system, loaded.source.spec
-    out_dir = Path(out) if out else loaded.run_dir / f"samples_{n}"
+    best = loaded.checkpoint.name == "best.ckpt"
+    out_dir = Path(out) if out else loaded.run_dir / ("best" if best else "") / f"samples_{n}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file of that name, a file on its path, a read-only place

@@ -130,6 +130,14 @@ class JBT:
 INCEPTION = ("auto", True, False, "true", "false")
 
 
+def _followable(value: Any) -> bool:
+    if value is None or value == "auto":
+        return True
+    from gan_lab.metrics import registry
+
+    return isinstance(value, str) and registry.followable(value)
+
+
 @dataclass
 class Eval:
     at_end: Annotated[bool, "measure the final generator (as gan_lab.evaluate) before writing the report"] = True
@@ -137,6 +145,11 @@ class Eval:
                                                            "2,500 points)"] = None
     every: Annotated[Int0, "iterations between in-training measurements; 0 = off"] = 500
     every_samples: Annotated[Annotated[int, at_least(2)], "samples per in-training measurement"] = 1000
+    best: Annotated[str | None, Validator(_followable, "auto, null, or the name of a measured metric that is better "
+                                          "lower or higher, e.g. val/fid_1k_mnist5k_classifier (eval.every_samples "
+                                          "samples: the in-training measurement's)"),
+                    "keep checkpoints/best.ckpt, the run at its best in-training measurement of: auto = the headline "
+                    "metric (FID where there is one), or a metric's name; null = off"] = "auto"
     inception: Annotated[Literal[INCEPTION], "FID/KID/IS on the FID Inception network as well: auto = when its "
                                              "weights are on disk and the run uses a GPU"] = "auto"
     inception_weights: Annotated[str | None, "path of weights-inception-2015-12-05-6726825d.pth (null: "

@@ -91,6 +91,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         summary = outcome.fit(run)
     if summary.get("status") != "finished":  # a child rank ({}), or a diverged run (already reported)
         return summary
+    if summary.get("best"):
+        b = summary["best"]
+        print(f"gan_lab: best {b['metric']} {b['value']:.4g} at iteration {b['iteration']}: "
+              f"{run_dir / b['checkpoint']} (checkpoint=best in gan_lab.sample and gan_lab.evaluate)")
     print(f"gan_lab: report {write_report(run_dir)}")
     print(f"gan_lab: run folder {run_dir}")
     return summary

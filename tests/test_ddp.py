@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_cli
 
@@ -69,6 +70,10 @@ def test_readme_ddp_command_with_default_evaluation_finishes_in_sync(readme_run)
     assert "val/kde_loglik_400" in finals and "memorization/nn_l2_median" in finals
     rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if FID_DURING in r] == [3, 6]  # measured during training, once each
+    during = min((r[FID_DURING], r["iteration"]) for r in rows if FID_DURING in r)
+    assert (summary["best"]["metric"], summary["best"]["value"], summary["best"]["iteration"]) == (FID_DURING, *during)
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)  # eval.best=auto, written by every rank
+    assert best["gan_lab"]["iteration"] == during[1]  # together at the measurement that was best
     assert all(math.isfinite(r["train/d_loss"]) for r in rows if "train/d_loss" in r)
     for name in ("samples/final.png", "samples/iter_000003.png", "checkpoints/last.ckpt", "report.html",
                  "memorization.png", "losses.png", "samples.npy", "logs"):

@@ -1,4 +1,5 @@
-"""Checkpoints every N generator iterations and at the end, written atomically (temp file + rename).
+"""Checkpoints every N generator iterations and at the end, written atomically (temp file + rename); and the
+checkpoint of the best in-training measurement (``eval.best``).
 
 ``checkpoints/last.ckpt`` is always a complete file: it is written under a temporary name and renamed
 over the old one, whose previous content is kept as ``checkpoints/prev.ckpt``. A kill at any moment
@@ -9,16 +10,40 @@ written: the divergence guard stops the run first, so the last checkpoint on dis
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from pathlib import Path
 
 import lightning as L
 
+from gan_lab.metrics import registry
 from gan_lab.systems.statistics import StopRequested
+
+log = logging.getLogger("gan_lab")
 
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (a full disk, a read-only folder); the previous one is intact."""
+
+
+def write(trainer: L.Trainer, module, path: Path, iteration: int, kept: str, previous: Path | None = None) -> None:
+    """The trainer's checkpoint to ``path``, atomically: a temporary file renamed over it (the old file moved to
+    ``previous`` first, when given). Every rank calls it; rank 0 writes. Diverged weights are never written."""
+    module.check_finite()  # never overwrite a good checkpoint with diverged weights
+    tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
+    try:
+        if trainer.is_global_zero:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp, weights_only=False)
+        if trainer.is_global_zero:
+            if previous is not None and path.exists():
+                os.replace(path, previous)
+            os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)  # no partial file is left behind
+        raise CheckpointWriteError(f"could not write the checkpoint of iteration {iteration} to {path.parent} "
+                                   f"({err.strerror or err}); {kept}") from None
 
 
 class IterationCheckpoint(L.Callback):
@@ -36,27 +61,14 @@ class IterationCheckpoint(L.Callback):
         return self.dir / "prev.ckpt"
 
     def save(self, trainer: L.Trainer, module, iteration: int) -> None:
-        module.check_finite()  # never overwrite a good checkpoint with diverged weights
-        tmp = self.dir / f".last.ckpt.tmp{os.getpid()}"
-        try:
-            if trainer.is_global_zero:
-                self.dir.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
-            if trainer.is_global_zero:
-                if self.last.exists():
-                    os.replace(self.last, self.prev)
-                os.replace(tmp, self.last)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)  # no partial file is left behind
-            kept = f"the checkpoint of iteration {self.saved_at} is intact" if self.saved_at is not None else \
-                "no earlier checkpoint of this run exists"
-            raise CheckpointWriteError(f"could not write the checkpoint of iteration {iteration} to {self.dir} "
-                                       f"({err.strerror or err}); {kept}") from None
+        kept = f"the checkpoint of iteration {self.saved_at} is intact" if self.saved_at is not None else \
+            "no earlier checkpoint of this run exists"
+        write(trainer, module, self.last, iteration, kept, previous=self.prev)
         self.saved_at = iteration
 
     def on_train_start(self, trainer, module) -> None:
         if trainer.is_global_zero and self.dir.is_dir():  # partial files of a process that died writing
-            for stale in self.dir.glob(".last.ckpt.tmp*"):
+            for stale in self.dir.glob(".*.ckpt.tmp*"):
                 stale.unlink(missing_ok=True)
         if self.saved_at is None and module.iteration:
             self.saved_at = module.iteration  # resumed: its checkpoint is on disk
@@ -71,3 +83,77 @@ class IterationCheckpoint(L.Callback):
     def on_train_end(self, trainer, module) -> None:
         if self.saved_at != module.iteration:
             self.save(trainer, module, module.iteration)
+
+
+BETTER = {registry.Direction.LOWER: lambda a, b: a < b, registry.Direction.HIGHER: lambda a, b: a > b}
+
+
+def best_metric(keys, wanted: str) -> str | None:
+    """The metric ``eval.best`` follows among an in-training measurement's ``keys``: ``wanted`` itself, or for
+    ``auto`` the first headline measurement with a direction (FID where the run has one); None if there is none."""
+    if wanted != "auto":
+        return wanted if wanted in keys else None
+    ranked = registry.headline([k for k in keys if registry.is_measurement(k)])
+    return next((k for k in ranked if registry.direction(k) in BETTER), None)
+
+
+def best_so_far(history: list[dict], key: str) -> tuple[float, int] | None:
+    """(value, iteration) of the best finite ``key`` in the rows logged so far (a resumed run's included)."""
+    better = BETTER[registry.direction(key)]
+    best = None
+    for row in history:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or better(value, best[0])):
+            best = (float(value), int(row["iteration"]))
+    return best
+
+
+class BestCheckpoint(L.Callback):
+    """``eval.best``: after each in-training measurement that improves on every earlier one (strictly), the whole
+    checkpoint again as ``checkpoints/best.ckpt`` (atomically; ``python -m gan_lab.sample``/``evaluate`` read it
+    with ``checkpoint=best``). It acts after the measurement, on every rank together (they all logged the same row).
+    The best so far is read from the run's rows, so a resumed run goes on comparing with its earlier ones."""
+
+    FILE = "best.ckpt"
+
+    def __init__(self, run_dir: Path, every: int, wanted: str | None):  # wanted: checked in gan_lab/settings.py
+        self.path = Path(run_dir) / "checkpoints" / self.FILE
+        self.every, self.wanted = every, wanted
+        self.warned = False
+
+    def key(self, history: list[dict]) -> str | None:
+        """The metric followed: ``eval.best``'s, read off the latest in-training measurement."""
+        row = next((r for r in reversed(history) if any(registry.is_measurement(k) for k in r)), None)
+        return None if row is None or not self.wanted else best_metric(row, self.wanted)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not (self.wanted and self.every and module.iteration % self.every == 0):
+            return
+        row = next((r for r in reversed(module.history) if r.get("iteration") == module.iteration
+                    and any(registry.is_measurement(k) for k in r)), None)
+        if row is None:
+            return
+        key = best_metric(row, self.wanted)
+        if key is None:
+            if not self.warned:
+                log.warning("eval.best=%s: the in-training measurement does not report it (it reports %s); no "
+                            "best.ckpt is kept", self.wanted, ", ".join(k for k in row if registry.is_measurement(k)))
+                self.warned = True
+            return
+        value = row[key]
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return
+        earlier = best_so_far([r for r in module.history if r is not row], key)
+        if earlier is not None and not BETTER[registry.direction(key)](value, earlier[0]):
+            return
+        kept = f"the best.ckpt of iteration {earlier[1]} is intact" if earlier else "no best.ckpt was kept before"
+        write(trainer, module, self.path, module.iteration, kept)
+        log.info("best %s so far: %.4g at iteration %d (%s)", key, value, module.iteration, self.path)
+
+    def record(self, history: list[dict]) -> dict | None:
+        """metrics.json's ``best`` entry: the metric followed, its best value and iteration, and the file."""
+        key = self.key(history)
+        found = best_so_far(history, key) if key else None
+        if found is None or not self.path.is_file():
+            return None
+        return {"metric": key, "value": found[0], "iteration": found[1], "checkpoint": f"checkpoints/{self.FILE}"}

@@ -240,6 +240,12 @@ def is_measurement(key: str) -> bool:
     return found is not None and found.stage in (Stage.EVALUATION, Stage.SAMPLER)
 
 
+def followable(key: str) -> bool:
+    """Whether ``key`` names a measurement with a better side (lower or higher): one ``eval.best`` can follow."""
+    found = lookup(key)
+    return found is not None and is_measurement(key) and found.direction in (Direction.LOWER, Direction.HIGHER)
+
+
 def headline(keys: Iterable[str], report: Report = Report.RUN) -> list[str]:
     """Of ``keys``, those whose family heads ``report``, in the families' rank order (keys of one family in the
     order given). A sampler's measurement heads nothing: its page section shows it beside G's own."""

@@ -125,6 +125,9 @@ def _first_screen(path: Path, run: dict) -> str:
     s = run["summary"]
     facts = [("status", run["status"]), ("iterations", _fmt(s.get("iterations", ""))),
              ("wall time (s)", _fmt(s.get("wall_time_s", "")))]
+    if isinstance(s.get("best"), dict):  # eval.best: where the run was at its best in-training measurement
+        b = s["best"]
+        facts.append((f"best {b['metric']}", f"{_fmt(b['value'])} at iteration {b['iteration']} ({b['checkpoint']})"))
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts + headline(run["metrics"]))
     image = _img(picture, "final samples") if picture else _note("No final samples.")
     return f'<div class="first">{image}<table class="headline"><tbody>{rows}</tbody></table></div>'
