@@ -6,7 +6,8 @@ preset's whole recipe on: lazy R1 (and R2), the path-length penalty, ADA's pipel
 schedules, whatever the preset sets. W warm-up iterations are run and ignored, then N are timed by
 :class:`benchmarks.bench.WindowTimer` (``torch.cuda.synchronize()`` at both ends). N is a multiple of 16, so the
 window holds every lazy regularizer's share (R1 every 16 D updates, the path length every 4 G updates) as a long
-run does. s/kimg = 1000 / (iterations/s × batch): a thousand real images shown to D, the references' unit.
+run does. s/kimg = 1000 / (iterations/s × batch × k): a thousand real images shown to D, the references' unit
+(k = 1 D update per iteration in every case).
 Evaluation, sample grids and checkpoints are off inside the window (the references' figures exclude their metrics
 too), and the run is one process on one device.
 
@@ -37,6 +38,7 @@ is tested anywhere (tests/test_bench.py); its figures mean nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from dataclasses import dataclass
@@ -103,9 +105,10 @@ def measure(name: str, device: str, precision: str, smoke: bool = False) -> dict
     cfg = case_config(case, device, precision, warmup + iterations, extra)
     side = run_lab(cfg, warmup, iterations)
     batch = int(cfg.train.batch_size)
+    shown = batch * int(cfg.train.k)  # real images D sees per generator iteration (k D updates)
     return {"case": name, "device": device, "precision": precision, "batch_size": batch, "warmup": warmup,
             "iterations": iterations, "smoke": smoke, "it_s": round(side.it_s, 3),
-            "images_s": round(side.it_s * batch, 1), "s_per_kimg": round(1000 / (side.it_s * batch), 3),
+            "images_s": round(side.it_s * shown, 1), "s_per_kimg": round(1000 / (side.it_s * shown), 3),
             "params": {"generator": side.params_g, "discriminator": side.params_d}, "trained": side.trained,
             "published_s_per_kimg": spec.published, "source": spec.source,
             "overrides": [*case.overrides, *extra]}
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"case": name, "device": args.device, "precision": args.precision,
                    "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]}
         finally:
+            gc.collect()  # the finished run's networks and optimiser states, before the next case allocates
             if args.device == "cuda":
                 torch.cuda.empty_cache()
         rows.append(row)

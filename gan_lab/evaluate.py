@@ -38,6 +38,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
     if checkpoint == "best":
         out = loaded.run_dir / "best"
         out.mkdir(exist_ok=True)
+        (out / "metrics.json").unlink(missing_ok=True)  # an earlier best's numbers are not this one's
         summary = evaluate_system(loaded.system, loaded.source, out, n, seed, inception=inception,
                                   inception_weights=inception_weights)
         from gan_lab.run_folder import write_summary

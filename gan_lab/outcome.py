@@ -106,7 +106,7 @@ def finish(run: Run, wall: float, ranks: Ranks) -> dict[str, Any]:
     with watchdog.phase("writing the final samples and evaluating"):
         ranks.broadcast_state(run.system, "buffers")
         summary, fake = finalize(run.cfg, run.run_dir, run.system, run.source, wall, run.callbacks.sync_check.result,
-                                 run.callbacks.extra, ranks, run.threads, run.callbacks.best.record(run.system.history))
+                                 run.callbacks.extra, ranks, run.threads, run.callbacks.best.record())
         if run.settings.eval.at_end:
             summary = _evaluate_at_end(run, fake, summary, ranks)
         filters = sample_filters.Filters.of(run.settings.eval)

@@ -4,6 +4,8 @@ under CUDA graphs."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from gan_lab.errors import ConfigError
@@ -37,6 +39,26 @@ def _jbt(s: Setup) -> str | None:
     if precision in HALF_TRUE:
         return (f"with trainer.precision={precision} G's weights are half precision, too coarse for its finite "
                 "differences (a -mixed precision keeps them fp32)")
+    return None
+
+
+@rule("eval.best naming a metric the in-training measurement does not report",
+      ("eval.best=val/fid_5k_mnist5k_classifier",), "eval.best")
+def _best_followed(s: Setup):
+    """eval.best follows the in-training measurement: it needs one (eval.every > 0), and a named metric must carry
+    that measurement's sample count (eval.every_samples) in its name, as val/fid_1k_… for 1,000."""
+    ev = s.settings.eval
+    if ev.best in (None, "auto"):
+        return None
+    if not ev.every:
+        return ConfigError("eval.best", ev.best, "auto or null with eval.every=0", "eval.best follows the "
+                           "in-training measurement: set eval.every (e.g. 500) to measure during training")
+    from gan_lab.metrics.features import n_tag
+
+    tag = re.search(r"_(\d+k?)_", ev.best)
+    if tag and tag.group(1) != n_tag(ev.every_samples):
+        return ConfigError("eval.best", ev.best, f"a metric of the in-training measurement, on eval.every_samples="
+                           f"{ev.every_samples} samples (..._{n_tag(ev.every_samples)}_...)")
     return None
 
 

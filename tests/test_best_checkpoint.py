@@ -17,6 +17,7 @@ from gan_lab.train import train
 from tests.conftest import compose_cfg
 
 FID = "val/fid_200_mnist5k_classifier"
+KID = "val/kid_200_mnist5k_classifier"
 RUN = ("model.width=8", "model.z_dim=16", "train.batch_size=16", "train.log_every=5", "train.sample_every=0",
        "eval.every=10", "eval.every_samples=200", "eval.at_end=false", "output.final_samples=16")
 
@@ -35,10 +36,13 @@ def test_the_metric_followed_and_the_best_so_far():
     assert best_so_far([], "val/fid_1k_x_classifier") is None
 
 
-def _scripted(monkeypatch, values: dict[int, float]):
-    """The in-training measurement replaced by FIDs fixed per iteration (the real one runs in the test below)."""
+def _scripted(monkeypatch, values: dict[int, float], kid: dict[int, float] | None = None):
+    """The in-training measurement replaced by FIDs (and KIDs) fixed per iteration (the real one runs below)."""
+    def measure(self, module, ranks=None):
+        return {FID: values[module.iteration], **({KID: kid[module.iteration]} if kid else {})}
+
     monkeypatch.setattr(PeriodicEvaluation, "prepare", lambda self: None)
-    monkeypatch.setattr(PeriodicEvaluation, "measure", lambda self, module, ranks=None: {FID: values[module.iteration]})
+    monkeypatch.setattr(PeriodicEvaluation, "measure", measure)
 
 
 def _iteration(path) -> int:
@@ -64,7 +68,7 @@ def test_best_checkpoint_follows_the_measurement_across_a_resume(tmp_path, monke
     assert f"best {FID}</th><td>3 at iteration 20" in (run / "report.html").read_text()
 
 
-def test_a_later_better_measurement_replaces_it_and_higher_is_better_metrics_work(tmp_path, monkeypatch):
+def test_a_later_better_measurement_replaces_it_and_null_keeps_none(tmp_path, monkeypatch):
     _scripted(monkeypatch, {10: 5.0, 20: 6.0, 30: 2.0})
     summary = train(compose_cfg(*RUN, "train.iterations=30"), tmp_path / "a")
     assert summary["best"]["iteration"] == 30 and _iteration(tmp_path / "a" / "checkpoints" / "best.ckpt") == 30
@@ -72,6 +76,35 @@ def test_a_later_better_measurement_replaces_it_and_higher_is_better_metrics_wor
     _scripted(monkeypatch, {10: 5.0, 20: 6.0, 30: 2.0})
     off = train(compose_cfg(*RUN, "train.iterations=30", "eval.best=null"), tmp_path / "off")
     assert "best" not in off and not (tmp_path / "off" / "checkpoints" / "best.ckpt").exists()
+
+
+def test_a_best_checkpoint_the_resumed_rows_do_not_account_for_is_dropped(tmp_path, monkeypatch, caplog):
+    """best.ckpt and metrics.json's ``best`` never disagree: (a) a resume that follows another metric drops the
+    old metric's file; (b) a best.ckpt written after the checkpoint a run resumes from (it died in between) is
+    dropped, and the resumed run keeps a new one only where its own rows say so."""
+    _scripted(monkeypatch, {10: 5.0, 20: 3.0, 30: 4.0}, kid={10: 0.1, 20: 0.2, 30: 0.3})
+    a = tmp_path / "a"
+    assert train(compose_cfg(*RUN, "train.iterations=20"), a)["best"]["metric"] == FID
+    again = train(compose_cfg(*RUN, "train.iterations=30", f"resume={a}", f"eval.best={KID}"), None)
+    assert "best" not in again and not (a / "checkpoints" / "best.ckpt").exists()  # KID's best (10) has no file
+    assert "dropped checkpoints/best.ckpt (iteration 20, " + FID in caplog.text
+
+    _scripted(monkeypatch, {10: 5.0, 20: 4.0, 30: 3.0})
+    b = tmp_path / "b"
+    train(compose_cfg(*RUN, "train.iterations=30", "train.checkpoint_every=20"), b)
+    assert _iteration(b / "checkpoints" / "best.ckpt") == 30
+    (b / "checkpoints" / "prev.ckpt").replace(b / "checkpoints" / "last.ckpt")  # as if it died before 30's
+    (b / "metrics.json").unlink()
+    _scripted(monkeypatch, {30: 4.5})  # the resumed iteration 30 measures worse than 20's 4.0
+    resumed = train(compose_cfg(*RUN, "train.iterations=30", "train.checkpoint_every=20", f"resume={b}"), None)
+    assert resumed["status"] == "finished" and "best" not in resumed
+    assert not (b / "checkpoints" / "best.ckpt").exists() and not (b / "checkpoints" / "best.json").exists()
+    _scripted(monkeypatch, {30: 3.5})  # ... or better: the file is its own again
+    (b / "checkpoints" / "prev.ckpt").replace(b / "checkpoints" / "last.ckpt")
+    (b / "metrics.json").unlink()
+    resumed = train(compose_cfg(*RUN, "train.iterations=30", "train.checkpoint_every=20", f"resume={b}"), None)
+    assert resumed["best"]["iteration"] == 30 and resumed["best"]["value"] == 3.5
+    assert _iteration(b / "checkpoints" / "best.ckpt") == 30
 
 
 def test_a_real_run_keeps_its_best_and_the_commands_read_it(tmp_path, capsys):

@@ -10,6 +10,7 @@ written: the divergence guard stops the run first, so the last checkpoint on dis
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -111,13 +112,17 @@ def best_so_far(history: list[dict], key: str) -> tuple[float, int] | None:
 class BestCheckpoint(L.Callback):
     """``eval.best``: after each in-training measurement that improves on every earlier one (strictly), the whole
     checkpoint again as ``checkpoints/best.ckpt`` (atomically; ``python -m gan_lab.sample``/``evaluate`` read it
-    with ``checkpoint=best``). It acts after the measurement, on every rank together (they all logged the same row).
-    The best so far is read from the run's rows, so a resumed run goes on comparing with its earlier ones."""
+    with ``checkpoint=best``), then ``best.json`` beside it says which metric, value and iteration it holds (what
+    metrics.json's ``best`` reports). It acts after the measurement, on every rank together (they all logged the
+    same row). The best so far is read from the run's rows, so a resumed run goes on comparing with its earlier
+    ones; a best.ckpt the restored rows do not account for (a different metric followed now, or one written after
+    the checkpoint the run resumed from) is dropped at the start."""
 
-    FILE = "best.ckpt"
+    FILE, RECORD = "best.ckpt", "best.json"
 
     def __init__(self, run_dir: Path, every: int, wanted: str | None):  # wanted: checked in gan_lab/settings.py
         self.path = Path(run_dir) / "checkpoints" / self.FILE
+        self.record_path = self.path.with_name(self.RECORD)
         self.every, self.wanted = every, wanted
         self.warned = False
 
@@ -125,6 +130,31 @@ class BestCheckpoint(L.Callback):
         """The metric followed: ``eval.best``'s, read off the latest in-training measurement."""
         row = next((r for r in reversed(history) if any(registry.is_measurement(k) for k in r)), None)
         return None if row is None or not self.wanted else best_metric(row, self.wanted)
+
+    def kept(self) -> dict | None:
+        """What best.ckpt holds, from best.json (None without both files)."""
+        if not (self.path.is_file() and self.record_path.is_file()):
+            return None
+        try:
+            return json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def on_train_start(self, trainer, module) -> None:
+        if not (self.wanted and trainer.is_global_zero and (self.path.exists() or self.record_path.exists())):
+            return
+        key = self.key(module.history)
+        found = best_so_far(module.history, key) if key else None
+        expected = None if found is None else {"metric": key, "value": found[0], "iteration": found[1]}
+        kept = self.kept()
+        if kept is not None and expected is not None and {k: kept.get(k) for k in expected} == expected:
+            return
+        self.path.unlink(missing_ok=True)
+        self.record_path.unlink(missing_ok=True)
+        log.warning("dropped checkpoints/%s (%s): the rows this run resumed with do not make it their best%s",
+                    self.FILE, f"iteration {kept.get('iteration')}, {kept.get('metric')}" if kept else "no best.json",
+                    "" if expected is None else f" ({expected['metric']} {expected['value']:.4g} at iteration "
+                                                f"{expected['iteration']}, whose checkpoint is gone)")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not (self.wanted and self.every and module.iteration % self.every == 0):
@@ -147,13 +177,16 @@ class BestCheckpoint(L.Callback):
         if earlier is not None and not BETTER[registry.direction(key)](value, earlier[0]):
             return
         kept = f"the best.ckpt of iteration {earlier[1]} is intact" if earlier else "no best.ckpt was kept before"
+        if trainer.is_global_zero:  # the file is about to change: no record may describe the old one meanwhile
+            self.record_path.unlink(missing_ok=True)
         write(trainer, module, self.path, module.iteration, kept)
+        if trainer.is_global_zero:
+            tmp = self.record_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps({"metric": key, "value": float(value), "iteration": module.iteration}))
+            os.replace(tmp, self.record_path)
         log.info("best %s so far: %.4g at iteration %d (%s)", key, value, module.iteration, self.path)
 
-    def record(self, history: list[dict]) -> dict | None:
-        """metrics.json's ``best`` entry: the metric followed, its best value and iteration, and the file."""
-        key = self.key(history)
-        found = best_so_far(history, key) if key else None
-        if found is None or not self.path.is_file():
-            return None
-        return {"metric": key, "value": found[0], "iteration": found[1], "checkpoint": f"checkpoints/{self.FILE}"}
+    def record(self) -> dict | None:
+        """metrics.json's ``best`` entry: what best.ckpt holds (best.json), with the file's place in the folder."""
+        kept = self.kept() if self.wanted else None
+        return None if kept is None else {**kept, "checkpoint": f"checkpoints/{self.FILE}"}

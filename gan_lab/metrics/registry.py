@@ -241,9 +241,11 @@ def is_measurement(key: str) -> bool:
 
 
 def followable(key: str) -> bool:
-    """Whether ``key`` names a measurement with a better side (lower or higher): one ``eval.best`` can follow."""
+    """Whether ``key`` names a measurement of G's own samples with a better side (lower or higher): one
+    ``eval.best`` can follow (a sampler's, drs/… or jbt/…, is never measured during training)."""
     found = lookup(key)
-    return found is not None and is_measurement(key) and found.direction in (Direction.LOWER, Direction.HIGHER)
+    return found is not None and found.stage == Stage.EVALUATION and found.direction in (Direction.LOWER,
+                                                                                         Direction.HIGHER)
 
 
 def headline(keys: Iterable[str], report: Report = Report.RUN) -> list[str]:
