@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gan_lab import filters as sample_filters
-from gan_lab import rulebook
-from gan_lab.drs import LowAcceptance
 from gan_lab.errors import ConfigError
-from gan_lab.measure import default_samples, evaluate_system
 from gan_lab.metrics import registry
-from gan_lab.report import write_report
 from gan_lab.runs import count, load_run, run_command
 
 ARGS = {"run": str, "n": count, "seed": int, "inception": str, "inception_weights": str, "drs": bool, "jbt": bool,
@@ -31,6 +26,12 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
     ``inception=auto`` adds the Inception metrics whenever the weights file is found (any device).
     ``drs`` / ``jbt``: also the samples of those filters (both: and of the chain), with the run's settings.
     ``checkpoint=best``: the best in-training checkpoint instead, measured into ``best/metrics.json``."""
+    from gan_lab import filters as sample_filters  # here, not at the top: a bad argument is said at once
+    from gan_lab import rulebook
+    from gan_lab.drs import LowAcceptance
+    from gan_lab.measure import default_samples, evaluate_system
+    from gan_lab.report import write_report
+
     if checkpoint == "best" and (drs or jbt):
         raise ConfigError("checkpoint", "best", "last with drs=true or jbt=true",
                           "the samplers are measured on the run's newest generator")

@@ -10,16 +10,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lab.compose import build_components, build_system
 from gan_lab.config import config_dir
-from gan_lab.data.base import Source
 from gan_lab.errors import ConfigError
 from gan_lab.resume import latest_good
-from gan_lab.rules import Setup
-from gan_lab.systems.gan import GAN
+
+if TYPE_CHECKING:  # the parts are imported when a run is rebuilt: a command's bad argument is said at once
+    from gan_lab.data.base import Source
+    from gan_lab.rules import Setup
+    from gan_lab.systems.gan import GAN
 
 
 @dataclass
@@ -81,6 +83,8 @@ def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last")
         if found is None:
             checkpoint_path(run_dir)  # raises: no checkpoint there
     ckpt, path = found
+    from gan_lab.compose import build_components, build_system
+
     cfg = with_current_defaults(OmegaConf.create(ckpt["gan_lab"]["config"]))
     components = build_components(cfg)
     system = build_system(cfg, components)
