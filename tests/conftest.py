@@ -176,15 +176,25 @@ def signalled_once_checkpointed(args: list[str], run_dir: Path, signum: int, cwd
                                 timeout: int = 120) -> subprocess.CompletedProcess:
     """``python -m gan_lab *args`` sent ``signum`` as soon as ``run_dir`` holds a checkpoint, as a user's Ctrl-C or
     a scheduler's SIGTERM would arrive mid-run; its exit status and output."""
+    import signal
     import time
+
+    def as_from_a_terminal() -> None:  # a suite started in the background (cmd &) inherits SIGINT ignored, and
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python keeps that: the child gets a terminal's default
 
     proc = subprocess.Popen([sys.executable, "-m", "gan_lab", *args], cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
     ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + timeout
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # it went on: end it, so no run outlives the test
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{signal.Signals(signum).name} did not stop the run within {timeout} s:\n"
+                             f"{err[-2000:]}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
