@@ -85,6 +85,27 @@ def test_sweep_leaderboard_lists_every_job_with_swept_key_and_metrics(sweep, swe
     assert "<script>" in sweep_page and "sortBy" in sweep_page
 
 
+def test_leaderboard_shows_each_jobs_best_in_training_measurement_where_jobs_kept_one(tmp_path):
+    """eval.best's entry (metrics.json ``best``) as its own sortable column, value at iteration; empty for a job
+    that kept none; no column when no job did."""
+    from gan_lab.report.sweep_page import _leaderboard
+
+    fid = "val/fid_1k_mnist5k_classifier"
+    runs = [{"path": tmp_path / name, "name": name, "overrides": {"train.k": k}, "status": "finished",
+             "metrics": {fid: final}, "summary": {"best": best} if best else {}}
+            for name, k, final, best in (("a", "1", 9.0, {"metric": fid, "value": 4.5, "iteration": 1500}),
+                                         ("b", "2", 7.0, {"metric": fid, "value": 6.25, "iteration": 2000}),
+                                         ("c", "3", 8.0, None))]
+    rows = _leaderboard_rows(_leaderboard(runs, ["train.k"], [fid]))
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", rows[0])
+    assert headers[-1] == f"best {fid} (iteration)"
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[-1] for row in rows[1:]]
+    assert cells == ["4.5 at 1500", "6.25 at 2000", ""]
+    assert 'data-v="4.5"' in rows[1] and 'data-v="6.25"' in rows[2]  # sorts by the value
+    none_kept = [{**run, "summary": {}} for run in runs]
+    assert "best" not in _leaderboard_rows(_leaderboard(none_kept, ["train.k"], [fid]))[0]
+
+
 def test_sweep_page_plots_a_metric_against_the_swept_key(sweep_page):
     plots = sweep_page.split('id="plots"', 1)[1]
     assert "toy/modes_captured vs train.k" in plots or "train/d_loss vs train.k" in plots

@@ -87,7 +87,7 @@ def _sweep_plots(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
     return _gallery(items) if items else _note("No swept key with two or more values and a numeric metric.")
 
 
-def _leader_row(run: dict, swept: list[str], metrics: list[str]) -> str:
+def _leader_row(run: dict, swept: list[str], metrics: list[str], best_column: bool = False) -> str:
     thumb = _thumbnail(run["path"] / "samples" / "final.png")
     cells = [f'<td data-v="">{_img(thumb, "final samples", "thumb") if thumb else ""}</td>',
              f'<td><a href="{esc(quote(run["name"]) + "/report.html")}">{esc(run["name"])}</a></td>']
@@ -97,12 +97,27 @@ def _leader_row(run: dict, swept: list[str], metrics: list[str]) -> str:
     for name in metrics:
         value = run["metrics"].get(name)
         cells.append(_num_cell(_num(value), "" if value is None else _fmt(value)))
+    if best_column:
+        best = _best(run)
+        cells.append(_num_cell(math.nan, "") if best is None else
+                     _num_cell(_num(best["value"]), f"{_fmt(best['value'])} at {best['iteration']}"))
     return "<tr>" + "".join(cells) + "</tr>"
 
 
+def _best(run: dict) -> dict | None:
+    """The run's ``eval.best`` entry (metrics.json ``best``), or None."""
+    best = run.get("summary", {}).get("best")
+    return best if isinstance(best, dict) and isinstance(best.get("value"), (int, float)) else None
+
+
 def _leaderboard(runs: list[dict], swept: list[str], metrics: list[str]) -> str:
+    """One row per job; with a column of each job's best in-training measurement where the jobs kept one
+    (``eval.best``), since a GAN's last iteration is often not its best."""
+    followed = sorted({b["metric"] for run in runs if (b := _best(run)) is not None})
     head = ["samples", "job", *swept, "status", *metrics]
-    return _sortable("leaderboard", head, [_leader_row(run, swept, metrics) for run in runs])
+    if followed:
+        head.append(f"best {followed[0]} (iteration)" if len(followed) == 1 else "best in training (iteration)")
+    return _sortable("leaderboard", head, [_leader_row(run, swept, metrics, bool(followed)) for run in runs])
 
 
 def _sweep_header(path: Path, runs: list[dict], fixed: dict) -> str:
