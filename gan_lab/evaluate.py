@@ -31,6 +31,7 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
     from gan_lab.drs import LowAcceptance
     from gan_lab.measure import default_samples, evaluate_system
     from gan_lab.report import write_report
+    from gan_lab.run_folder import write_summary
 
     if checkpoint == "best" and (drs or jbt):
         raise ConfigError("checkpoint", "best", "last with drs=true or jbt=true",
@@ -42,8 +43,6 @@ def evaluate(run: str, n: int | None = None, seed: int = 0, inception: str = "au
         (out / "metrics.json").unlink(missing_ok=True)  # an earlier best's numbers are not this one's
         summary = evaluate_system(loaded.system, loaded.source, out, n, seed, inception=inception,
                                   inception_weights=inception_weights)
-        from gan_lab.run_folder import write_summary
-
         summary.update(iteration=loaded.system.iteration, checkpoint=str(loaded.checkpoint))
         write_summary(out, summary)
         return summary
