@@ -94,8 +94,12 @@ def best_metric(keys, wanted: str) -> str | None:
     ``auto`` the first headline measurement with a direction (FID where the run has one); None if there is none."""
     if wanted != "auto":
         return wanted if wanted in keys else None
-    ranked = registry.headline([k for k in keys if registry.is_measurement(k)])
-    return next((k for k in ranked if registry.direction(k) in BETTER), None)
+    return next((k for k in registry.headline(keys) if registry.followable(k)), None)
+
+
+def measurement_row(history: list[dict]) -> dict | None:
+    """The latest row of the history that holds an in-training measurement."""
+    return next((r for r in reversed(history) if any(registry.is_measurement(k) for k in r)), None)
 
 
 def best_so_far(history: list[dict], key: str) -> tuple[float, int] | None:
@@ -128,7 +132,7 @@ class BestCheckpoint(L.Callback):
 
     def key(self, history: list[dict]) -> str | None:
         """The metric followed: ``eval.best``'s, read off the latest in-training measurement."""
-        row = next((r for r in reversed(history) if any(registry.is_measurement(k) for k in r)), None)
+        row = measurement_row(history)
         return None if row is None or not self.wanted else best_metric(row, self.wanted)
 
     def kept(self) -> dict | None:
@@ -159,9 +163,8 @@ class BestCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not (self.wanted and self.every and module.iteration % self.every == 0):
             return
-        row = next((r for r in reversed(module.history) if r.get("iteration") == module.iteration
-                    and any(registry.is_measurement(k) for k in r)), None)
-        if row is None:
+        row = measurement_row(module.history)
+        if row is None or row["iteration"] != module.iteration:
             return
         key = best_metric(row, self.wanted)
         if key is None:
