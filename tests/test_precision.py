@@ -103,3 +103,48 @@ def test_every_generator_weight_moves_under_bf16_autocast(system, tiny, tmp_path
                          f"+callbacks.moves._target_={__name__}.GMoves"), tmp_path)
     assert summary["status"] == "finished" and GMoves.moved == [1.0]
     assert summary["metrics"]["train/grad_norm_g"] > 0
+
+
+SG2 = ["experiment=stylegan2_small", "dataset=digits", "model.z_dim=16", "model.w_dim=16", "model.mapping_layers=2",
+       "model.channel_max=16"]
+MODERN = {"stylegan2": SG2, "stylegan2_conditional": [*SG2, "model.conditional=projection"],
+          "r3gan": ["experiment=r3gan", "dataset=digits", "model.widths=[16]", "model.group_size=8", "model.blocks=1",
+                    "train.batch_size=8"]}
+
+
+@pytest.mark.parametrize("name", MODERN)
+def test_bf16_mixed_trains_the_modern_networks(name, tiny, tmp_path):
+    """StyleGAN2 (lazy R1, path length, ADA, EMA, style mixing) and R3GAN (R1 + R2, schedules) under autocast."""
+    summary = train(tiny(*MODERN[name], "logger=none", "train.iterations=4", "trainer.precision=bf16-mixed"), tmp_path)
+    assert summary["status"] == "finished" and summary["iterations"] == 4
+    for key in ("train/d_loss", "train/g_loss", "train/grad_norm_d", "train/grad_norm_g"):
+        assert math.isfinite(summary["metrics"][key]) and summary["metrics"].get(key) is not None, key
+    assert summary["metrics"]["train/grad_norm_g"] > 0
+
+
+def test_stylegan2_keeps_w_demodulation_and_mbstd_in_float32_under_autocast():
+    """As the reference: the mapping (w, w̄, truncation), the demodulation coefficients and the minibatch standard
+    deviation are computed in float32 whatever the autocast, so they equal the float32 values exactly."""
+    cfg = compose_cfg(*SG2)
+    system = build_system(cfg, build_components(cfg)).eval()
+    g, d = system.generator, system.discriminator
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    layer = g.synthesis.b8.conv1
+    x, styles = torch.randn(4, layer.weight.shape[1], 8, 8), torch.rand(4, layer.weight.shape[1]) * 40
+    from gan_lab.nets.stylegan_ops import modulated_conv2d
+    exact = [g.mapping(z), g.mapping(z, psi=0.5), modulated_conv2d(x, layer.weight, styles, fused=False, padding=1)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = [g.mapping(z), g.mapping(z, psi=0.5)]
+    with torch.autocast("cpu", dtype=torch.float16):  # Σ s²·Σ w² ≈ 16·1600·9 here: past fp16's 65,504
+        mixed.append(modulated_conv2d(x, layer.weight, styles, fused=False, padding=1))
+    for a, b in zip(exact[:2], mixed[:2]):
+        assert b.dtype == torch.float32 and torch.equal(a, b)
+    # the convolution itself runs in fp16; the coefficients add no overflow and no error of their own
+    assert mixed[2].dtype == torch.float16 and exact[2].abs().mean() > 0.1
+    torch.testing.assert_close(mixed[2].float(), exact[2], rtol=0.02, atol=0.02)
+    mbstd = next(m for m in d.modules() if type(m).__name__ == "MinibatchStd")
+    h = torch.randn(4, 16, 4, 4)
+    h[:, :, 0, 0] = 1.0  # a feature with zero variance: sqrt(0 + 1e-8), finite
+    out = mbstd(h.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out[:, 16:].float(), mbstd(h)[:, 16:], rtol=1e-2, atol=1e-3)

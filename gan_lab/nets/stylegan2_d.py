@@ -45,11 +45,13 @@ class MinibatchStd(nn.Module):
         n, c, h, w = x.shape
         g = math.gcd(n, min(self.group_size, n))  # a Python int: shapes are known at trace time
         f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)  # sample i sits in group i mod (N/G), as the reference
+        # in float32, as the reference: in half precision the 1e-8 rounds away and a zero variance gives sqrt's
+        # infinite gradient
+        y = x.float().reshape(g, -1, f, c // f, h, w)  # sample i sits in group i mod (N/G), as the reference
         y = (y - y.mean(dim=0)).square().mean(dim=0)  # (N/G, F, C/F, H, W): variance over the group
         y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # (N/G, F)
         y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)  # (N, F, H, W)
-        return torch.cat([x, y], dim=1)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, num_channels={self.num_channels}"

@@ -61,16 +61,18 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: Tensor | None, y: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
                 update_w_avg: bool = True) -> Tensor:
-        parts = []
-        if self.z_dim > 0:
-            parts.append(normalize_2nd_moment(z.float()))
-        if self.n_classes > 0:
-            if y is None:
-                raise ValueError(f"a class-conditional mapping ({self.n_classes} classes) was called without labels")
-            parts.append(normalize_2nd_moment(self.embed(onehot(y, self.n_classes))))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
+        if self.n_classes > 0 and y is None:
+            raise ValueError(f"a class-conditional mapping ({self.n_classes} classes) was called without labels")
+        # in float32 under mixed precision too, as the reference: w, w_avg and truncation keep full precision
+        with torch.autocast((z if z is not None else y).device.type, enabled=False):
+            parts = []
+            if self.z_dim > 0:
+                parts.append(normalize_2nd_moment(z.float()))
+            if self.n_classes > 0:
+                parts.append(normalize_2nd_moment(self.embed(onehot(y, self.n_classes))))
+            x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            for i in range(self.num_layers):
+                x = getattr(self, f"fc{i}")(x)
         if self.w_avg_beta is not None and self.training and update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))

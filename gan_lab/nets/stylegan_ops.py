@@ -155,8 +155,10 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
         raise ValueError(f"modulated_conv2d: x {tuple(x.shape)}, weight {tuple(weight.shape)} and styles "
                          f"{tuple(styles.shape)} disagree")
     if not fused:
-        if demodulate:  # Σ_{i,k} (w_oik s_i)² = Σ_i s_i² Σ_k w_oik²: no (N, O, I, k, k) tensor
-            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # (N, O)
+        if demodulate:  # Σ_{i,k} (w_oik s_i)² = Σ_i s_i² Σ_k w_oik²: no (N, O, I, k, k) tensor; in float32 (autocast
+            # off): a sum over 512 inputs passes fp16's 65,504 once the styles' RMS passes about 4
+            with torch.autocast(x.device.type, enabled=False):
+                dcoefs = (styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
         return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if demodulate else x
