@@ -102,8 +102,10 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_lab.callbacks.ddp_check import weights_digest
+from gan_lab.compose import check_settings
 from gan_lab.config import config_dir
 from gan_lab.data.base import DataSpec, TensorSource
+from gan_lab.launch import device_math
 from gan_lab.train import build_components, train
 from gan_lab.tricks import Tricks
 
@@ -340,6 +342,7 @@ def run_plain(cfg: DictConfig, warmup: int, iterations: int, device: str = "cpu"
     """A hand-written PyTorch training loop of the same networks, data, optimisers and loss."""
     check_plain_supported(cfg)
     dev = torch.device(device)
+    device_math(check_settings(cfg))  # the lab's TF32 and cuDNN autotuner settings, whichever side ran first
     _seed(cfg.seed)  # what the lab's L.seed_everything does: identical initial weights
     c = build_components(cfg)
     generator, discriminator = c.generator.to(dev).train(), c.discriminator.to(dev).train()

@@ -76,3 +76,38 @@ def _layers_to_wrap(s: Setup):
                            f"regularizer={s.regularizer.name} wraps torch's nn.Linear and nn.Conv layers; this D has "
                            "none (model=stylegan2's equalized-learning-rate layers scale a raw weight at run time), so "
                            "it would train unregularized. Use regularizer=r1 (StyleGAN2's).")
+
+
+@rule("deterministic algorithms with ADA's bgc pipeline on a GPU",
+      ("dataset=digits", "tricks.ada_target=0.6", "trainer.accelerator=gpu", "trainer.deterministic=true"),
+      "trainer.deterministic")
+def _deterministic_bgc_on_cuda(s: Setup):
+    part = s.trick("diffaug")
+    accelerator = s.settings.trainer.accelerator
+    if s.settings.trainer.deterministic and accelerator in ("gpu", "cuda") and part and part.gated \
+            and part.pipeline == "bgc":
+        return ConfigError("trainer.deterministic", True, f"false with tricks.{part.switch} (ADA's bgc pipeline) on "
+                           f"trainer.accelerator={accelerator}",
+                           "the pipeline's grid_sample and reflection padding have no deterministic CUDA backward, "
+                           "so PyTorch would stop the run at its first step; CPU runs repeat bit for bit either way.")
+
+
+RUNNING_AVERAGES = {"ema": "G's EMA", "phema": "the post-hoc EMA's averages", "path_length": "the path-length mean",
+                    "historical_averaging": "the historical average"}
+
+
+@rule("half-precision weights with running averages",
+      ("dataset=digits", "model.width=8", "tricks.ema=0.999", "trainer.precision=bf16-true"), "trainer.precision")
+def _half_weights_with_averages(s: Setup):
+    precision = str(s.settings.trainer.precision)
+    if precision not in ("16-true", "bf16-true"):
+        return None
+    kept = [what for name, what in RUNNING_AVERAGES.items() if s.trick(name)]
+    kept += ["ADA's p"] if s.tricks.ada_target else []
+    kept += ["StyleGAN2's w_avg"] if s.model == "stylegan2" else []
+    if kept:
+        return ConfigError("trainer.precision", precision, f"32-true or bf16-mixed with {', '.join(kept)}",
+                           f"{precision} keeps every weight and buffer in half precision, where a running average "
+                           "moves by steps below the format's resolution and stops (ADA's p sticks at 0.125; an EMA "
+                           "at β 0.999 stalls a quarter of the way to its target); bf16-mixed computes in bf16 and "
+                           "keeps weights and state in float32.")

@@ -148,3 +148,44 @@ def test_stylegan2_keeps_w_demodulation_and_mbstd_in_float32_under_autocast():
     out = mbstd(h.bfloat16())
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out[:, 16:].float(), mbstd(h)[:, 16:], rtol=1e-2, atol=1e-3)
+
+
+# ---------------------------------------------------------------- fp16's loss scale (16-mixed: GPU runs only)
+
+def test_logged_gradient_norms_are_unscaled_and_an_overflowed_step_adds_none():
+    """Under 16-mixed the gradients carry the loss scale until the step unscales them: the logged norm is the
+    optimiser's, and a step the scaler skips (overflow) adds no norm, only train/loss_scale (no false divergence)."""
+    from gan_lab.systems.runner import Runner
+    from gan_lab.systems.statistics import grad_norm
+
+    net = torch.nn.Linear(3, 2)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    net(x).square().sum().backward()
+    exact = grad_norm(net)
+    runner = Runner()
+    assert runner.unscaled({"grad_norm_d": exact}) == {"grad_norm_d": exact}  # no scaler: untouched
+    runner.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    net.zero_grad()
+    runner.scaler.scale(net(x).square().sum()).backward()
+    logged = runner.unscaled({"grad_norm_d": grad_norm(net)})
+    assert logged["loss_scale"].item() == 1024.0
+    torch.testing.assert_close(logged["grad_norm_d"], exact, rtol=1e-6, atol=0)
+    assert runner.unscaled({"grad_norm_d": torch.tensor(float("inf"))}) == {"loss_scale": logged["loss_scale"]}
+
+
+def test_resume_restores_the_loss_scale():
+    """A resumed 16-mixed run goes on at the scale and growth count its checkpoint saved (Lightning keeps the
+    precision plugin's state under its class name), not at a fresh scaler's 65,536."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from gan_lab.systems.gan import restore_precision
+
+    saved = MixedPrecision("16-mixed", "cpu")
+    saved.scaler.scale(torch.ones(()))  # the scaler's first use, then a scale it backed off to
+    saved.scaler.update(new_scale=128.0)
+    state = {"MixedPrecision": saved.state_dict()}
+    fresh = MixedPrecision("16-mixed", "cpu")
+    assert fresh.scaler.get_scale() == 65536.0
+    restore_precision(fresh, state)
+    assert fresh.scaler.get_scale() == 128.0 and fresh.state_dict() == saved.state_dict()
+    restore_precision(MixedPrecision("bf16-mixed", "cpu"), {})  # nothing saved, nothing to restore

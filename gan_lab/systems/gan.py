@@ -208,7 +208,7 @@ class GAN(L.LightningModule):
         opt_d.zero_grad(set_to_none=True)
         self.runner.backward(self, loss, opt_d)
         if measure_grad:
-            self.accumulate(self.d_grad_norms())
+            self.accumulate(self.runner.unscaled(self.d_grad_norms()))
         self.runner.step(opt_d)
         for d in self.clipped_discriminators():
             self.regularizer.after_d_step(d)
@@ -231,7 +231,7 @@ class GAN(L.LightningModule):
         finally:
             self.discriminator.requires_grad_(True)
         if measure_grad:
-            self.accumulate({"grad_norm_g": grad_norm(self.generator)})
+            self.accumulate(self.runner.unscaled({"grad_norm_g": grad_norm(self.generator)}))
             if hasattr(self.generator, "report"):  # small generators report their parameters (θ, ∂L/∂θ)
                 self.accumulate({f"g/{k}": v for k, v in self.generator.report().items()})
         self.schedule.before_g_step(opt_g)
@@ -344,9 +344,10 @@ class GAN(L.LightningModule):
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handler, which
             # runs a collective inside the signal handler (racy under DDP): ours only raises a flag
             signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self.statistics, "stop_signal", "SIGTERM"))
-        if self.resume_state is not None:  # optimiser moments, step counts, learning rates
+        if self.resume_state is not None:  # optimiser moments, step counts, learning rates; fp16's loss scale
             for opt, state in zip(self.optimizers(), self.resume_state["optimizer_states"]):
                 opt.optimizer.load_state_dict(state)
+            restore_precision(self.trainer.precision_plugin, self.resume_state["precision"])
             self.resume_state = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -364,4 +365,13 @@ class GAN(L.LightningModule):
         self.history = list(state.get("history", []))
         self.clock.seconds_before = float(state.get("trained_seconds", 0.0))
         self.statistics.restore(state, self.device)
-        self.resume_state = {"optimizer_states": checkpoint.get("optimizer_states", [])}
+        self.resume_state = {"optimizer_states": checkpoint.get("optimizer_states", []),
+                             "precision": {k: v for k, v in checkpoint.items() if k.endswith("Precision")}}
+
+
+def restore_precision(plugin, saved: dict[str, Any]) -> None:
+    """The precision plugin's state from a checkpoint (Lightning keeps it under the plugin's class name): fp16's
+    loss scale and its growth tracker, so a resumed 16-mixed run goes on at the scale it had, not at 65,536."""
+    state = saved.get(type(plugin).__qualname__)
+    if state:
+        plugin.load_state_dict(state)

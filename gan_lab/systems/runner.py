@@ -95,6 +95,7 @@ class Runner:
         self.warmed: set[tuple] = set()
         self.pool = None
         self.ranks = Ranks()
+        self.scaler = None  # fp16's loss scaler (16-mixed), set at train start
 
     @property
     def lean(self) -> bool:
@@ -112,6 +113,7 @@ class Runner:
         lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
                 and not listened)
         self.mode = "lean" if lean else "eager"
+        self.scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.ranks = Ranks.current()
         self.graphs, self.warmed, self.pool = {}, set(), None
         if not self.cuda_graphs:
@@ -138,6 +140,18 @@ class Runner:
             optimizer.optimizer.step()
         else:
             optimizer.step()
+
+    def unscaled(self, norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Gradient norms as the optimiser uses them. Under fp16's loss scale (16-mixed) the gradients carry the
+        scale until the step unscales them: it is divided out here. A step whose scaled gradients overflowed is one
+        the scaler skips (and then halves its scale), not a divergence: it adds no norm, only ``loss_scale`` (logged
+        as train/loss_scale). Two syncs, on logged iterations only."""
+        if self.scaler is None or not self.scaler.is_enabled():
+            return norms
+        scale = self.scaler.get_scale()
+        kept = {name: value / scale for name, value in norms.items()}
+        finite = all(torch.isfinite(value).item() for value in kept.values())
+        return {**(kept if finite else {}), "loss_scale": torch.tensor(float(scale))}
 
     def counted_d_update(self, system) -> None:
         """One D update done: counted now, or by the host after each replay of a captured one."""
