@@ -204,6 +204,20 @@ class Ranks:
             completed(dist.all_reduce(buf, async_op=True), "averaging the logged row")
         return (buf / self.world).to(row.device, row.dtype)
 
+    def mean_in_step(self, t: torch.Tensor, what: str) -> torch.Tensor:
+        """The element-wise mean of ``t`` over ranks for state a training step uses (ADA's sign counts), ordered on
+        the device's stream as the gradients' average: no host sync, unlike :meth:`mean_row`'s logged row."""
+        if self.world == 1:
+            return t
+        buf = t.detach().to(self._device(), torch.float64)
+        self._sum_in_step(buf, what)
+        return (buf / self.world).to(t.device, t.dtype)
+
+    @staticmethod
+    def _sum_in_step(buf: torch.Tensor, what: str) -> None:
+        with watchdog.waiting(what):
+            dist.all_reduce(buf, async_op=True).wait()  # NCCL: the stream waits, not the host
+
     def average_gradients(self, params) -> None:
         """Replace the gradient of each of ``params`` (one player's, after its backward) by its mean over the ranks,
         as DDP's reducer would, in one flat all-reduce per dtype. Every rank runs the same code on the same config,
@@ -216,8 +230,7 @@ class Ranks:
                 by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
         for grads in by_dtype.values():
             flat = torch.cat([g.reshape(-1) for g in grads]).div_(self.world)
-            with watchdog.waiting("averaging gradients"):
-                dist.all_reduce(flat, async_op=True).wait()  # NCCL: the stream waits, not the host
+            self._sum_in_step(flat, "averaging gradients")
             offset = 0
             for g in grads:
                 g.copy_(flat[offset:offset + g.numel()].view_as(g))

@@ -380,7 +380,7 @@ def test_ada_counts_images_over_every_rank_and_inside_packs(pack, world, monkeyp
     from gan_lab.tricks.diffaug import DiffAugment
 
     monkeypatch.setattr(Ranks, "current", classmethod(lambda cls: Ranks(0, world)))
-    monkeypatch.setattr(Ranks, "mean_row", lambda self, row: row)  # every rank saw the same signs
+    monkeypatch.setattr(Ranks, "mean_in_step", lambda self, t, what: t)  # every rank saw the same signs
     part = DiffAugment(diffaug="translation", ada_target=0.6, ada_interval=1, ada_kimg=1.0)
     system = _System()
     part.attach(system)

@@ -74,7 +74,8 @@ class LeCam(Regularizer):
                warming: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Fold this step's mean outputs into the anchors (``warming``: replace them); return (α_R, α_F)."""
         a = self.anchors
-        means = Ranks.current().mean_row(torch.stack([real_logits.mean(), fake_logits.mean()]).float())
+        means = Ranks.current().mean_in_step(torch.stack([real_logits.mean(), fake_logits.mean()]).float(),
+                                             "averaging LeCam's anchors")
         decay = 0.0 if warming else self.decay
         a.sums.mul_(decay).add_((1.0 - decay) * means)
         a.steps.add_(1.0)

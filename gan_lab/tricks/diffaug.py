@@ -155,7 +155,7 @@ class DiffAugment(Trick):
         if not self.ada_target or (system.d_updates + 1) % self.ada_interval:  # d_updates counts from 0
             return
         ranks = Ranks.current()
-        signs, count = ranks.mean_row(system.ada_signs).unbind()
+        signs, count = ranks.mean_in_step(system.ada_signs, "averaging ADA's statistics").unbind()
         r_t = signs / count.clamp_min(1.0)
         # stylegan2-ada: p moves by (images D saw in the interval, over every rank) / (ada_kimg · 1000)
         step = self.ada_interval * self.batch * ranks.world / (self.ada_kimg * 1000)
