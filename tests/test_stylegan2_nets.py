@@ -140,6 +140,18 @@ def test_modulated_conv_equals_the_per_sample_convolution(up, demodulate):
         torch.testing.assert_close(got, expected)
 
 
+def test_inference_fuses_while_the_per_sample_weights_stay_small():
+    """The reference fuses at inference; here only while the (N, O, I, k, k) weights stay under 1 GiB: its metric
+    batch of 64 at 512 channels fuses, the evaluation's 500 (4.7 GB a layer) takes the shared-weight path, training
+    never fuses, and an explicit choice wins."""
+    from gan_lab.nets.stylegan_ops import fuse_here
+
+    wide = torch.empty(512, 512, 3, 3)
+    assert fuse_here(False, 64, wide) and not fuse_here(False, 500, wide)
+    assert not fuse_here(True, 1, wide) and fuse_here(False, 500, torch.empty(64, 64, 3, 3))
+    assert fuse_here(False, 500, wide, fused=True) and not fuse_here(False, 1, wide, fused=False)
+
+
 def test_demodulated_outputs_have_unit_variance():
     """Unit-variance i.i.d. inputs, N(0, 1) weights and any styles: each output has second moment exactly 1 away
     from the zero padding. 16·32·14·14 ≈ 100k outputs (spatially correlated): the estimate lies in [0.95, 1.05];

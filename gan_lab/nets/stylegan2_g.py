@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from gan_lab.nets.stylegan_ops import (
     FullyConnected,
     bias_act,
+    fuse_here,
     modulated_conv2d,
     normalize_2nd_moment,
     setup_filter,
@@ -104,7 +105,7 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool | None = None) -> Tensor:
         styles = self.affine(w)  # (N, I)
-        fused = not self.training if fused is None else fused  # the reference's choice: fused at inference
+        fused = fuse_here(self.training, x.shape[0], self.weight, fused)  # the reference's: fused at inference
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, fused=fused)
         if noise_mode == "random":
@@ -130,7 +131,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, fused: bool | None = None) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        fused = not self.training if fused is None else fused
+        fused = fuse_here(self.training, x.shape[0], self.weight, fused)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return bias_act(x, self.bias, clamp=self.conv_clamp)
 

@@ -143,6 +143,18 @@ def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, 
     return upfirdn2d(x, f, padding=[p0 + trim, p1 + trim, p0 + trim, p1 + trim], gain=up**2)
 
 
+FUSED_LIMIT = 2**28  # per-sample weight elements (1 GiB in fp32): the reference's metric batch of 64 at 512 channels
+# (151M) fuses, the lab's evaluation batch of 500 at 512 channels (1.18G, 4.7 GB a layer) does not
+
+
+def fuse_here(training: bool, n: int, weight: Tensor, fused: bool | None = None) -> bool:
+    """Whether a modulated convolution of ``n`` samples with ``weight`` runs fused: ``fused`` when given, else at
+    inference (the reference's choice) while the (N, O, I, k, k) per-sample weights stay under FUSED_LIMIT."""
+    if fused is not None:
+        return fused
+    return not training and n * weight.numel() <= FUSED_LIMIT
+
+
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up: int = 1,
                      padding: int = 0, resample_filter: Tensor | None = None, fused: bool = True) -> Tensor:
     """StyleGAN2's modulated convolution of x (N, I, H, W) with weight (O, I, k, k) scaled per sample by
