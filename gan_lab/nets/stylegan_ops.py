@@ -20,7 +20,8 @@ demodulation w''_{n,o,i,k} = w'_{n,o,i,k} / √(Σ_{i,k} w'²_{n,o,i,k} + 1e-8),
 unit variance for unit-variance i.i.d. inputs. Fused: the batch becomes the groups of one grouped convolution
 (input (1, N·I, H, W), weights (N·O, I, k, k)); not fused: scale the input by s, convolve with the shared w,
 scale the output by the demodulation coefficients (equal in exact arithmetic; the reference fuses at inference
-and scales in training, where one shared weight makes the weight gradient cheaper).
+and scales in training, where one shared weight makes the weight gradient cheaper; here inference fuses while the
+per-sample weights stay under ``FUSED_LIMIT``).
 
 All convolutions here are correlations, as ``F.conv2d``. The reference's upsampling layers convolve (their
 kernels flipped): equal in distribution for N(0, 1) weights; a port of its checkpoints flips those kernels.
