@@ -114,12 +114,18 @@ MODERN = {"stylegan2": SG2, "stylegan2_conditional": [*SG2, "model.conditional=p
 
 @pytest.mark.parametrize("name", MODERN)
 def test_bf16_mixed_trains_the_modern_networks(name, tiny, tmp_path):
-    """StyleGAN2 (lazy R1, path length, ADA, EMA, style mixing) and R3GAN (R1 + R2, schedules) under autocast."""
-    summary = train(tiny(*MODERN[name], "logger=none", "train.iterations=4", "trainer.precision=bf16-mixed"), tmp_path)
+    """StyleGAN2 (lazy R1, path length, ADA, EMA, style mixing) and R3GAN (R1 + R2, schedules) under autocast, with
+    the default config's evaluation, logging and checkpoints on."""
+    from tests.test_parts import EVAL_ON
+
+    summary = train(tiny(*MODERN[name], *EVAL_ON, "train.iterations=4", "train.checkpoint_every=2",
+                         "trainer.precision=bf16-mixed"), tmp_path)
     assert summary["status"] == "finished" and summary["iterations"] == 4
     for key in ("train/d_loss", "train/g_loss", "train/grad_norm_d", "train/grad_norm_g"):
         assert math.isfinite(summary["metrics"][key]) and summary["metrics"].get(key) is not None, key
     assert summary["metrics"]["train/grad_norm_g"] > 0
+    assert any(k.startswith("val/fid_") and math.isfinite(v) for k, v in summary["metrics"].items())
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_stylegan2_keeps_w_demodulation_and_mbstd_in_float32_under_autocast():

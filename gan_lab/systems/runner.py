@@ -110,10 +110,8 @@ class Runner:
         """Lean eager when that is numerically Lightning's path; CUDA graphs when asked and nothing in the run
         (:attr:`blockers`) prevents them, else eager with one line saying why."""
         listened = any(getattr(type(cb), h) is not getattr(L.Callback, h) for cb in trainer.callbacks for h in _HOOKS)
-        lean = (trainer.world_size == 1 and getattr(trainer.precision_plugin, "scaler", None) is None
-                and not listened)
-        self.mode = "lean" if lean else "eager"
         self.scaler = getattr(trainer.precision_plugin, "scaler", None)
+        self.mode = "lean" if trainer.world_size == 1 and self.scaler is None and not listened else "eager"
         self.ranks = Ranks.current()
         self.graphs, self.warmed, self.pool = {}, set(), None
         if not self.cuda_graphs:
@@ -150,7 +148,7 @@ class Runner:
             return norms
         scale = self.scaler.get_scale()
         kept = {name: value / scale for name, value in norms.items()}
-        finite = all(torch.isfinite(value).item() for value in kept.values())
+        finite = bool(torch.isfinite(torch.stack(list(kept.values()))).all()) if kept else True
         return {**(kept if finite else {}), "loss_scale": torch.tensor(float(scale))}
 
     def counted_d_update(self, system) -> None:
